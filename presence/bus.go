@@ -1,0 +1,116 @@
+package presence
+
+import (
+	"sync"
+	"time"
+)
+
+// Event says that a user's presence changed. Events are per user, never per
+// connection: a second tab does not produce one.
+type Event struct {
+	UserID   int64
+	Username string
+	Online   bool
+	// LastSeen is when the user's last connection ended for an offline
+	// event, and when the user came online for an online event.
+	LastSeen time.Time
+}
+
+// Bus fans events out to subscribers. Implementations must never block the
+// publisher on a slow subscriber. The in-process LocalBus is the default; a
+// bus shared by several nodes can implement the same interface.
+type Bus interface {
+	// Publish delivers e to every current subscriber.
+	Publish(e Event)
+	// Subscribe registers a subscriber whose channel holds up to buffer
+	// events. Caller must call Close on the returned Subscription.
+	Subscribe(buffer int) *Subscription
+}
+
+// Subscription is one subscriber of a Bus. Events arrive on C. C is closed
+// when the subscriber calls Close or when the bus drops the subscriber
+// because it fell behind; Dropped tells the two apart.
+type Subscription struct {
+	C <-chan Event
+
+	ch      chan Event
+	once    sync.Once
+	dropped bool
+	cancel  func(*Subscription)
+}
+
+// Close unsubscribes and closes C. It is safe to call more than once.
+func (s *Subscription) Close() { s.cancel(s) }
+
+// Dropped reports whether the bus cut this subscriber off because its buffer
+// was full. It is meaningful once C has been closed.
+func (s *Subscription) Dropped() bool { return s.dropped }
+
+// LocalBus is an in-process Bus. A subscriber whose buffer is full when an
+// event is published is dropped (its channel closed) rather than allowed to
+// delay the publisher or other subscribers; the consumer is expected to
+// reconnect and resynchronise from a fresh snapshot.
+type LocalBus struct {
+	mu   sync.RWMutex
+	subs map[*Subscription]struct{}
+}
+
+// NewLocalBus returns an empty LocalBus.
+func NewLocalBus() *LocalBus {
+	return &LocalBus{subs: make(map[*Subscription]struct{})}
+}
+
+// Subscribe implements Bus.
+func (b *LocalBus) Subscribe(buffer int) *Subscription {
+	ch := make(chan Event, buffer)
+	s := &Subscription{C: ch, ch: ch, cancel: b.unsubscribe}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s
+}
+
+// Publish implements Bus.
+func (b *LocalBus) Publish(e Event) {
+	var slow []*Subscription
+	b.mu.RLock()
+	for s := range b.subs {
+		select {
+		case s.ch <- e:
+		default:
+			slow = append(slow, s)
+		}
+	}
+	b.mu.RUnlock()
+	if len(slow) == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, s := range slow {
+		if _, ok := b.subs[s]; ok {
+			s.dropped = true
+			b.remove(s)
+		}
+	}
+	b.mu.Unlock()
+}
+
+// Len returns the number of current subscribers.
+func (b *LocalBus) Len() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs)
+}
+
+func (b *LocalBus) unsubscribe(s *Subscription) {
+	b.mu.Lock()
+	b.remove(s)
+	b.mu.Unlock()
+}
+
+// remove deletes s and closes its channel. Caller must hold b.mu for writing,
+// which guarantees no Publish is sending on the channel.
+func (b *LocalBus) remove(s *Subscription) {
+	delete(b.subs, s)
+	s.once.Do(func() { close(s.ch) })
+}

@@ -1,0 +1,56 @@
+package presence_test
+
+import (
+	"testing"
+
+	"github.com/presencehq/presence/presence"
+)
+
+func TestLocalBus(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		b := presence.NewLocalBus()
+		s1, s2 := b.Subscribe(1), b.Subscribe(1)
+		defer s1.Close()
+		defer s2.Close()
+		b.Publish(presence.Event{UserID: 7})
+		for _, s := range []*presence.Subscription{s1, s2} {
+			if e := <-s.C; e.UserID != 7 {
+				t.Fatalf("got %+v", e)
+			}
+		}
+	})
+
+	t.Run("SlowSubscriberDropped", func(t *testing.T) {
+		b := presence.NewLocalBus()
+		slow, fast := b.Subscribe(2), b.Subscribe(16)
+		defer fast.Close()
+		for i := range 10 {
+			b.Publish(presence.Event{UserID: int64(i)}) // must never block
+		}
+		n := 0
+		for range slow.C {
+			n++
+		}
+		if n != 2 || !slow.Dropped() {
+			t.Fatalf("slow got %d events, dropped=%v; want 2, true", n, slow.Dropped())
+		}
+		if len(fast.C) != 10 {
+			t.Fatalf("fast got %d events, want 10", len(fast.C))
+		}
+		if b.Len() != 1 {
+			t.Fatalf("Len = %d, want 1", b.Len())
+		}
+		slow.Close() // after a drop, Close is a harmless no-op
+	})
+
+	t.Run("CloseTwice", func(t *testing.T) {
+		b := presence.NewLocalBus()
+		s := b.Subscribe(1)
+		s.Close()
+		s.Close()
+		if _, ok := <-s.C; ok || s.Dropped() {
+			t.Fatal("closed subscription still open or reported dropped")
+		}
+		b.Publish(presence.Event{}) // no panic on a closed subscriber
+	})
+}

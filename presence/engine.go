@@ -1,0 +1,357 @@
+package presence
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultGrace    = 5 * time.Second
+	DefaultDeadline = 30 * time.Second
+)
+
+// ErrClosed is returned by Connect after the engine has been closed.
+var ErrClosed = errors.New("presence: engine closed")
+
+// ErrTooManyConnections is returned by Connect when a user already holds the
+// configured maximum number of connections.
+var ErrTooManyConnections = errors.New("presence: too many connections for user")
+
+// User identifies the person behind a connection.
+type User struct {
+	ID       int64
+	Username string
+}
+
+// Status is one online user in a snapshot.
+type Status struct {
+	UserID       int64
+	Username     string
+	Since        time.Time // when the user came online
+	LastActivity time.Time // last activity signal (a ping), or Since
+	Connections  int
+}
+
+// Recorder receives every state change that must be persisted. Calls happen
+// on hot paths and must not block on I/O; Batcher is the implementation.
+type Recorder interface {
+	// RecordStatus records that the user went online or offline.
+	RecordStatus(userID int64, online bool, lastSeen time.Time)
+	// RecordActivity records the user's latest activity signal.
+	RecordActivity(userID int64, at time.Time)
+}
+
+// Config configures an Engine. Zero fields take the defaults.
+type Config struct {
+	Clock    Clock    // default SystemClock
+	Bus      Bus      // default a new LocalBus
+	Recorder Recorder // default: nothing is persisted
+	// Grace is how long a user stays online after their last connection
+	// ends. Negative means no grace at all.
+	Grace time.Duration
+	// Deadline is how long a connection may stay silent (no ping, no pong)
+	// before it is dropped. Negative disables the heartbeat check.
+	Deadline time.Duration
+	// MaxConnsPerUser caps a user's simultaneous connections; 0 means no cap.
+	MaxConnsPerUser int
+}
+
+// Engine tracks live connections and derives per-user presence from them.
+// Create it with New; it is safe for concurrent use. Caller must call Close.
+type Engine struct {
+	clock    Clock
+	bus      Bus
+	rec      Recorder
+	grace    time.Duration
+	deadline time.Duration
+	maxConns int
+
+	mu     sync.Mutex
+	users  map[int64]*userState
+	conns  int
+	closed bool
+	sweep  Timer
+}
+
+type userState struct {
+	user         User
+	conns        map[*Conn]struct{}
+	since        time.Time
+	lastActivity atomic.Int64 // unix nanoseconds
+	endedAt      time.Time    // when the last connection ended (during grace)
+	grace        Timer        // non-nil while waiting to go offline
+	gen          uint64       // invalidates a grace timer that fired late
+}
+
+// Conn is one live connection (a browser tab, a device) of a user. The
+// transport calls Alive or Activity whenever the peer proves it is there,
+// and Close exactly when the connection ends.
+type Conn struct {
+	e         *Engine
+	us        *userState
+	kick      func()
+	lastAlive atomic.Int64 // unix nanoseconds
+	closed    atomic.Bool
+}
+
+// New returns a running Engine.
+func New(cfg Config) *Engine {
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Bus == nil {
+		cfg.Bus = NewLocalBus()
+	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = nopRecorder{}
+	}
+	switch {
+	case cfg.Grace == 0:
+		cfg.Grace = DefaultGrace
+	case cfg.Grace < 0:
+		cfg.Grace = 0
+	}
+	switch {
+	case cfg.Deadline == 0:
+		cfg.Deadline = DefaultDeadline
+	case cfg.Deadline < 0:
+		cfg.Deadline = 0
+	}
+	e := &Engine{
+		clock:    cfg.Clock,
+		bus:      cfg.Bus,
+		rec:      cfg.Recorder,
+		grace:    cfg.Grace,
+		deadline: cfg.Deadline,
+		maxConns: cfg.MaxConnsPerUser,
+		users:    make(map[int64]*userState),
+	}
+	if e.deadline > 0 {
+		e.mu.Lock()
+		e.scheduleSweep()
+		e.mu.Unlock()
+	}
+	return e
+}
+
+// Bus returns the bus the engine publishes on.
+func (e *Engine) Bus() Bus { return e.bus }
+
+// Deadline returns the heartbeat deadline (0 when disabled).
+func (e *Engine) Deadline() time.Duration { return e.deadline }
+
+// Connect registers a new live connection for u. kick is called (once, from
+// any goroutine) if the connection misses its heartbeat deadline; it must
+// close the underlying transport, which in turn calls Conn.Close. The first
+// connection of a user who is not online publishes an online event; one that
+// arrives during the grace period cancels the pending offline silently.
+func (e *Engine) Connect(u User, kick func()) (*Conn, error) {
+	now := e.clock.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	us := e.users[u.ID]
+	if us != nil && e.maxConns > 0 && len(us.conns) >= e.maxConns {
+		return nil, ErrTooManyConnections
+	}
+	c := &Conn{e: e, kick: kick}
+	c.lastAlive.Store(now.UnixNano())
+	if us == nil {
+		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now}
+		us.lastActivity.Store(now.UnixNano())
+		e.users[u.ID] = us
+		e.rec.RecordStatus(u.ID, true, time.Time{})
+		e.rec.RecordActivity(u.ID, now)
+		e.bus.Publish(Event{UserID: u.ID, Username: u.Username, Online: true, LastSeen: now})
+	} else if us.grace != nil {
+		us.grace.Stop()
+		us.grace = nil
+		us.gen++
+	}
+	c.us = us
+	us.conns[c] = struct{}{}
+	e.conns++
+	return c, nil
+}
+
+// Alive records that the peer answered (for example with a WebSocket pong),
+// pushing the heartbeat deadline forward. It does not count as user activity.
+func (c *Conn) Alive() {
+	c.lastAlive.Store(c.e.clock.Now().UnixNano())
+}
+
+// Activity records a user activity signal (an application ping): it counts
+// as Alive and updates the user's last activity, persisted in batches.
+func (c *Conn) Activity() {
+	now := c.e.clock.Now()
+	c.lastAlive.Store(now.UnixNano())
+	c.us.lastActivity.Store(now.UnixNano())
+	c.e.rec.RecordActivity(c.us.user.ID, now)
+}
+
+// User returns the user the connection belongs to.
+func (c *Conn) User() User { return c.us.user }
+
+// Close unregisters the connection. When it was the user's last one, the user
+// goes offline after the grace period unless a new connection arrives first.
+// Close is idempotent.
+func (c *Conn) Close() {
+	if !c.closed.CompareAndSwap(false, true) {
+		return
+	}
+	e := c.e
+	now := e.clock.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	us := c.us
+	if _, ok := us.conns[c]; !ok {
+		return // removed by Engine.Close
+	}
+	delete(us.conns, c)
+	e.conns--
+	if len(us.conns) > 0 || e.closed {
+		return
+	}
+	us.endedAt = now
+	if e.grace <= 0 {
+		e.goOffline(us, now)
+		return
+	}
+	us.gen++
+	gen := us.gen
+	us.grace = e.clock.AfterFunc(e.grace, func() { e.graceExpired(us, gen) })
+}
+
+func (e *Engine) graceExpired(us *userState, gen uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || us.gen != gen || len(us.conns) > 0 || e.users[us.user.ID] != us {
+		return
+	}
+	us.grace = nil
+	e.goOffline(us, us.endedAt)
+}
+
+// goOffline removes us and announces it. Caller must hold e.mu.
+func (e *Engine) goOffline(us *userState, lastSeen time.Time) {
+	delete(e.users, us.user.ID)
+	e.rec.RecordStatus(us.user.ID, false, lastSeen)
+	e.bus.Publish(Event{UserID: us.user.ID, Username: us.user.Username, Online: false, LastSeen: lastSeen})
+}
+
+// scheduleSweep arms the next heartbeat check. Caller must hold e.mu.
+func (e *Engine) scheduleSweep() {
+	interval := e.deadline / 4
+	if interval < 10*time.Millisecond {
+		interval = 10 * time.Millisecond
+	}
+	e.sweep = e.clock.AfterFunc(interval, e.runSweep)
+}
+
+// runSweep drops every connection that has been silent for longer than the
+// deadline, then re-arms itself.
+func (e *Engine) runSweep() {
+	cutoff := e.clock.Now().Add(-e.deadline).UnixNano()
+	var expired []*Conn
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	for _, us := range e.users {
+		for c := range us.conns {
+			if c.lastAlive.Load() < cutoff {
+				expired = append(expired, c)
+			}
+		}
+	}
+	e.scheduleSweep()
+	e.mu.Unlock()
+	for _, c := range expired {
+		if c.kick != nil {
+			c.kick()
+		}
+		c.Close()
+	}
+}
+
+// IsOnline reports whether the user is online (including during the grace
+// period after their last connection ended).
+func (e *Engine) IsOnline(userID int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.users[userID]
+	return ok
+}
+
+// Online returns every online user, ordered by username (case-insensitive).
+func (e *Engine) Online() []Status {
+	e.mu.Lock()
+	out := make([]Status, 0, len(e.users))
+	for _, us := range e.users {
+		out = append(out, Status{
+			UserID:       us.user.ID,
+			Username:     us.user.Username,
+			Since:        us.since,
+			LastActivity: time.Unix(0, us.lastActivity.Load()).UTC(),
+			Connections:  len(us.conns),
+		})
+	}
+	e.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := strings.ToLower(out[i].Username), strings.ToLower(out[j].Username)
+		if a != b {
+			return a < b
+		}
+		return out[i].UserID < out[j].UserID
+	})
+	return out
+}
+
+// Counts returns the number of online users and of live connections.
+func (e *Engine) Counts() (users, conns int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.users), e.conns
+}
+
+// Close stops the engine: no new connections are accepted, pending grace
+// periods end now and every online user is recorded offline, with last seen
+// set to when their last connection ended (or now, if it is still open).
+// Close does not publish offline events: subscribers are going away too. It
+// does not close transports; callers close those first.
+func (e *Engine) Close() {
+	now := e.clock.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.closed = true
+	if e.sweep != nil {
+		e.sweep.Stop()
+	}
+	for id, us := range e.users {
+		lastSeen := now
+		if us.grace != nil {
+			us.grace.Stop()
+			lastSeen = us.endedAt
+		}
+		e.conns -= len(us.conns)
+		clear(us.conns)
+		delete(e.users, id)
+		e.rec.RecordStatus(id, false, lastSeen)
+	}
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) RecordStatus(int64, bool, time.Time) {}
+func (nopRecorder) RecordActivity(int64, time.Time)     {}
