@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Limits on account fields.
+const (
+	MinUsernameLen = 3
+	MaxUsernameLen = 32
+	MinPasswordLen = 8
+	MaxPasswordLen = 72 // bcrypt ignores bytes past 72
+)
+
+// User is an account with its persisted presence.
+type User struct {
+	ID              int64
+	Username        string
+	ProfileImageURL string
+	IsOnline        bool
+	LastSeen        time.Time // zero if never
+	LastActivity    time.Time // zero if never
+	CreatedAt       time.Time
+}
+
+// ValidateUsername returns an error wrapping ErrInvalidUsername that says
+// what is wrong, or nil. Usernames are 3–32 letters, digits or the
+// characters . _ - (as in the original app, minus @ and +).
+func ValidateUsername(name string) error {
+	n := utf8.RuneCountInString(name)
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidUsername)
+	}
+	if n < MinUsernameLen || n > MaxUsernameLen {
+		return fmt.Errorf("%w: must be %d to %d characters", ErrInvalidUsername, MinUsernameLen, MaxUsernameLen)
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '.' && r != '_' && r != '-' {
+			return fmt.Errorf("%w: only letters, digits, '.', '_' and '-' are allowed", ErrInvalidUsername)
+		}
+	}
+	return nil
+}
+
+// ValidatePassword returns an error wrapping ErrInvalidPassword that says
+// what is wrong, or nil.
+func ValidatePassword(pw string) error {
+	if utf8.RuneCountInString(pw) < MinPasswordLen {
+		return fmt.Errorf("%w: must be at least %d characters", ErrInvalidPassword, MinPasswordLen)
+	}
+	if len(pw) > MaxPasswordLen {
+		return fmt.Errorf("%w: must be at most %d bytes", ErrInvalidPassword, MaxPasswordLen)
+	}
+	return nil
+}
+
+// usernameKey is the case-insensitive identity of a username.
+func usernameKey(name string) string { return strings.ToLower(name) }
+
+// CreateUser validates the username and password, hashes the password and
+// stores a new user. It returns ErrUsernameTaken when the name is in use in
+// any letter case.
+func (db *DB) CreateUser(ctx context.Context, username, password string) (User, error) {
+	if err := ValidateUsername(username); err != nil {
+		return User{}, err
+	}
+	if err := ValidatePassword(password); err != nil {
+		return User{}, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), db.BcryptCost)
+	if err != nil {
+		return User{}, fmt.Errorf("store: hash password: %w", err)
+	}
+	u := User{Username: username, CreatedAt: db.Now().UTC().Truncate(time.Millisecond)}
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO users (username, username_key, password_hash, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (username_key) DO NOTHING`,
+			username, usernameKey(username), string(hash), toMS(u.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrUsernameTaken
+		}
+		u.ID, err = res.LastInsertId()
+		return err
+	})
+	if errors.Is(err, ErrUsernameTaken) {
+		return User{}, err
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: create user: %w", err)
+	}
+	return u, nil
+}
+
+// dummyHash is compared against when the user does not exist, so an unknown
+// name costs the same time as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("presence-timing-equaliser"), bcrypt.DefaultCost)
+
+// Authenticate returns the user with this username (any letter case) and
+// password, or ErrInvalidLogin for an unknown user and a wrong password
+// alike, after similar work.
+func (db *DB) Authenticate(ctx context.Context, username, password string) (User, error) {
+	var hash string
+	u, err := db.scanUser(db.r.QueryRowContext(ctx, userColumns+", password_hash FROM users WHERE username_key = ?",
+		usernameKey(username)), &hash)
+	if errors.Is(err, ErrNotFound) {
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return User{}, ErrInvalidLogin
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("store: authenticate: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return User{}, ErrInvalidLogin
+	}
+	return u, nil
+}
+
+const userColumns = `SELECT id, username, profile_image_url, is_online, last_seen, last_activity, created_at`
+
+func (db *DB) scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
+	var (
+		u                    User
+		seen, act, createdAt sql.NullInt64
+	)
+	dest := append([]any{&u.ID, &u.Username, &u.ProfileImageURL, &u.IsOnline, &seen, &act, &createdAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return User{}, ErrNotFound
+		}
+		return User{}, err
+	}
+	u.LastSeen, u.LastActivity, u.CreatedAt = fromMS(seen), fromMS(act), fromMS(createdAt)
+	return u, nil
+}
+
+// UserByName returns the user with this username in any letter case, or
+// ErrNotFound.
+func (db *DB) UserByName(ctx context.Context, username string) (User, error) {
+	u, err := db.scanUser(db.r.QueryRowContext(ctx, userColumns+" FROM users WHERE username_key = ?", usernameKey(username)))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, fmt.Errorf("store: user by name: %w", err)
+	}
+	return u, err
+}
+
+// UserByID returns the user with this id, or ErrNotFound.
+func (db *DB) UserByID(ctx context.Context, id int64) (User, error) {
+	u, err := db.scanUser(db.r.QueryRowContext(ctx, userColumns+" FROM users WHERE id = ?", id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, fmt.Errorf("store: user by id: %w", err)
+	}
+	return u, err
+}
+
+// UsersByIDs returns the users with these ids, keyed by id. Unknown ids are
+// left out.
+func (db *DB) UsersByIDs(ctx context.Context, ids []int64) (map[int64]User, error) {
+	out := make(map[int64]User, len(ids))
+	const chunk = 500
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		args := make([]any, n)
+		for i, id := range ids[:n] {
+			args[i] = id
+		}
+		q := userColumns + " FROM users WHERE id IN (?" + strings.Repeat(",?", n-1) + ")"
+		rows, err := db.r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: users by ids: %w", err)
+		}
+		for rows.Next() {
+			u, err := db.scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: users by ids: %w", err)
+			}
+			out[u.ID] = u
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("store: users by ids: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
