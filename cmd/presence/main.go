@@ -1,0 +1,60 @@
+// Command presence is the presence server: it tracks which users of a site
+// are online and serves the live widget, the JSON API and the WebSocket
+// keep-alive. See `presence help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "presence: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: presence <command> [flags]
+
+Commands:
+  serve              run the server (see presence serve -h)
+  migrate            apply database migrations and exit
+  user add NAME      create a user; the password is read from standard input
+  user token NAME    issue an API access token for a user and print it
+  version            print the version
+
+Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTERVAL.
+`
+
+// run is the whole program; main only wires it to the process. It returns
+// when the command is done or, for serve, when ctx is cancelled and the
+// server has shut down.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "user":
+		return runUser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "presence", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/store"
+)
+
+// serveConfig is everything `presence serve` can be told.
+type serveConfig struct {
+	addr            string
+	data            string
+	grace           time.Duration
+	deadline        time.Duration
+	pingInterval    time.Duration
+	flushInterval   time.Duration
+	shutdownTimeout time.Duration
+	maxConnsPerUser int
+	allowedOrigins  string
+	cookieSecure    bool
+	sessionTTL      time.Duration
+	tokenTTL        time.Duration
+	bcryptCost      int
+	logLevel        string
+	logFormat       string
+}
+
+func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
+	cfg := &serveConfig{}
+	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&cfg.addr, "addr", "localhost:8080", "address to listen on (host:port)")
+	addDataFlag(fs, &cfg.data)
+	fs.DurationVar(&cfg.grace, "grace", presence.DefaultGrace, "how long a user stays online after their last connection ends")
+	fs.DurationVar(&cfg.deadline, "heartbeat-deadline", presence.DefaultDeadline, "drop a connection silent for this long (no ping, no pong)")
+	fs.DurationVar(&cfg.pingInterval, "ping-interval", 10*time.Second, "how often the server pings each WebSocket; must be below the deadline")
+	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
+	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
+	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "mark the session cookie Secure (set it when serving over HTTPS)")
+	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
+	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
+	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
+	return fs, cfg
+}
+
+func (c *serveConfig) validate() error {
+	switch {
+	case c.deadline > 0 && c.pingInterval >= c.deadline:
+		return fmt.Errorf("--ping-interval (%v) must be below --heartbeat-deadline (%v)", c.pingInterval, c.deadline)
+	case c.pingInterval <= 0:
+		return fmt.Errorf("--ping-interval must be positive")
+	case c.bcryptCost < 4 || c.bcryptCost > 31:
+		return fmt.Errorf("--bcrypt-cost must be 4 to 31")
+	case c.shutdownTimeout <= 0:
+		return fmt.Errorf("--shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+func addDataFlag(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "data", "./data", "data directory (database and session keys)")
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json")
+}
+
+// openStore opens and migrates the database in the data directory.
+func openStore(ctx context.Context, dataDir string) (*store.DB, []string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := store.Open(filepath.Join(dataDir, "presence.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, applied, nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, cfg := serveFlags(stderr)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		return err
+	}
+
+	db, applied, err := openStore(ctx, cfg.data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.BcryptCost = cfg.bcryptCost
+	if len(applied) > 0 {
+		log.Info("applied migrations", "names", applied)
+	}
+	// Nobody is connected yet: whoever the database says is online is a
+	// ghost of the previous run.
+	ghosts, err := db.ResetPresence(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	if ghosts > 0 {
+		log.Info("reset users left online by the previous run", "count", ghosts)
+	}
+	keys, err := loadSessionKeys(filepath.Join(cfg.data, "session.keys"))
+	if err != nil {
+		return err
+	}
+
+	batcher := presence.NewBatcher(db, nil, cfg.flushInterval, log)
+	engine := presence.New(presence.Config{
+		Recorder:        batcher,
+		Grace:           orNone(cfg.grace),
+		Deadline:        orNone(cfg.deadline),
+		MaxConnsPerUser: cfg.maxConnsPerUser,
+	})
+	var origins []string
+	if cfg.allowedOrigins != "" {
+		origins = strings.Split(cfg.allowedOrigins, ",")
+	}
+	srv, err := handlers.New(handlers.Deps{
+		Store:    db,
+		Engine:   engine,
+		Batcher:  batcher,
+		Sessions: sessions.NewCookieStore(keys...),
+		Log:      log,
+		Config: handlers.Config{
+			AllowedOrigins: origins,
+			CookieSecure:   cfg.cookieSecure,
+			SessionTTL:     cfg.sessionTTL,
+			TokenTTL:       cfg.tokenTTL,
+			PingInterval:   cfg.pingInterval,
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	fmt.Fprintf(stdout, "presence: listening on http://%s\n", ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.data, "version", version())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Graceful shutdown: stop accepting, close every socket with a close
+	// frame, mark everyone offline, flush pending writes.
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("websocket shutdown: %w", err))
+	}
+	engine.Close()
+	if err := batcher.Close(sctx); err != nil {
+		errs = append(errs, err)
+	}
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// orNone maps a zero duration flag ("no grace", "no deadline") to the
+// engine's negative "disabled" value.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// loadSessionKeys reads the cookie signing and encryption keys, creating
+// them on first start so sessions survive restarts.
+func loadSessionKeys(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 64+32)
+		rand.Read(raw)
+		b = []byte(hex.EncodeToString(raw) + "\n")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("write session keys: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read session keys: %w", err)
+	}
+	raw, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(raw) != 96 {
+		return nil, fmt.Errorf("session keys in %s are malformed (delete the file to make new ones; users will be signed out)", path)
+	}
+	return [][]byte{raw[:64], raw[64:]}, nil
+}

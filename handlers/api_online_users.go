@@ -1,0 +1,72 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/presence"
+)
+
+// onlineUserJSON is one element of GET /api/users/online/, in the original
+// app's shape.
+type onlineUserJSON struct {
+	ID              int64   `json:"id"`
+	Username        string  `json:"username"`
+	ProfileImageURL *string `json:"profile_image_url"`
+	IsOnline        bool    `json:"is_online"`
+	LastSeen        *string `json:"last_seen"`
+	LastActivity    *string `json:"last_activity"`
+}
+
+// handleAPIOnlineUsers lists every online user except the requester, as a
+// plain (unpaginated) JSON array ordered by username. Who is online comes
+// from the engine, the source of truth; profiles come from the database.
+func handleAPIOnlineUsers(s Store, engine *presence.Engine) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		me, _ := currentUser(c)
+		online := engine.Online()
+		ids := make([]int64, 0, len(online))
+		for _, st := range online {
+			if st.UserID != me.ID {
+				ids = append(ids, st.UserID)
+			}
+		}
+		users, err := s.UsersByIDs(c.Request().Context(), ids)
+		if err != nil {
+			return err
+		}
+		out := make([]onlineUserJSON, 0, len(ids))
+		for _, st := range online {
+			u, ok := users[st.UserID]
+			if !ok || st.UserID == me.ID {
+				continue
+			}
+			item := onlineUserJSON{
+				ID:           u.ID,
+				Username:     u.Username,
+				IsOnline:     true,
+				LastSeen:     jsonTime(u.LastSeen),
+				LastActivity: jsonTime(st.LastActivity),
+			}
+			if u.ProfileImageURL != "" {
+				item.ProfileImageURL = &u.ProfileImageURL
+			}
+			out = append(out, item)
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}
+
+// timeFormat is RFC 3339 in UTC with milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// jsonTime formats t for JSON, or nil (null) for the zero time.
+func jsonTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(timeFormat)
+	return &s
+}

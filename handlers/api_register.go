@@ -1,0 +1,37 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/store"
+)
+
+// handleAPIRegister creates an account: 201 {"id","username"}, 400 for
+// invalid input, 409 when the name is taken.
+func handleAPIRegister(s Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		cr, err := readCredentials(c)
+		if err != nil {
+			return err
+		}
+		u, err := s.CreateUser(c.Request().Context(), cr.Username, cr.Password)
+		if err != nil {
+			return accountError(err)
+		}
+		return c.JSON(http.StatusCreated, map[string]any{"id": u.ID, "username": u.Username})
+	}
+}
+
+// accountError maps account creation errors to responses.
+func accountError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrInvalidUsername), errors.Is(err, store.ErrInvalidPassword):
+		return httpError(http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrUsernameTaken):
+		return httpError(http.StatusConflict, "a user with that username already exists")
+	}
+	return err
+}

@@ -1,0 +1,35 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/store"
+)
+
+// handleAPIToken exchanges a username and password for an access token:
+// 200 {"access","token_type":"Bearer"}, 401 {"detail"} otherwise.
+func handleAPIToken(s Store, ttl time.Duration) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		cr, err := readCredentials(c)
+		if err != nil {
+			return err
+		}
+		ctx := c.Request().Context()
+		u, err := s.Authenticate(ctx, cr.Username, cr.Password)
+		if errors.Is(err, store.ErrInvalidLogin) {
+			return httpError(http.StatusUnauthorized, "no active account found with the given credentials")
+		}
+		if err != nil {
+			return err
+		}
+		tok, err := s.CreateToken(ctx, u.ID, store.TokenAPI, ttl)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"access": tok, "token_type": "Bearer"})
+	}
+}

@@ -1,0 +1,173 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/views"
+)
+
+// sessionCookie is the name of the browser session cookie. It carries a
+// session token (signed and encrypted by the CookieStore); the token's row
+// in the database is what makes it valid, so logout revokes it for good.
+const sessionCookie = "presence_session"
+
+const userKey = "presence.user"
+
+// authenticator resolves the user behind a request: an API token
+// (Authorization: Bearer) or the session cookie.
+type authenticator struct {
+	store    Store
+	sessions *sessions.CookieStore
+	cfg      Config
+}
+
+func newAuthenticator(s Store, cs *sessions.CookieStore, cfg Config) *authenticator {
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 30 * 24 * time.Hour
+	}
+	cs.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(cfg.SessionTTL / time.Second),
+		HttpOnly: true,
+		Secure:   cfg.CookieSecure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	cs.MaxAge(int(cfg.SessionTTL / time.Second))
+	return &authenticator{store: s, sessions: cs, cfg: cfg}
+}
+
+var errNoCredentials = errors.New("no credentials")
+
+// resolve returns the user of the request. An Authorization header, when
+// present, decides alone: a bad token is not rescued by a cookie.
+func (a *authenticator) resolve(c echo.Context, allowQueryToken bool) (store.User, error) {
+	r := c.Request()
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return store.User{}, store.ErrInvalidToken
+		}
+		return a.store.UserByToken(r.Context(), store.TokenAPI, strings.TrimSpace(tok))
+	}
+	if allowQueryToken {
+		if tok := r.URL.Query().Get("token"); tok != "" {
+			return a.store.UserByToken(r.Context(), store.TokenAPI, tok)
+		}
+	}
+	if tok := a.sessionToken(r); tok != "" {
+		return a.store.UserByToken(r.Context(), store.TokenSession, tok)
+	}
+	return store.User{}, errNoCredentials
+}
+
+// sessionToken returns the session token in the request's cookie, if any.
+func (a *authenticator) sessionToken(r *http.Request) string {
+	if _, err := r.Cookie(sessionCookie); err != nil {
+		return ""
+	}
+	sess, err := a.sessions.Get(r, sessionCookie)
+	if err != nil {
+		return "" // tampered with, or signed by old keys
+	}
+	tok, _ := sess.Values["token"].(string)
+	return tok
+}
+
+// authError maps a resolve error to a response error.
+func authError(err error) error {
+	if errors.Is(err, errNoCredentials) {
+		return httpError(http.StatusUnauthorized, "authentication credentials were not provided")
+	}
+	if errors.Is(err, store.ErrInvalidToken) {
+		return httpError(http.StatusUnauthorized, "invalid, expired or revoked token")
+	}
+	return err
+}
+
+// requireAPI is middleware that answers 401 {"detail"} without a valid user.
+func (a *authenticator) requireAPI(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u, err := a.resolve(c, false)
+		if err != nil {
+			return authError(err)
+		}
+		c.Set(userKey, u)
+		return next(c)
+	}
+}
+
+// optional is middleware that loads the signed-in user when there is one.
+func (a *authenticator) optional(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if u, err := a.resolve(c, false); err == nil {
+			c.Set(userKey, u)
+		}
+		return next(c)
+	}
+}
+
+// signIn starts a fresh session for u, revoking the one the browser had:
+// the session is rotated at every login.
+func (a *authenticator) signIn(c echo.Context, u store.User) error {
+	r := c.Request()
+	if old := a.sessionToken(r); old != "" {
+		if err := a.store.RevokeToken(r.Context(), old); err != nil {
+			return err
+		}
+	}
+	tok, err := a.store.CreateToken(r.Context(), u.ID, store.TokenSession, a.cfg.SessionTTL)
+	if err != nil {
+		return err
+	}
+	sess := sessions.NewSession(a.sessions, sessionCookie)
+	opts := *a.sessions.Options
+	sess.Options = &opts
+	sess.IsNew = true
+	sess.Values["token"] = tok
+	return sess.Save(r, c.Response())
+}
+
+// signOut revokes the browser's session and clears the cookie.
+func (a *authenticator) signOut(c echo.Context) error {
+	r := c.Request()
+	if tok := a.sessionToken(r); tok != "" {
+		if err := a.store.RevokeToken(r.Context(), tok); err != nil {
+			return err
+		}
+	}
+	sess := sessions.NewSession(a.sessions, sessionCookie)
+	opts := *a.sessions.Options
+	opts.MaxAge = -1
+	sess.Options = &opts
+	return sess.Save(r, c.Response())
+}
+
+// currentUser returns the user loaded by the auth middleware.
+func currentUser(c echo.Context) (store.User, bool) {
+	u, ok := c.Get(userKey).(store.User)
+	return u, ok
+}
+
+// pageFor returns the page data for the request.
+func pageFor(c echo.Context, title string) views.Page {
+	p := views.Page{Title: title}
+	if u, ok := currentUser(c); ok {
+		p.Username = u.Username
+	}
+	return p
+}
+
+// render writes a templ component as the response.
+func render(c echo.Context, status int, comp templ.Component) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return comp.Render(c.Request().Context(), c.Response())
+}

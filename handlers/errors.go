@@ -1,0 +1,70 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/views"
+)
+
+// errorHandler is the one place errors become responses. API paths get
+// {"detail": "..."}; pages get an HTML error page. Anything that is not an
+// *echo.HTTPError is logged and shown as a bare 500: users see no internals.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, detail := http.StatusInternalServerError, "internal server error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			status = he.Code
+			if msg, ok := he.Message.(string); ok {
+				detail = msg
+			} else {
+				detail = strings.ToLower(http.StatusText(status))
+			}
+		} else {
+			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+		}
+		if strings.HasPrefix(c.Request().URL.Path, "/api/") || wantsJSON(c.Request()) {
+			err = c.JSON(status, map[string]string{"detail": detail})
+		} else if c.Request().Method == http.MethodHead {
+			err = c.NoContent(status)
+		} else {
+			err = render(c, status, views.ErrorPage(pageFor(c, "Error"), status, detail))
+		}
+		if err != nil {
+			log.Error("write error response", "err", err)
+		}
+	}
+}
+
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json") && !strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// recoverPanics turns a panic in a handler into a logged 500.
+func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r)
+					}
+					err = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+// httpError is shorthand for an error whose message users may see.
+func httpError(status int, detail string) error { return echo.NewHTTPError(status, detail) }

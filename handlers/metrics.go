@@ -1,0 +1,63 @@
+package handlers
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/presence"
+)
+
+// handleMetrics serves counters in the Prometheus text format.
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *wsHub) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		users, conns := engine.Counts()
+		st := s.Stats()
+		var sb strings.Builder
+		metric := func(name, typ, help string, v int64) {
+			fmt.Fprintf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, typ, name, v)
+		}
+		metric("presence_users_online", "gauge", "Users online (including those in their grace period).", int64(users))
+		metric("presence_connections", "gauge", "Live presence connections.", int64(conns))
+		metric("presence_websockets_open", "gauge", "Open WebSocket connections.", int64(hub.len()))
+		metric("presence_websockets_accepted_total", "counter", "WebSocket connections accepted.", hub.accepted.Load())
+		metric("presence_websockets_kicked_total", "counter", "WebSocket connections dropped by the heartbeat deadline.", hub.kicked.Load())
+		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hub.received.Load())
+		metric("presence_db_write_transactions_total", "counter", "Committed database write transactions.", st.WriteTxs)
+		metric("presence_db_presence_rows_written_total", "counter", "User rows written by presence batches.", st.WriteRows)
+		if b != nil {
+			metric("presence_persist_pending_users", "gauge", "Users with presence changes not yet written.", int64(b.Pending()))
+			failing := int64(0)
+			if b.LastError() != nil {
+				failing = 1
+			}
+			metric("presence_persist_failing", "gauge", "1 while presence writes are failing.", failing)
+		}
+		metric("go_goroutines", "gauge", "Number of goroutines.", int64(runtime.NumGoroutine()))
+		if rss, ok := residentBytes(); ok {
+			metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss)
+		}
+		return c.Blob(200, "text/plain; version=0.0.4; charset=utf-8", []byte(sb.String()))
+	}
+}
+
+// residentBytes reads the process RSS from /proc (Linux only).
+func residentBytes() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * int64(os.Getpagesize()), true
+}

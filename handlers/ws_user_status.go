@@ -1,0 +1,36 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// handleWSUserStatus upgrades /ws/user-status/ to the presence WebSocket.
+// The Origin is checked first (403), then the user (401, from ?token=,
+// Authorization: Bearer or the session cookie). A refused request gets a
+// plain HTTP error and no socket.
+func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if !origins.allowWebSocket(r) {
+			return httpError(http.StatusForbidden, "origin not allowed")
+		}
+		u, err := auth.resolve(c, true)
+		if err != nil {
+			return authError(err)
+		}
+		hub.mu.Lock()
+		closed := hub.closed
+		hub.mu.Unlock()
+		if closed {
+			return httpError(http.StatusServiceUnavailable, errHubClosed.Error())
+		}
+		conn, err := upgrader.Upgrade(c.Response(), r, nil)
+		if err != nil {
+			return nil // the upgrader has answered with an HTTP error
+		}
+		hub.serve(conn, u)
+		return nil
+	}
+}
