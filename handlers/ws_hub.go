@@ -24,7 +24,7 @@ const (
 	// close the socket with 1009.
 	maxMessageSize = 4 << 10
 	// replyBuffer is how many replies (pong, error) may wait for the
-	// writer; a client that fills it by never reading is cut off.
+	// writer before the reader stops reading.
 	replyBuffer = 16
 	// eventBuffer is how many status events may wait for the writer; a
 	// client that falls further behind is cut off with 1013 and resyncs
@@ -156,13 +156,15 @@ func (cl *wsClient) finish() {
 	})
 }
 
-// reply queues a message for the writer without ever blocking the reader.
-// It reports false if the client is not reading its replies.
+// reply queues a message for the writer. When the queue is full the reader
+// waits: a client that sends faster than it reads is slowed down by TCP
+// backpressure, and one that never reads is cut off by the writer's
+// deadline. It reports false once the client is finished.
 func (cl *wsClient) reply(msg []byte) bool {
 	select {
 	case cl.replies <- msg:
 		return true
-	default:
+	case <-cl.done:
 		return false
 	}
 }
@@ -189,7 +191,6 @@ func (cl *wsClient) readLoop() {
 			return
 		}
 		if !cl.reply(cl.handle(data)) {
-			closePolicyViolation(c, "too many unanswered messages")
 			return
 		}
 	}
@@ -293,8 +294,6 @@ func closeWith(c *websocket.Conn, code int, reason string) {
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(writeWait))
 	c.Close()
 }
-
-func closePolicyViolation(c *websocket.Conn, reason string) { closeWith(c, closePolicy, reason) }
 
 func errorMessage(detail string) []byte {
 	b, _ := json.Marshal(map[string]string{"type": "error", "detail": detail})

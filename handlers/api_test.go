@@ -1,0 +1,195 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/presencehq/presence/handlers"
+)
+
+var jsonHeader = http.Header{"Content-Type": {"application/json"}}
+
+func TestAPIRegister(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	url := ts.URL + "/api/auth/register/"
+	t.Run("OK", func(t *testing.T) {
+		code, body := do(t, nil, "POST", url, `{"username":"alice","password":"password1"}`, jsonHeader)
+		var got struct {
+			ID       int64  `json:"id"`
+			Username string `json:"username"`
+		}
+		if code != 201 || json.Unmarshal([]byte(body), &got) != nil || got.ID == 0 || got.Username != "alice" {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	t.Run("ErrTaken", func(t *testing.T) {
+		code, body := do(t, nil, "POST", url, `{"username":"ALICE","password":"password1"}`, jsonHeader)
+		if code != 409 || !strings.Contains(body, `"detail"`) {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	for name, body := range map[string]string{
+		"ErrShortName":     `{"username":"al","password":"password1"}`,
+		"ErrBadCharacters": `{"username":"<b>x</b>","password":"password1"}`,
+		"ErrShortPassword": `{"username":"carol","password":"short"}`,
+		"ErrMissing":       `{"username":"carol"}`,
+		"ErrMalformed":     `{"username":`,
+		"ErrNotJSON":       `hello`,
+		"ErrEmpty":         ``,
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, resp := do(t, nil, "POST", url, body, jsonHeader)
+			var d map[string]string
+			if code != 400 || json.Unmarshal([]byte(resp), &d) != nil || d["detail"] == "" {
+				t.Fatalf("%d %s", code, resp)
+			}
+		})
+	}
+	t.Run("ErrTooLarge", func(t *testing.T) {
+		code, _ := do(t, nil, "POST", url, `{"username":"`+strings.Repeat("a", 1<<20)+`"}`, jsonHeader)
+		if code != 413 {
+			t.Fatalf("code = %d, want 413", code)
+		}
+	})
+	t.Run("FormBody", func(t *testing.T) {
+		code, body := do(t, nil, "POST", url, "username=dave&password=password1",
+			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+		if code != 201 {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+}
+
+func TestAPIToken(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+	url := ts.URL + "/api/auth/token/"
+	t.Run("OK", func(t *testing.T) {
+		code, body := do(t, nil, "POST", url, `{"username":"alice","password":"password1"}`, jsonHeader)
+		var got map[string]string
+		if code != 200 || json.Unmarshal([]byte(body), &got) != nil || got["token_type"] != "Bearer" || got["access"] == "" {
+			t.Fatalf("%d %s", code, body)
+		}
+		if code, _ := do(t, nil, "GET", ts.URL+"/api/users/online/", "", bearer(got["access"])); code != 200 {
+			t.Fatalf("new token refused: %d", code)
+		}
+	})
+	for name, body := range map[string]string{
+		"ErrWrongPassword": `{"username":"alice","password":"password2"}`,
+		"ErrUnknownUser":   `{"username":"mallory","password":"password1"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, resp := do(t, nil, "POST", url, body, jsonHeader)
+			if code != 401 || !strings.Contains(resp, "no active account") {
+				t.Fatalf("%d %s", code, resp)
+			}
+		})
+	}
+}
+
+func TestAPIOnlineUsers(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	alice, tokA := ts.MustCreateUser(t, "alice")
+	bob, tokB := ts.MustCreateUser(t, "bob")
+	_, tokC := ts.MustCreateUser(t, "carol")
+	ts.MustDial(t, tokA)
+	ts.MustDial(t, tokB)
+	eventually(t, "both online", func() bool { n, _ := ts.Engine.Counts(); return n == 2 })
+
+	type item struct {
+		ID              int64   `json:"id"`
+		Username        string  `json:"username"`
+		ProfileImageURL *string `json:"profile_image_url"`
+		IsOnline        bool    `json:"is_online"`
+		LastSeen        *string `json:"last_seen"`
+		LastActivity    *string `json:"last_activity"`
+	}
+	get := func(t *testing.T, path, tok string) []item {
+		t.Helper()
+		code, body := do(t, nil, "GET", ts.URL+path, "", bearer(tok))
+		if code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+		var out []item
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		// Every field of the contract is present, even when null.
+		var raw []map[string]any
+		json.Unmarshal([]byte(body), &raw)
+		for _, r := range raw {
+			for _, k := range []string{"id", "username", "profile_image_url", "is_online", "last_seen", "last_activity"} {
+				if _, ok := r[k]; !ok {
+					t.Fatalf("field %q missing in %s", k, body)
+				}
+			}
+		}
+		return out
+	}
+
+	t.Run("ExcludesRequester", func(t *testing.T) {
+		got := get(t, "/api/users/online/", tokA)
+		if len(got) != 1 || got[0].ID != bob.ID || !got[0].IsOnline || got[0].LastActivity == nil {
+			t.Fatalf("alice sees %+v, want only bob", got)
+		}
+	})
+	t.Run("AliasPath", func(t *testing.T) {
+		got := get(t, "/api/auth/online/", tokC)
+		if len(got) != 2 || got[0].ID != alice.ID || got[1].ID != bob.ID {
+			t.Fatalf("carol sees %+v, want alice and bob", got)
+		}
+	})
+	t.Run("EmptyIsArray", func(t *testing.T) {
+		ts2 := MustStartServer(t, handlers.Config{})
+		_, tok := ts2.MustCreateUser(t, "zed")
+		code, body := do(t, nil, "GET", ts2.URL+"/api/users/online/", "", bearer(tok))
+		if code != 200 || strings.TrimSpace(body) != "[]" {
+			t.Fatalf("%d %q, want []", code, body)
+		}
+	})
+	t.Run("ErrNoAuth", func(t *testing.T) {
+		code, body := do(t, nil, "GET", ts.URL+"/api/users/online/", "", nil)
+		if code != 401 || !strings.Contains(body, `"detail"`) {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	t.Run("ErrBadToken", func(t *testing.T) {
+		code, _ := do(t, nil, "GET", ts.URL+"/api/users/online/", "", bearer("prs_nope"))
+		if code != 401 {
+			t.Fatalf("code = %d", code)
+		}
+	})
+	t.Run("ErrBadScheme", func(t *testing.T) {
+		code, _ := do(t, nil, "GET", ts.URL+"/api/users/online/", "", http.Header{"Authorization": {"Basic " + tokA}})
+		if code != 401 {
+			t.Fatalf("code = %d", code)
+		}
+	})
+}
+
+func TestHealthz(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	code, body := do(t, nil, "GET", ts.URL+"/healthz", "", nil)
+	if code != 200 || !strings.Contains(body, `"status":"ok"`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	ts.DB.Close()
+	code, body = do(t, nil, "GET", ts.URL+"/healthz", "", nil)
+	if code != 503 || !strings.Contains(body, "unavailable") {
+		t.Fatalf("with the database closed: %d %s", code, body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, tok := ts.MustCreateUser(t, "alice")
+	ts.MustDial(t, tok)
+	code, body := do(t, nil, "GET", ts.URL+"/metrics", "", nil)
+	for _, want := range []string{"presence_users_online 1", "presence_websockets_open 1", "presence_db_write_transactions_total "} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %q: %s", want, body)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/presencehq/presence/handlers"
+)
+
+var formHeader = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+
+func TestLogin(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+
+	t.Run("OK", func(t *testing.T) {
+		b := browser(t)
+		code, _ := do(t, b, "POST", ts.URL+"/login", "username=alice&password=password1", formHeader)
+		if code != http.StatusSeeOther {
+			t.Fatalf("login = %d, want 303", code)
+		}
+		u, _ := url.Parse(ts.URL)
+		cs := b.Jar.Cookies(u)
+		if len(cs) != 1 || cs[0].Name != "presence_session" {
+			t.Fatalf("cookies = %v", cs)
+		}
+		_, body := do(t, b, "GET", ts.URL+"/", "", nil)
+		if !strings.Contains(body, `data-testid="greeting"`) || !strings.Contains(body, "alice") {
+			t.Fatalf("home after login lacks the greeting: %s", body)
+		}
+	})
+	t.Run("ErrWrongPassword", func(t *testing.T) {
+		code, body := do(t, browser(t), "POST", ts.URL+"/login", "username=alice&password=nope-nope", formHeader)
+		if code != 401 || !strings.Contains(body, "Invalid username or password") {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	t.Run("ErrCrossOrigin", func(t *testing.T) {
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}
+		code, _ := do(t, browser(t), "POST", ts.URL+"/login", "username=alice&password=password1", h)
+		if code != 403 {
+			t.Fatalf("cross-origin login = %d, want 403", code)
+		}
+	})
+	t.Run("CookieHeaders", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", ts.URL+"/login", strings.NewReader("username=alice&password=password1"))
+		req.Header = formHeader.Clone()
+		resp, err := browser(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		sc := resp.Header.Get("Set-Cookie")
+		if !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Lax") || strings.Contains(sc, "Secure") {
+			t.Fatalf("Set-Cookie = %q", sc)
+		}
+	})
+}
+
+// TestSessionRotationAndLogout: a login replaces the session, and logout
+// makes a stolen copy of the cookie useless.
+func TestSessionRotationAndLogout(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+	u, _ := url.Parse(ts.URL)
+	b := browser(t)
+	do(t, b, "POST", ts.URL+"/login", "username=alice&password=password1", formHeader)
+	first := b.Jar.Cookies(u)[0].Value
+	do(t, b, "POST", ts.URL+"/login", "username=alice&password=password1", formHeader)
+	second := b.Jar.Cookies(u)[0].Value
+	if first == second {
+		t.Fatal("session not rotated at login")
+	}
+	asCookie := func(v string) int {
+		code, _ := do(t, nil, "GET", ts.URL+"/api/users/online/", "", http.Header{"Cookie": {"presence_session=" + v}})
+		return code
+	}
+	if asCookie(first) != 401 {
+		t.Fatal("pre-rotation cookie still works")
+	}
+	if asCookie(second) != 200 {
+		t.Fatal("current cookie refused")
+	}
+	if code, _ := do(t, b, "POST", ts.URL+"/logout", "", nil); code != http.StatusSeeOther {
+		t.Fatalf("logout = %d", code)
+	}
+	if asCookie(second) != 401 {
+		t.Fatal("stolen cookie works after logout")
+	}
+	if len(b.Jar.Cookies(u)) != 0 {
+		t.Fatal("logout left the cookie in the browser")
+	}
+}
+
+func TestRegisterPage(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	t.Run("OK", func(t *testing.T) {
+		b := browser(t)
+		code, _ := do(t, b, "POST", ts.URL+"/register", "username=newbie&password=password1", formHeader)
+		if code != http.StatusSeeOther {
+			t.Fatalf("register = %d", code)
+		}
+		_, body := do(t, b, "GET", ts.URL+"/", "", nil)
+		if !strings.Contains(body, "newbie") {
+			t.Fatal("not signed in after registering")
+		}
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		code, body := do(t, browser(t), "POST", ts.URL+"/register", "username=%3Cscript%3E&password=password1", formHeader)
+		if code != 400 || !strings.Contains(body, "only letters") || strings.Contains(body, "<script>") {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	t.Run("ErrTaken", func(t *testing.T) {
+		code, body := do(t, browser(t), "POST", ts.URL+"/register", "username=NEWBIE&password=password1", formHeader)
+		if code != 409 || !strings.Contains(body, "already exists") {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+}
+
+func TestErrorPages(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	code, body := do(t, nil, "GET", ts.URL+"/no/such/page", "", nil)
+	if code != 404 || !strings.Contains(body, `data-testid="error-status"`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	code, body = do(t, nil, "GET", ts.URL+"/api/nope/", "", nil)
+	if code != 404 || !strings.Contains(body, `"detail"`) {
+		t.Fatalf("%d %s", code, body)
+	}
+}

@@ -1,0 +1,325 @@
+package handlers_test
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/store"
+)
+
+func TestWSUserStatus_Auth(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{AllowedOrigins: []string{"https://partner.example"}})
+	alice, tok := ts.MustCreateUser(t, "alice")
+
+	refused := func(t *testing.T, url string, h http.Header, want int) {
+		t.Helper()
+		conn, resp, err := websocket.DefaultDialer.Dial(url, h)
+		if err == nil {
+			conn.Close()
+			t.Fatalf("upgrade accepted, want HTTP %d", want)
+		}
+		if resp == nil || resp.StatusCode != want {
+			t.Fatalf("got %v, want HTTP %d", respStatus(resp), want)
+		}
+	}
+
+	t.Run("QueryToken", func(t *testing.T) {
+		c := ts.MustDial(t, tok)
+		c.ping()
+	})
+	t.Run("BearerHeader", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial(ts.wsURL(""), bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	})
+	t.Run("ErrNoToken", func(t *testing.T) { refused(t, ts.wsURL(""), nil, 401) })
+	t.Run("ErrInvalidToken", func(t *testing.T) { refused(t, ts.wsURL("?token=prs_bogus"), nil, 401) })
+	t.Run("ErrInvalidBearer", func(t *testing.T) { refused(t, ts.wsURL(""), bearer("prs_bogus"), 401) })
+	t.Run("ErrRevokedToken", func(t *testing.T) {
+		revoked, _ := ts.DB.CreateToken(ctx, alice.ID, store.TokenAPI, time.Hour)
+		ts.DB.RevokeToken(ctx, revoked)
+		refused(t, ts.wsURL("?token="+revoked), nil, 401)
+	})
+	t.Run("ErrExpiredToken", func(t *testing.T) {
+		expired, _ := ts.DB.CreateToken(ctx, alice.ID, store.TokenAPI, time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // the store's clock is the real one
+		refused(t, ts.wsURL("?token="+expired), nil, 401)
+	})
+	t.Run("ErrSessionTokenInQuery", func(t *testing.T) {
+		sess, _ := ts.DB.CreateToken(ctx, alice.ID, store.TokenSession, time.Hour)
+		refused(t, ts.wsURL("?token="+sess), nil, 401)
+	})
+
+	// A browser signed in as alice: the session cookie alone authenticates.
+	jar := browser(t)
+	if code, _ := do(t, jar, "POST", ts.URL+"/login", "username=alice&password=password1",
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}); code != http.StatusSeeOther {
+		t.Fatalf("login = %d", code)
+	}
+	u, _ := url.Parse(ts.URL)
+	cookie := jar.Jar.Cookies(u)[0]
+	withCookie := func(origin string) http.Header {
+		h := http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		return h
+	}
+
+	t.Run("SessionCookieSameOrigin", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial(ts.wsURL(""), withCookie(ts.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	})
+	t.Run("AllowListedOrigin", func(t *testing.T) {
+		conn, _, err := websocket.DefaultDialer.Dial(ts.wsURL(""), withCookie("https://partner.example"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	})
+	t.Run("ErrCrossSiteHijack", func(t *testing.T) {
+		refused(t, ts.wsURL(""), withCookie("https://evil.example"), 403)
+	})
+	t.Run("ErrForeignOriginWithToken", func(t *testing.T) {
+		h := http.Header{"Origin": {"https://evil.example"}}
+		refused(t, ts.wsURL("?token="+tok), h, 403)
+	})
+}
+
+func TestWSUserStatus_Protocol(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	_, tokB := ts.MustCreateUser(t, "bob")
+	bystander := ts.MustDial(t, tokB)
+
+	t.Run("PingPong", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		c.ping()
+	})
+	t.Run("InvalidJSON", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		c.send(`{"type":`)
+		if m := c.nextOfType("error"); !strings.Contains(m["detail"].(string), "invalid JSON") {
+			t.Fatalf("error = %v", m)
+		}
+		c.ping() // still open
+	})
+	t.Run("UnknownType", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		c.send(`{"type":"subscribe"}`)
+		if m := c.nextOfType("error"); m["detail"] != "unknown message type" {
+			t.Fatalf("error = %v", m)
+		}
+		c.send(`[1,2,3]`)
+		c.nextOfType("error")
+		c.send(`{}`)
+		c.nextOfType("error")
+		c.ping()
+	})
+	t.Run("OversizedFrame", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","pad":"`+strings.Repeat("x", 1<<20)+`"}`))
+		if code := c.closedWith(); code != websocket.CloseMessageTooBig {
+			t.Fatalf("close code = %d, want 1009", code)
+		}
+	})
+	t.Run("BinaryFrame", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		c.conn.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`))
+		if code := c.closedWith(); code != websocket.CloseUnsupportedData {
+			t.Fatalf("close code = %d, want 1003", code)
+		}
+	})
+	t.Run("InvalidUTF8", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		c.conn.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"p\xffing\"}"))
+		if code := c.closedWith(); code != websocket.CloseInvalidFramePayloadData {
+			t.Fatalf("close code = %d, want 1007", code)
+		}
+	})
+	t.Run("ErrTooManyConnections", func(t *testing.T) {
+		var cs []*wsClient
+		for range 4 { // the test server's cap
+			cs = append(cs, ts.MustDial(t, tokA))
+		}
+		conn, _, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+tokA), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = conn.ReadMessage()
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("fifth socket: %v, want close 1008", err)
+		}
+		for _, c := range cs {
+			c.ping() // the others keep working
+			c.conn.Close()
+		}
+	})
+	// Through all of that, another user's socket kept being served.
+	bystander.ping()
+}
+
+// TestWSUserStatus_Presence covers user-level transitions as seen by
+// another user's socket: tabs, grace, reconnects.
+func TestWSUserStatus_Presence(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	alice, tokA := ts.MustCreateUser(t, "alice")
+	bob, tokB := ts.MustCreateUser(t, "bob")
+	watcher := ts.MustDial(t, tokA)
+	watcher.expectStatus(alice, true) // its own arrival
+
+	t.Run("TwoTabs", func(t *testing.T) {
+		tab1 := ts.MustDial(t, tokB)
+		m := watcher.expectStatus(bob, true)
+		if m["last_seen"] == nil {
+			t.Fatalf("online event without last_seen: %v", m)
+		}
+		tab2 := ts.MustDial(t, tokB)
+		watcher.expectNoStatus() // a second tab is not news
+
+		tab1.conn.Close()
+		eventually(t, "tab 1 to unregister", func() bool { _, n := ts.Engine.Counts(); return n == 2 })
+		ts.Clock.Advance(testDeadline / 2) // fake time: stay inside everyone's deadline
+		watcher.expectNoStatus()           // one tab still open
+
+		tab2.conn.Close()
+		eventually(t, "tab 2 to unregister", func() bool { _, n := ts.Engine.Counts(); return n == 1 })
+		ts.Clock.Advance(testGrace - time.Millisecond)
+		watcher.expectNoStatus() // inside the grace period
+		ts.Clock.Advance(time.Millisecond)
+		m = watcher.expectStatus(bob, false)
+		if m["last_seen"] == nil {
+			t.Fatalf("offline event without last_seen: %v", m)
+		}
+	})
+
+	t.Run("ReloadInsideGrace", func(t *testing.T) {
+		tab := ts.MustDial(t, tokB)
+		watcher.expectStatus(bob, true)
+		tab.conn.Close()
+		eventually(t, "tab to unregister", func() bool { _, n := ts.Engine.Counts(); return n == 1 })
+		ts.Clock.Advance(2 * time.Second)
+		tab = ts.MustDial(t, tokB) // the reload
+		ts.Clock.Advance(testDeadline / 2)
+		watcher.expectNoStatus()
+		tab.ping()
+	})
+}
+
+// TestWSUserStatus_DeadPeer: a client that completes the handshake and then
+// goes silent (no close frame, no pongs, never reads) is dropped by the
+// heartbeat deadline and its user goes offline after the grace period.
+func TestWSUserStatus_DeadPeer(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{PingInterval: 20 * time.Millisecond})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	bob, tokB := ts.MustCreateUser(t, "bob")
+	watcher := ts.MustDial(t, tokA)
+
+	raw, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	key := make([]byte, 16)
+	rand.Read(key)
+	fmt.Fprintf(raw, "GET /ws/user-status/?token=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", url.QueryEscape(tokB), ts.Listener.Addr(), base64.StdEncoding.EncodeToString(key))
+	status, err := bufio.NewReader(raw).ReadString('\n')
+	if err != nil || !strings.Contains(status, "101") {
+		t.Fatalf("handshake: %q %v", status, err)
+	}
+	// From here on the raw peer never reads or writes again.
+	watcher.expectStatus(bob, true)
+
+	// Half the deadline passes; the watcher proves it is alive, bob does not.
+	ts.Clock.Advance(testDeadline / 2)
+	watcher.ping()
+	ts.Clock.Advance(testDeadline/2 - time.Millisecond)
+	watcher.expectNoStatus()
+	if _, n := ts.Engine.Counts(); n != 2 {
+		t.Fatalf("dead peer dropped before its deadline: %d conns", n)
+	}
+	// Past the deadline (plus one sweep interval) the dead socket is cut.
+	ts.Clock.Advance(testDeadline/4 + time.Millisecond)
+	eventually(t, "dead socket to be dropped", func() bool { _, n := ts.Engine.Counts(); return n == 1 })
+	watcher.expectNoStatus() // grace period
+	ts.Clock.Advance(testGrace)
+	watcher.expectStatus(bob, false)
+	watcher.ping() // the live socket survived all of it
+
+	// The server really closed the TCP connection.
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := raw.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("server did not close the dead connection")
+			}
+			break
+		}
+	}
+}
+
+// TestWSUserStatus_BatchedWrites: a burst of 1,000 pings is written as one
+// transaction at the next flush, not 1,000.
+func TestWSUserStatus_BatchedWrites(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	alice, tokA := ts.MustCreateUser(t, "alice")
+	c := ts.MustDial(t, tokA)
+	ts.Clock.Advance(time.Second) // flush the connect
+	before := ts.DB.Stats().WriteTxs
+
+	for range 1000 {
+		c.send(`{"type":"ping"}`)
+	}
+	for range 1000 {
+		c.nextOfType("pong")
+	}
+	if n := ts.DB.Stats().WriteTxs - before; n != 0 {
+		t.Fatalf("%d transactions before the flush interval, want 0", n)
+	}
+	ts.Clock.Advance(time.Second)
+	if n := ts.DB.Stats().WriteTxs - before; n != 1 {
+		t.Fatalf("1000 pings cost %d transactions, want 1", n)
+	}
+	u, _ := ts.DB.UserByID(ctx, alice.ID)
+	if !u.IsOnline || !u.LastActivity.Equal(t0.Add(time.Second)) {
+		t.Fatalf("persisted %+v, want online with last_activity %v", u, t0.Add(time.Second))
+	}
+}
+
+// TestWSUserStatus_Shutdown: every socket gets a 1001 close frame.
+func TestWSUserStatus_Shutdown(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	c1, c2 := ts.MustDial(t, tokA), ts.MustDial(t, tokA)
+	done := make(chan error, 1)
+	go func() { done <- ts.Handler.Shutdown(ctx) }()
+	for _, c := range []*wsClient{c1, c2} {
+		if code := c.closedWith(); code != websocket.CloseGoingAway {
+			t.Fatalf("close code = %d, want 1001", code)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+tokA), nil); err == nil || resp.StatusCode != 503 {
+		t.Fatalf("upgrade after shutdown: %v %v, want 503", err, respStatus(resp))
+	}
+}
