@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/presencehq/presence/store"
+)
+
+func openDB(tb testing.TB, data string) *store.DB {
+	tb.Helper()
+	db, err := store.Open(filepath.Join(data, "presence.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func persisted(tb testing.TB, db *store.DB, name string) store.User {
+	tb.Helper()
+	u, err := db.UserByName(context.Background(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
+
+// TestServe_HardKill: SIGKILL a server with users connected and persisted
+// online; on restart nobody is shown online, last_seen is set, and the
+// database is intact.
+func TestServe_HardKill(t *testing.T) {
+	data := dataDir(t)
+	p := startProcess(t, fastArgs(data, "--flush-interval", "20ms"))
+	tokA, tokB := mustToken(t, p.base, "alice"), mustToken(t, p.base, "bob")
+	mustDial(t, p.base, tokA)
+	mustDial(t, p.base, tokB)
+	db := openDB(t, data)
+	eventually(t, "both persisted online", 10*time.Second, func() bool {
+		return persisted(t, db, "alice").IsOnline && persisted(t, db, "bob").IsOnline
+	})
+
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	if !persisted(t, db, "alice").IsOnline {
+		t.Fatal("precondition: a crash leaves is_online set in the database")
+	}
+
+	p2 := startProcess(t, fastArgs(data))
+	if got := onlineNames(t, p2.base, tokA); len(got) != 0 {
+		t.Fatalf("after restart online = %v, want nobody", got)
+	}
+	for _, name := range []string{"alice", "bob"} {
+		u := persisted(t, db, name)
+		if u.IsOnline || u.LastSeen.IsZero() {
+			t.Fatalf("%s after restart: online=%v last_seen=%v", name, u.IsOnline, u.LastSeen)
+		}
+	}
+	if err := db.IntegrityCheck(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServe_GracefulShutdown: on cancel every socket gets 1001, everyone is
+// recorded offline, and pending writes (a ping inside a long flush
+// interval) are flushed before run returns.
+func TestServe_GracefulShutdown(t *testing.T) {
+	data := dataDir(t)
+	base, stop := inProcess(t, fastArgs(data, "--flush-interval", "1h"))
+	tok := mustToken(t, base, "alice")
+	conn := mustDial(t, base, tok)
+	conn.WriteJSON(map[string]string{"type": "ping"})
+	for {
+		var m map[string]any
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] == "pong" {
+			break
+		}
+	}
+	closed := make(chan int, 1)
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				code := -1
+				if ce, ok := err.(*websocket.CloseError); ok {
+					code = ce.Code
+				}
+				closed <- code
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+	if code := <-closed; code != websocket.CloseGoingAway {
+		t.Fatalf("close code = %d, want 1001", code)
+	}
+	t.Logf("shutdown took %v", time.Since(start))
+
+	u := persisted(t, openDB(t, data), "alice")
+	if u.IsOnline || u.LastSeen.IsZero() || u.LastActivity.IsZero() {
+		t.Fatalf("after shutdown: %+v, want offline with last_seen and last_activity", u)
+	}
+}
+
+// TestServe_DeadPeerRealClock: the heartbeat deadline works with the real
+// clock: a socket whose peer stops answering pings is dropped.
+func TestServe_DeadPeerRealClock(t *testing.T) {
+	base, _ := inProcess(t, fastArgs(dataDir(t), "--heartbeat-deadline", "600ms", "--ping-interval", "200ms", "--grace", "200ms"))
+	tokA, tokB := mustToken(t, base, "alice"), mustToken(t, base, "bob")
+	dead := mustDial(t, base, tokB)
+	dead.SetPingHandler(func(string) error { return nil }) // a vanished peer never pongs
+	go func() {
+		for {
+			if _, _, err := dead.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, "bob online", 5*time.Second, func() bool { return slices.Contains(onlineNames(t, base, tokA), "bob") })
+	eventually(t, "bob dropped and offline", 10*time.Second, func() bool { return len(onlineNames(t, base, tokA)) == 0 })
+}
+
+// TestOriginalClient speaks the original app's protocol exactly, against the
+// default timings: ack, a ping every 30 s, status events. It takes about a
+// minute of real time, so it runs in parallel and is skipped with -short.
+func TestOriginalClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time 30 s ping cadence")
+	}
+	t.Parallel()
+	base, _ := inProcess(t, fastArgs(dataDir(t), "--grace", "1s"))
+	tokA, tokB := mustToken(t, base, "alice"), mustToken(t, base, "bob")
+	alice := mustDial(t, base, tokA)
+
+	type msg struct {
+		Type     string  `json:"type"`
+		UserID   int64   `json:"user_id"`
+		Username string  `json:"username"`
+		IsOnline bool    `json:"is_online"`
+		LastSeen *string `json:"last_seen"`
+	}
+	msgs := make(chan msg, 64)
+	go func() {
+		defer close(msgs)
+		for {
+			_, data, err := alice.ReadMessage()
+			if err != nil {
+				return
+			}
+			var m msg
+			if json.Unmarshal(data, &m) == nil {
+				msgs <- m
+			}
+		}
+	}()
+	expect := func(what string, ok func(msg) bool) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m, open := <-msgs:
+				if !open {
+					t.Fatalf("socket closed while waiting for %s", what)
+				}
+				if ok(m) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s", what)
+			}
+		}
+	}
+
+	bob := mustDial(t, base, tokB)
+	go func() { // a live tab reads, so it answers the server's ping frames
+		for {
+			if _, _, err := bob.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	expect("bob online", func(m msg) bool { return m.Type == "user.status.changed" && m.Username == "bob" && m.IsOnline })
+
+	// The original client pings every 30 s; over two intervals the server
+	// must neither drop it nor miss a pong.
+	for range 2 {
+		time.Sleep(30 * time.Second)
+		if err := alice.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+			t.Fatal(err)
+		}
+		expect("pong", func(m msg) bool {
+			if m.Type == "user.status.changed" {
+				t.Fatalf("unexpected %+v while both are connected", m)
+			}
+			return m.Type == "pong"
+		})
+	}
+	bob.Close()
+	expect("bob offline", func(m msg) bool {
+		return m.Type == "user.status.changed" && m.Username == "bob" && !m.IsOnline && m.LastSeen != nil
+	})
+}
