@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/presence
 ARGS    ?=
 
-.PHONY: run test build generate check-generated vet fmt
+.PHONY: run test build generate css vendor assets check-generated vet fmt
 
 ## run: start the server on http://localhost:8080 with data in ./data
 run:
@@ -23,9 +23,26 @@ build:
 generate:
 	$(GO) tool templ generate
 
+## css: rebuild static/app.css with Tailwind (needs Node; the output is committed)
+css: node_modules
+	npx tailwindcss -c tailwind.config.js -i views/app.css -o static/app.css --minify
+
+## vendor: copy the pinned htmx and its SSE extension into static/
+vendor: node_modules
+	cp node_modules/htmx.org/dist/htmx.min.js static/htmx.min.js
+	cp node_modules/htmx-ext-sse/dist/sse.min.js static/sse.min.js
+
+## assets: everything generated: templ code, CSS, vendored JS
+assets: generate css vendor
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
 ## check-generated: fail when committed generated files are stale
-check-generated: generate
-	@git diff --exit-code -- '*_templ.go' || { echo "generated files are stale: run make generate and commit"; exit 1; }
+check-generated: assets
+	@git diff --exit-code -- '*_templ.go' static/ || { echo "generated files are stale: run make assets and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- views static)" || { git status --short -- views static; echo "untracked generated files: run make assets and commit"; exit 1; }
 
 vet:
 	$(GO) vet ./...

@@ -34,6 +34,8 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") || wantsJSON(c.Request()) {
 			err = c.JSON(status, map[string]string{"detail": detail})
+		} else if strings.HasPrefix(c.Request().URL.Path, "/widgets/") {
+			err = render(c, status, views.WidgetError(status, widgetErrorText(status, detail)))
 		} else if c.Request().Method == http.MethodHead {
 			err = c.NoContent(status)
 		} else {
@@ -43,6 +45,14 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			log.Error("write error response", "err", err)
 		}
 	}
+}
+
+// widgetErrorText is what a widget shows for an error.
+func widgetErrorText(status int, detail string) string {
+	if status == http.StatusUnauthorized {
+		return "Sign in to see who is online."
+	}
+	return "Can't show who is online: " + detail + "."
 }
 
 func wantsJSON(r *http.Request) bool {

@@ -13,7 +13,7 @@ import (
 )
 
 // handleMetrics serves counters in the Prometheus text format.
-func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *wsHub) echo.HandlerFunc {
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *wsHub, feed *widgetFeed, broker *sseBroker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
@@ -27,6 +27,10 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *w
 		metric("presence_websockets_accepted_total", "counter", "WebSocket connections accepted.", hub.accepted.Load())
 		metric("presence_websockets_kicked_total", "counter", "WebSocket connections dropped by the heartbeat deadline.", hub.kicked.Load())
 		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hub.received.Load())
+		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(broker.subscribers()))
+		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", broker.published.Load())
+		metric("presence_sse_slow_clients_cut_total", "counter", "Event streams cut off because a write timed out.", broker.cutOff.Load())
+		metric("presence_widget_renders_total", "counter", "Shared widget fragment renders.", feed.renders.Load())
 		metric("presence_db_write_transactions_total", "counter", "Committed database write transactions.", st.WriteTxs)
 		metric("presence_db_presence_rows_written_total", "counter", "User rows written by presence batches.", st.WriteRows)
 		if b != nil {

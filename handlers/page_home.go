@@ -8,9 +8,13 @@ import (
 	"github.com/presencehq/presence/views"
 )
 
-// handleHomePage renders the landing page.
-func handleHomePage() echo.HandlerFunc {
+// handleHomePage renders the landing page, with the widget when signed in.
+func handleHomePage(base *baseURL) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		return render(c, http.StatusOK, views.HomePage(pageFor(c, "Home")))
+		w := views.WidgetOptions{Max: defaultWidgetMax, Title: defaultWidgetTitle, BaseURL: base.of(c.Request())}
+		if u, ok := currentUser(c); ok {
+			w.ViewerID = u.ID
+		}
+		return render(c, http.StatusOK, views.HomePage(pageFor(c, "Home"), w))
 	}
 }

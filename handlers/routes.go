@@ -9,15 +9,16 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
+	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))
 	e.Use(origins.csrf) // cross-origin POSTs are refused
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
-	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub))
+	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub, feed, broker))
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")
@@ -31,8 +32,21 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub) {
 	e.GET("/ws/user-status/", handleWSUserStatus(hub, auth, origins))
 	e.GET("/ws/user-status", handleWSUserStatus(hub, auth, origins))
 
+	// The widget: an embeddable fragment, its shared list, its live stream.
+	// No Timeout or Gzip middleware may wrap the stream.
+	widgets := e.Group("/widgets/online-users", origins.widgetCORS)
+	widgets.GET("", handleWidget(base), auth.requireViewer)
+	widgets.GET("/list", handleWidgetList(feed), auth.requireViewer)
+	widgets.GET("/stream", handleWidgetStream(broker), auth.requireViewer)
+	widgets.OPTIONS("", noContent)
+	widgets.OPTIONS("/list", noContent)
+	widgets.OPTIONS("/stream", noContent)
+	e.GET("/embed-example", handleEmbedExample(base))
+
 	// HTML pages.
-	e.GET("/", handleHomePage(), auth.optional)
+	e.GET("/", handleHomePage(base), auth.optional)
+	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.optional)
+	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.optional)
 	e.GET("/login", handleLoginPage(), auth.optional)
 	e.POST("/login", handleLogin(d.Store, auth))
 	e.GET("/register", handleRegisterPage(), auth.optional)
@@ -42,6 +56,9 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub) {
 	// Assets.
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))))
 }
+
+// noContent answers preflights that widgetCORS let through.
+func noContent(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
 
 // both registers path with and without its trailing slash.
 func both(g *echo.Group, method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {

@@ -4,8 +4,10 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -42,6 +44,11 @@ type Config struct {
 	TokenTTL time.Duration
 	// PingInterval is how often the server sends a WebSocket ping frame.
 	PingInterval time.Duration
+	// PublicURL is the server's public origin (https://presence.example.com),
+	// used in the widget's links and stream URL. Empty: taken from each request.
+	PublicURL string
+	// SSEKeepAlive is how often an idle event stream gets a comment.
+	SSEKeepAlive time.Duration
 }
 
 // Deps are the handlers' collaborators.
@@ -57,8 +64,10 @@ type Deps struct {
 // Server is the HTTP handler of the presence server. Create it with New;
 // caller must call Shutdown to close the WebSockets it holds.
 type Server struct {
-	echo *echo.Echo
-	ws   *wsHub
+	echo   *echo.Echo
+	ws     *wsHub
+	feed   *widgetFeed
+	broker *sseBroker
 }
 
 // New builds the server with every route.
@@ -76,8 +85,18 @@ func New(d Deps) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	s := &Server{echo: e, ws: newWSHub(d.Engine, d.Log, d.Config.PingInterval)}
-	addRoutes(e, d, origins, s.ws)
+	if d.Config.SSEKeepAlive <= 0 {
+		d.Config.SSEKeepAlive = 15 * time.Second
+	}
+	d.Config.PublicURL = strings.TrimRight(d.Config.PublicURL, "/")
+	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout)
+	s := &Server{
+		echo:   e,
+		ws:     newWSHub(d.Engine, d.Log, d.Config.PingInterval),
+		broker: broker,
+		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
+	}
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker)
 	return s, nil
 }
 
@@ -87,7 +106,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // WebSockets returns how many WebSocket connections are open.
 func (s *Server) WebSockets() int { return s.ws.len() }
 
-// Shutdown refuses new WebSockets, sends every open one a close frame
-// (1001 going away) and waits, until ctx is done, for them to finish.
-// Connections still open then are closed hard.
-func (s *Server) Shutdown(ctx context.Context) error { return s.ws.shutdown(ctx) }
+// sseWriteTimeout bounds one write to an event stream; a client that cannot
+// take a write within it is cut off.
+const sseWriteTimeout = 2 * time.Second
+
+// CloseStreams ends every open event stream (the browser reconnects to
+// whichever server answers next). Call it when the HTTP server starts
+// shutting down, since http.Server.Shutdown waits for streams to end.
+func (s *Server) CloseStreams(ctx context.Context) error {
+	s.feed.close()
+	return s.broker.shutdown(ctx)
+}
+
+// Shutdown ends every event stream, then refuses new WebSockets, sends every
+// open one a close frame (1001 going away) and waits, until ctx is done, for
+// them to finish. Connections still open then are closed hard.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return errors.Join(s.CloseStreams(ctx), s.ws.shutdown(ctx))
+}

@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every asset.
 //
-//go:embed *.css
+//go:embed *.css *.js
 var FS embed.FS

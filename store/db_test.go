@@ -48,7 +48,7 @@ func TestMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	applied, err := db.Migrate(ctx)
-	if err != nil || len(applied) == 0 || applied[0] != "0001_init.sql" {
+	if err != nil || len(applied) != 2 || applied[0] != "0001_init.sql" || applied[1] != "0002_embed_tokens.sql" {
 		t.Fatalf("first migrate = %v, %v", applied, err)
 	}
 	applied, err = db.Migrate(ctx)
@@ -124,6 +124,18 @@ func TestTokens(t *testing.T) {
 		}
 		if got, err := db.UserByToken(ctx, store.TokenAPI, tok); err != nil || got.ID != u.ID {
 			t.Fatalf("UserByToken = %+v, %v", got, err)
+		}
+	})
+	t.Run("Embed", func(t *testing.T) {
+		tok, err := db.CreateToken(ctx, u.ID, store.TokenEmbed, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UserByToken(ctx, store.TokenEmbed, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UserByToken(ctx, store.TokenAPI, tok); !errors.Is(err, store.ErrInvalidToken) {
+			t.Fatalf("embed token accepted as API token: %v", err)
 		}
 	})
 	t.Run("WrongKind", func(t *testing.T) {

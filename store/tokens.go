@@ -20,6 +20,10 @@ type TokenKind string
 const (
 	TokenAPI     TokenKind = "api"     // Bearer / ?token= access token
 	TokenSession TokenKind = "session" // browser session, carried in the signed cookie
+	// TokenEmbed is a read-only token for showing the widget on another
+	// site: it can read the widget and its stream, nothing else. Its owner
+	// is whoever issued it, not the visitor viewing the widget.
+	TokenEmbed TokenKind = "embed"
 )
 
 // tokenTouchEvery throttles last_used_at updates to one write per token per

@@ -5,8 +5,44 @@ package views
 import (
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 )
 
 func statusText(status int) string {
 	return fmt.Sprintf("%d %s", status, http.StatusText(status))
+}
+
+// Initial is the upper-cased first letter of a name, for fallback avatars.
+func Initial(name string) string {
+	for _, r := range name {
+		return strings.ToUpper(string(r))
+	}
+	return "?"
+}
+
+// Ago describes the time from then to now in words ("5 minutes"), followed
+// by suffix; under a minute it is "just now" (without suffix).
+func Ago(now, then time.Time, suffix string) string {
+	d := now.Sub(then)
+	unit := func(n int64, name string) string {
+		if n == 1 {
+			return "1 " + name + suffix
+		}
+		return strconv.FormatInt(n, 10) + " " + name + "s" + suffix
+	}
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return unit(int64(d/time.Minute), "minute")
+	case d < 24*time.Hour:
+		return unit(int64(d/time.Hour), "hour")
+	case d < 30*24*time.Hour:
+		return unit(int64(d/(24*time.Hour)), "day")
+	case d < 365*24*time.Hour:
+		return unit(int64(d/(30*24*time.Hour)), "month")
+	}
+	return unit(int64(d/(365*24*time.Hour)), "year")
 }

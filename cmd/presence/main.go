@@ -28,6 +28,8 @@ Commands:
   migrate            apply database migrations and exit
   user add NAME      create a user; the password is read from standard input
   user token NAME    issue an API access token for a user and print it
+  user embed-token NAME
+                     issue a read-only widget token (for embedding on other sites)
   version            print the version
 
 Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTERVAL.

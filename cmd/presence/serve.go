@@ -34,6 +34,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	maxConnsPerUser int
 	allowedOrigins  string
+	publicURL       string
 	cookieSecure    bool
 	sessionTTL      time.Duration
 	tokenTTL        time.Duration
@@ -54,6 +55,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
+	fs.StringVar(&cfg.publicURL, "public-url", "", "public origin of the server (https://presence.example.com) for widget links and streams; default: from each request")
 	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "mark the session cookie Secure (set it when serving over HTTPS)")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
@@ -172,6 +174,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			SessionTTL:     cfg.sessionTTL,
 			TokenTTL:       cfg.tokenTTL,
 			PingInterval:   cfg.pingInterval,
+			PublicURL:      cfg.publicURL,
 		},
 	})
 	if err != nil {
@@ -190,6 +193,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// http.Server.Shutdown waits for open requests, and event streams never
+	// end by themselves: end them as soon as shutdown starts.
+	httpSrv.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		if err := srv.CloseStreams(ctx); err != nil {
+			log.Warn("closing event streams", "err", err)
+		}
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	fmt.Fprintf(stdout, "presence: listening on http://%s\n", ln.Addr())

@@ -34,8 +34,8 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "token") {
-		return fmt.Errorf("usage: presence user add NAME | presence user token NAME")
+	if len(args) == 0 || (args[0] != "add" && args[0] != "token" && args[0] != "embed-token") {
+		return fmt.Errorf("usage: presence user add|token|embed-token NAME")
 	}
 	sub := args[0]
 	fs := newFlagSet("user "+sub, stderr)
@@ -66,7 +66,11 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		fmt.Fprintf(stdout, "created user %s (id %d)\n", u.Username, u.ID)
-	case "token":
+	case "token", "embed-token":
+		kind := store.TokenAPI
+		if sub == "embed-token" {
+			kind = store.TokenEmbed
+		}
 		u, err := db.UserByName(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no user named %q", name)
@@ -74,7 +78,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		tok, err := db.CreateToken(ctx, u.ID, store.TokenAPI, *ttl)
+		tok, err := db.CreateToken(ctx, u.ID, kind, *ttl)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"io"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/presencehq/presence/store"
+)
+
+// Browser tests drive Debian's chromium through chromedp against the real
+// server. They wait on DOM state, never on network idle (SSE never idles).
+// Without chromium they are skipped locally and fail in CI (CI=true).
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("PRESENCE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found: .ci/run must install it (apt-get install -y chromium)")
+	}
+	t.Skip("chromium not installed; apt-get install -y chromium to run browser tests")
+	return ""
+}
+
+// newBrowser starts a headless chromium for the test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return ctx
+}
+
+// newPerson is a separate browser context: its own cookies, like another
+// person on another machine. Tabs opened from it share its cookies.
+func newPerson(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newTab opens another tab in the person's browser context.
+func newTab(t *testing.T, person context.Context) (context.Context, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(person)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cancel)
+	return ctx, cancel
+}
+
+func must(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// login signs the tab's person in through the real form.
+func login(t *testing.T, tab context.Context, base, name string) {
+	t.Helper()
+	must(t, tab,
+		chromedp.Navigate(base+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), name),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "password1"),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=greeting]`)),
+	)
+}
+
+// widgetNames is JS listing the usernames the widget shows, in order.
+const widgetNames = `Array.from(document.querySelectorAll('[data-testid=online-users-widget] li[data-user-id]:not([hidden]) [data-testid=widget-username]')).map(e => e.textContent)`
+
+// waitFor polls a JS condition in the tab until it is true.
+func waitFor(t *testing.T, tab context.Context, what, cond string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if _, err := chromedp.Run(tab, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(timeout))); err != nil {
+		names, _ := chromedp.Run(tab, chromedp.Evaluate[[]string](widgetNames))
+		state, _ := chromedp.Run(tab, chromedp.Evaluate[string](`(document.querySelector('[data-testid=online-users-widget]') || {dataset: {}}).dataset.state || 'no widget'`))
+		t.Fatalf("%s: not within %v (widget shows %q, state %s): %v", what, timeout, names, state, err)
+	}
+	return time.Since(start)
+}
+
+func showsExactly(names ...string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(append([]string{}, names...))
+	return fmt.Sprintf(`JSON.stringify(%s) === %q && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'ready'`,
+		widgetNames, strings.TrimSpace(b.String()))
+}
+
+// metric reads one value from /metrics.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		var v float64
+		if strings.HasPrefix(line, name+" ") {
+			fmt.Sscanf(strings.TrimPrefix(line, name+" "), "%g", &v)
+			return v
+		}
+	}
+	t.Fatalf("metric %s missing", name)
+	return 0
+}
+
+const browserGrace = 1500 * time.Millisecond
+
+func browserArgs(data string, extra ...string) []string {
+	return fastArgs(data, append([]string{"--grace", browserGrace.String()}, extra...)...)
+}
+
+// TestBrowser_LiveWidget: two people see each other appear within 2 s; a
+// second tab keeps a user shown when the first closes; closing the last tab
+// removes them after the grace period; nobody sees themself.
+func TestBrowser_LiveWidget(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	mustToken(t, base, "alice")
+	mustToken(t, base, "bob")
+
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	waitFor(t, alice, "alice sees the empty state", showsExactly()+` && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, 5*time.Second)
+
+	bobPerson := newPerson(t, browser)
+	bob1, closeBob1 := newTab(t, bobPerson)
+	login(t, bob1, base, "bob")
+	took := waitFor(t, alice, "alice sees bob", showsExactly("bob"), 2*time.Second)
+	t.Logf("bob appeared in alice's widget %v after his page loaded", took)
+	waitFor(t, bob1, "bob sees alice, not himself", showsExactly("alice"), 2*time.Second)
+
+	// A second tab of bob (same cookies), then the first one closes.
+	bob2, closeBob2 := newTab(t, bobPerson)
+	must(t, bob2, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=greeting]`)))
+	waitFor(t, bob2, "bob's second tab sees alice", showsExactly("alice"), 2*time.Second)
+	eventually(t, "bob's two sockets", 5*time.Second, func() bool { return metric(t, base, "presence_connections") == 3 })
+	closeBob1()
+	eventually(t, "bob's first socket to close", 5*time.Second, func() bool { return metric(t, base, "presence_connections") == 2 })
+	time.Sleep(browserGrace + 500*time.Millisecond)
+	waitFor(t, alice, "bob still shown with one tab open", showsExactly("bob"), time.Second)
+
+	// The last tab closes: bob goes after the grace period, not before.
+	closed := time.Now()
+	closeBob2()
+	waitFor(t, alice, "bob gone", showsExactly()+` && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, browserGrace+5*time.Second)
+	if gone := time.Since(closed); gone < browserGrace {
+		t.Fatalf("bob disappeared %v after closing, before the %v grace period", gone, browserGrace)
+	}
+}
+
+// TestBrowser_EscapesUsernames: a hostile username (legacy data that skipped
+// validation) renders as text in the widget and the profile, and runs nothing.
+func TestBrowser_EscapesUsernames(t *testing.T) {
+	browser := newBrowser(t)
+	data := dataDir(t)
+	base, _ := inProcess(t, browserArgs(data))
+	mustToken(t, base, "alice")
+
+	const evil = `<img src=x onerror=alert(1)>`
+	sqldb, err := sql.Open("sqlite", "file:"+filepath.Join(data, "presence.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	res, err := sqldb.Exec(`INSERT INTO users (username, username_key, password_hash, created_at) VALUES (?, ?, 'x', 0)`, evil, strings.ToLower(evil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	db := openDB(t, data)
+	tok, err := db.CreateToken(context.Background(), id, store.TokenAPI, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDial(t, base, tok) // the hostile user is online
+
+	alice, _ := newTab(t, newPerson(t, browser))
+	must(t, alice, chromedp.Navigate(base+"/login"),
+		chromedp.Evaluate[chromedp.Void](`window.alerts = 0; window.alert = () => window.alerts++`))
+	login(t, alice, base, "alice")
+	must(t, alice, chromedp.Evaluate[chromedp.Void](`window.alerts = 0; window.alert = () => window.alerts++`))
+	waitFor(t, alice, "the hostile name shown as text", showsExactly(evil), 5*time.Second)
+	bad, err := chromedp.Run(alice, chromedp.Evaluate[int](`document.querySelectorAll('img[src=x]').length + window.alerts`))
+	if err != nil || bad != 0 {
+		t.Fatalf("markup from a username was interpreted (%d, %v)", bad, err)
+	}
+
+	// The profile page too.
+	must(t, alice, chromedp.Navigate(base+"/users/"+url.PathEscape(evil)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=profile-username]`)))
+	name, _ := chromedp.Run(alice, chromedp.Text(chromedp.CSS(`[data-testid=profile-username]`)))
+	if name != evil {
+		t.Fatalf("profile shows %q", name)
+	}
+	if n, _ := chromedp.Run(alice, chromedp.Evaluate[int](`document.querySelectorAll('img[src=x]').length`)); n != 0 {
+		t.Fatal("profile rendered the username as markup")
+	}
+}
+
+// TestBrowser_RecoversAfterRestart: the server goes down and comes back on
+// the same address; the widget shows "reconnecting", then resyncs by itself.
+func TestBrowser_RecoversAfterRestart(t *testing.T) {
+	browser := newBrowser(t)
+	data := dataDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	base, stop := inProcess(t, browserArgs(data, "--addr", addr))
+	mustToken(t, base, "alice")
+	mustToken(t, base, "bob")
+
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	bob, _ := newTab(t, newPerson(t, browser))
+	login(t, bob, base, "bob")
+	waitFor(t, alice, "alice sees bob", showsExactly("bob"), 5*time.Second)
+
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, alice, "the reconnecting state", `document.querySelector('[data-testid=online-users-widget]').dataset.state === 'reconnecting'`, 5*time.Second)
+
+	inProcess(t, browserArgs(data, "--addr", addr))
+	took := waitFor(t, alice, "alice sees bob again", showsExactly("bob"), 20*time.Second)
+	t.Logf("widget resynced %v after the restart", took)
+}
+
+// TestBrowser_EmbedExample follows docs/EMBEDDING.md through the example
+// host page: the widget loads, updates live, and the click hook works.
+func TestBrowser_EmbedExample(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	mustToken(t, base, "alice")
+	tokB := mustToken(t, base, "bob")
+
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	must(t, alice, chromedp.Navigate(base+"/embed-example"))
+	waitFor(t, alice, "the embedded widget, empty", showsExactly(), 5*time.Second)
+	title, _ := chromedp.Run(alice, chromedp.Text(chromedp.CSS(`[data-testid=widget-title]`)))
+	if title != "Who's here" {
+		t.Fatalf("title = %q", title)
+	}
+	mustDial(t, base, tokB)
+	waitFor(t, alice, "bob appears in the embed", showsExactly("bob"), 2*time.Second)
+	must(t, alice, chromedp.Click(chromedp.CSS(`[data-presence-user][data-username=bob]`)))
+	waitFor(t, alice, "the host's click handler", `document.querySelector('[data-testid=last-click]').textContent.startsWith('You clicked bob')`, 2*time.Second)
+	if loc, _ := chromedp.Run(alice, chromedp.Location()); !strings.HasSuffix(loc, "/embed-example") {
+		t.Fatalf("the cancelled click navigated to %s", loc)
+	}
+}
+
+// TestBrowser_Screenshots saves the widget at mobile and desktop widths
+// under $PRESENCE_SCREENSHOTS (default: a temp dir) for people to look at.
+func TestBrowser_Screenshots(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	mustToken(t, base, "alice")
+	for _, name := range []string{"bob", "carol", "dave", "erin", "frank", "grace"} {
+		mustDial(t, base, mustToken(t, base, name))
+	}
+	dir := os.Getenv("PRESENCE_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "presence-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tab, _ := newTab(t, newPerson(t, browser))
+	login(t, tab, base, "alice")
+	for _, size := range []struct {
+		name string
+		w, h int64
+	}{{"mobile", 390, 844}, {"desktop", 1280, 800}} {
+		must(t, tab, chromedp.EmulateViewport(size.w, size.h), chromedp.Reload())
+		waitFor(t, tab, "six users", `(`+widgetNames+`).length === 6`, 5*time.Second)
+		png, err := chromedp.Run(tab, chromedp.Screenshot(chromedp.CSS(`[data-testid=online-users-widget]`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "widget-"+size.name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("saved %s", path)
+	}
+}

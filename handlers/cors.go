@@ -1,0 +1,35 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// widgetCORS lets allow-listed origins fetch the widget routes with
+// credentials (the host page's hx-get and EventSource). It answers
+// preflights itself. Other origins get no CORS headers, so browsers refuse
+// to hand them the response.
+func (p *originPolicy) widgetCORS(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Add("Vary", "Origin")
+		origin := c.Request().Header.Get("Origin")
+		if origin == "" || !p.allowed[strings.ToLower(strings.TrimRight(origin, "/"))] {
+			if c.Request().Method == http.MethodOptions {
+				return c.NoContent(http.StatusForbidden)
+			}
+			return next(c)
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		if c.Request().Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET")
+			h.Set("Access-Control-Allow-Headers", "Authorization, HX-Request, HX-Current-URL, HX-Target, HX-Trigger, HX-Trigger-Name, Cache-Control, Last-Event-ID")
+			h.Set("Access-Control-Max-Age", "600")
+			return c.NoContent(http.StatusNoContent)
+		}
+		return next(c)
+	}
+}

@@ -1,0 +1,135 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/views"
+)
+
+// Widget option limits.
+const (
+	defaultWidgetMax   = 8
+	maxWidgetMax       = 24
+	defaultWidgetTitle = "Online Users"
+	maxWidgetTitle     = 80
+	maxWidgetClass     = 200
+)
+
+// widgetViewer is who is looking at a widget: a signed-in user (hidden from
+// their own list) or an anonymous visitor of a site using an embed token.
+type widgetViewer struct {
+	userID     int64
+	embedToken string
+}
+
+// requireViewer is middleware for the widget routes: the session cookie,
+// a Bearer API token, or ?embed_token= (read-only, for other sites).
+func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if tok := c.QueryParam("embed_token"); tok != "" && c.Request().Header.Get("Authorization") == "" {
+			if _, err := a.store.UserByToken(c.Request().Context(), store.TokenEmbed, tok); err != nil {
+				return authError(err)
+			}
+			c.Set(viewerKey, widgetViewer{embedToken: tok})
+			return next(c)
+		}
+		u, err := a.resolve(c, false)
+		if err != nil {
+			return authError(err)
+		}
+		c.Set(userKey, u)
+		c.Set(viewerKey, widgetViewer{userID: u.ID})
+		return next(c)
+	}
+}
+
+const viewerKey = "presence.viewer"
+
+// widgetOptions reads and checks ?max, ?title and ?class.
+func widgetOptions(c echo.Context, baseURL string) (views.WidgetOptions, error) {
+	o := views.WidgetOptions{Max: defaultWidgetMax, Title: defaultWidgetTitle, BaseURL: baseURL}
+	if v := c.QueryParam("max"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxWidgetMax {
+			return o, httpError(http.StatusBadRequest, "max must be a whole number from 1 to "+strconv.Itoa(maxWidgetMax))
+		}
+		o.Max = n
+	}
+	if v, ok := c.QueryParams()["title"]; ok {
+		t := strings.TrimSpace(v[0])
+		if !utf8.ValidString(t) || utf8.RuneCountInString(t) > maxWidgetTitle {
+			return o, httpError(http.StatusBadRequest, "title must be valid text of at most "+strconv.Itoa(maxWidgetTitle)+" characters")
+		}
+		if t != "" {
+			o.Title = t
+		}
+	}
+	if v := c.QueryParam("class"); v != "" {
+		if len(v) > maxWidgetClass || strings.ContainsAny(v, "\"'<>`=\\") {
+			return o, httpError(http.StatusBadRequest, "class must be CSS class names (at most 200 characters)")
+		}
+		o.Class = v
+	}
+	if v, ok := c.Get(viewerKey).(widgetViewer); ok {
+		o.ViewerID = v.userID
+		if v.embedToken != "" {
+			o.Query = "?embed_token=" + url.QueryEscape(v.embedToken)
+		}
+	}
+	return o, nil
+}
+
+// handleWidget serves the embeddable widget fragment.
+func handleWidget(base *baseURL) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		o, err := widgetOptions(c, base.of(c.Request()))
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return render(c, http.StatusOK, views.OnlineUsersWidget(o))
+	}
+}
+
+// handleWidgetList serves the current shared list fragment: the same bytes
+// the stream pushes, so a (re)connecting widget resyncs to the truth.
+func handleWidgetList(feed *widgetFeed) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.HTMLBlob(http.StatusOK, feed.fragment())
+	}
+}
+
+// handleWidgetStream is the SSE stream of list fragments.
+func handleWidgetStream(b *sseBroker) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := b.serve(c.Response().Writer, c.Request())
+		if errors.Is(err, errSSEClosed) {
+			return httpError(http.StatusServiceUnavailable, err.Error())
+		}
+		return err
+	}
+}
+
+// baseURL is the server's public origin: --public-url when set, else taken
+// from the request.
+type baseURL struct{ fixed string }
+
+func (b *baseURL) of(r *http.Request) string {
+	if b.fixed != "" {
+		return b.fixed
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

@@ -1,0 +1,166 @@
+// presence.js: the browser side of Presence. No build step, no framework.
+//
+// 1. Keep-alive: on pages whose <body> has data-presence-keepalive, hold a
+//    WebSocket to /ws/user-status/ so the server knows this tab is open.
+//    Ping every 30 s; reconnect forever with capped exponential backoff and
+//    jitter; close cleanly on logout and when the page goes away.
+// 2. Widget: apply per-viewer differences to the shared list fragment the
+//    server pushes to everyone (hide the viewer, cap at data-max, empty
+//    state, absolute links for embeds), show the reconnecting and error
+//    states, and dispatch a cancelable `presence:user-click` event.
+(function () {
+  "use strict";
+
+  // ---- Keep-alive -------------------------------------------------------
+  var PING_EVERY = 30000;
+  var BACKOFF_MIN = 500;
+  var BACKOFF_MAX = 30000;
+
+  function keepAlive() {
+    var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
+
+    function url() {
+      var proto = location.protocol === "https:" ? "wss:" : "ws:";
+      return proto + "//" + location.host + "/ws/user-status/";
+    }
+
+    function connect() {
+      if (stopped) return;
+      try {
+        ws = new WebSocket(url());
+      } catch (e) {
+        schedule();
+        return;
+      }
+      ws.onopen = function () {
+        attempt = 0;
+        pingTimer = setInterval(function () {
+          if (ws && ws.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}');
+        }, PING_EVERY);
+      };
+      ws.onclose = function () {
+        clearInterval(pingTimer);
+        ws = null;
+        schedule();
+      };
+      ws.onerror = function () { /* onclose follows and reconnects */ };
+    }
+
+    // schedule retries forever: min(max, min*2^n), with ±50% jitter so a
+    // restarted server is not hit by every tab at the same instant.
+    function schedule() {
+      if (stopped || retryTimer) return;
+      var base = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, attempt));
+      var delay = base / 2 + Math.random() * base;
+      attempt = Math.min(attempt + 1, 16);
+      retryTimer = setTimeout(function () { retryTimer = null; connect(); }, delay);
+    }
+
+    function stop() {
+      stopped = true;
+      clearTimeout(retryTimer);
+      clearInterval(pingTimer);
+      if (ws) {
+        ws.onclose = null;
+        try { ws.close(1000, "bye"); } catch (e) { /* already closed */ }
+        ws = null;
+      }
+    }
+
+    // Back from the bfcache: the socket was closed on pagehide.
+    window.addEventListener("pageshow", function (e) {
+      if (e.persisted && stopped) { stopped = false; attempt = 0; connect(); }
+    });
+    window.addEventListener("pagehide", stop);
+    document.addEventListener("submit", function (e) {
+      if (e.target.matches && e.target.matches("[data-presence-logout]")) stop();
+    });
+    connect();
+  }
+
+  // ---- Widget -----------------------------------------------------------
+  function widgetOf(el) {
+    return el && el.closest ? el.closest("[data-presence-widget]") : null;
+  }
+
+  // apply turns the shared fragment into this viewer's view.
+  function apply(root) {
+    var viewer = root.getAttribute("data-viewer-id");
+    var max = parseInt(root.getAttribute("data-max"), 10) || 8;
+    var base = root.getAttribute("data-base-url") || "";
+    var items = root.querySelectorAll("[data-presence-list] li[data-user-id]");
+    var shown = 0;
+    for (var i = 0; i < items.length; i++) {
+      var li = items[i];
+      var hide = li.getAttribute("data-user-id") === viewer || shown >= max;
+      li.hidden = hide;
+      if (!hide) shown++;
+      var a = li.querySelector("a[data-presence-user]");
+      if (a && base && a.getAttribute("href").charAt(0) === "/") a.setAttribute("href", base + a.getAttribute("href"));
+    }
+    var empty = root.querySelector("[data-presence-empty]");
+    if (empty) empty.classList.toggle("hidden", shown > 0);
+    if (root.getAttribute("data-state") !== "reconnecting") root.setAttribute("data-state", "ready");
+  }
+
+  function onSwap(e) {
+    var root = widgetOf(e.target) || widgetOf(e.detail && e.detail.elt);
+    if (root && root.querySelector("[data-presence-total]")) apply(root);
+  }
+
+  // The widget routes answer errors with a small card meant to be shown:
+  // let htmx swap it in instead of ignoring the response.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var xhr = e.detail.xhr;
+    if (xhr && xhr.status >= 400 && /\/widgets\/online-users(\?|$)/.test(xhr.responseURL || "")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", onSwap);
+  document.addEventListener("htmx:sseMessage", onSwap);
+  document.addEventListener("htmx:load", function (e) {
+    var root = widgetOf(e.target);
+    if (root && root.querySelector("[data-presence-total]")) apply(root);
+  });
+
+  document.addEventListener("htmx:sseOpen", function (e) {
+    var root = widgetOf(e.target);
+    if (root && root.getAttribute("data-state") === "reconnecting") root.setAttribute("data-state", "ready");
+  });
+  document.addEventListener("htmx:sseError", function (e) {
+    var root = widgetOf(e.target);
+    if (root) root.setAttribute("data-state", "reconnecting");
+  });
+  function onRequestFailed(e) {
+    var root = widgetOf(e.target);
+    if (root && !root.querySelector("[data-presence-total]")) root.setAttribute("data-state", "error");
+  }
+  document.addEventListener("htmx:responseError", onRequestFailed);
+  document.addEventListener("htmx:sendError", onRequestFailed);
+
+  document.addEventListener("click", function (e) {
+    var retry = e.target.closest && e.target.closest("[data-presence-retry]");
+    if (retry) {
+      var root = widgetOf(retry);
+      root.setAttribute("data-state", "loading");
+      window.htmx.trigger(root.querySelector("[data-presence-list]"), "presence:refresh");
+      return;
+    }
+    var card = e.target.closest && e.target.closest("[data-presence-user]");
+    if (!card || !widgetOf(card)) return;
+    var ev = new CustomEvent("presence:user-click", {
+      bubbles: true,
+      cancelable: true,
+      detail: { id: parseInt(card.getAttribute("data-user-id"), 10), username: card.getAttribute("data-username") }
+    });
+    if (!card.dispatchEvent(ev)) e.preventDefault();
+  });
+
+  function start() {
+    if (document.body && document.body.hasAttribute("data-presence-keepalive")) keepAlive();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
