@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"io"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
