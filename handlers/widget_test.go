@@ -1,0 +1,275 @@
+package handlers_test
+
+import (
+	"bufio"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/store"
+)
+
+func mustDoc(tb testing.TB, body string) *goquery.Document {
+	tb.Helper()
+	doc, err := goquery.NewDocumentFromReader(strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return doc
+}
+
+func TestWidget(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	alice, tokA := ts.MustCreateUser(t, "alice")
+
+	t.Run("OK", func(t *testing.T) {
+		code, body := do(t, nil, "GET", ts.URL+"/widgets/online-users?max=3&title=Team&class=mt-2", "", bearer(tokA))
+		w := mustDoc(t, body).Find(`[data-testid="online-users-widget"]`)
+		if code != 200 || w.Length() != 1 {
+			t.Fatalf("%d %s", code, body)
+		}
+		if w.AttrOr("data-max", "") != "3" || w.AttrOr("data-viewer-id", "") != itoa(alice.ID) || !w.HasClass("mt-2") {
+			t.Fatalf("widget attrs: %s", body)
+		}
+		if got := w.AttrOr("sse-connect", ""); got != ts.URL+"/widgets/online-users/stream" {
+			t.Fatalf("sse-connect = %q", got)
+		}
+	})
+	t.Run("Defaults", func(t *testing.T) {
+		_, body := do(t, nil, "GET", ts.URL+"/widgets/online-users", "", bearer(tokA))
+		doc := mustDoc(t, body)
+		if doc.Find(`[data-max="8"]`).Length() != 1 || doc.Find(`[data-testid="widget-title"]`).Text() != "Online Users" {
+			t.Fatalf("defaults: %s", body)
+		}
+	})
+	for name, query := range map[string]string{
+		"ErrMaxZero":   "max=0",
+		"ErrMaxBig":    "max=25",
+		"ErrMaxText":   "max=lots",
+		"ErrClass":     "class=" + url.QueryEscape(`x" onmouseover="alert(1)`),
+		"ErrLongTitle": "title=" + strings.Repeat("t", 81),
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, body := do(t, nil, "GET", ts.URL+"/widgets/online-users?"+query, "", bearer(tokA))
+			frag := mustDoc(t, body).Find(`[data-testid="widget-error-fragment"]`)
+			if code != 400 || frag.Length() != 1 || strings.Contains(body, "<html") {
+				t.Fatalf("%d %s", code, body)
+			}
+		})
+	}
+	t.Run("ErrNoAuth", func(t *testing.T) {
+		for _, path := range []string{"", "/list", "/stream"} {
+			code, body := do(t, nil, "GET", ts.URL+"/widgets/online-users"+path, "", nil)
+			if code != 401 || !strings.Contains(body, `data-status="401"`) {
+				t.Fatalf("%s: %d %s", path, code, body)
+			}
+		}
+	})
+	t.Run("EmbedToken", func(t *testing.T) {
+		embed, _ := ts.DB.CreateToken(ctx, alice.ID, store.TokenEmbed, 0)
+		code, body := do(t, nil, "GET", ts.URL+"/widgets/online-users?embed_token="+embed, "", nil)
+		w := mustDoc(t, body).Find(`[data-testid="online-users-widget"]`)
+		if code != 200 || w.AttrOr("data-viewer-id", "") != "0" {
+			t.Fatalf("%d %s", code, body)
+		}
+		if !strings.HasSuffix(w.AttrOr("sse-connect", ""), "/stream?embed_token="+embed) {
+			t.Fatalf("stream URL lacks the embed token: %s", w.AttrOr("sse-connect", ""))
+		}
+		if code, _ := do(t, nil, "GET", ts.URL+"/widgets/online-users/list?embed_token="+embed, "", nil); code != 200 {
+			t.Fatalf("list with embed token: %d", code)
+		}
+		// Read-only: it opens nothing else.
+		if code, _ := do(t, nil, "GET", ts.URL+"/api/users/online/", "", bearer(embed)); code != 401 {
+			t.Fatalf("embed token accepted by the API: %d", code)
+		}
+		if code, _ := do(t, nil, "GET", ts.URL+"/widgets/online-users?embed_token=prs_forged", "", nil); code != 401 {
+			t.Fatalf("forged embed token: %d", code)
+		}
+	})
+}
+
+func TestWidgetCORS(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{AllowedOrigins: []string{"https://host.example"}})
+	_, tok := ts.MustCreateUser(t, "alice")
+	t.Run("AllowListed", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.URL+"/widgets/online-users", nil)
+		req.Header.Set("Origin", "https://host.example")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "https://host.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("headers = %v", resp.Header)
+		}
+	})
+	t.Run("Preflight", func(t *testing.T) {
+		req, _ := http.NewRequest("OPTIONS", ts.URL+"/widgets/online-users/list", nil)
+		req.Header.Set("Origin", "https://host.example")
+		req.Header.Set("Access-Control-Request-Headers", "hx-request")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 204 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "HX-Request") {
+			t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+		}
+	})
+	t.Run("ErrOtherOrigin", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.URL+"/widgets/online-users", nil)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatal("CORS granted to a foreign origin")
+		}
+	})
+}
+
+// sseClient reads a real event stream.
+type sseClient struct {
+	resp   *http.Response
+	events chan sseEvent
+}
+
+type sseEvent struct{ name, data, comment string }
+
+func (ts *testServer) MustStream(tb testing.TB, token string) *sseClient {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", ts.URL+"/widgets/online-users/stream?stream=attacker-chosen", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Last-Event-ID", "not-a-number")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		tb.Fatalf("stream: %s %v", resp.Status, resp.Header)
+	}
+	c := &sseClient{resp: resp, events: make(chan sseEvent, 64)}
+	go func() {
+		defer close(c.events)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				c.events <- ev
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				if ev.data != "" {
+					ev.data += "\n"
+				}
+				ev.data += strings.TrimPrefix(line, "data: ")
+			case strings.HasPrefix(line, ": "):
+				ev.comment = strings.TrimPrefix(line, ": ")
+			}
+		}
+	}()
+	tb.Cleanup(func() { resp.Body.Close() })
+	return c
+}
+
+// nextFragment waits for the next presence event.
+func (c *sseClient) nextFragment(tb testing.TB) string {
+	tb.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				tb.Fatal("stream ended")
+			}
+			if ev.name == "presence" {
+				return ev.data
+			}
+		case <-timeout:
+			tb.Fatal("no presence event within 5s")
+		}
+	}
+}
+
+func TestWidgetStream(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{SSEKeepAlive: 20 * time.Millisecond})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	bob, tokB := ts.MustCreateUser(t, "bob")
+	streams := []*sseClient{ts.MustStream(t, tokA), ts.MustStream(t, tokA), ts.MustStream(t, tokB)}
+	eventually(t, "three subscribers", func() bool { return metricValue(t, ts, "presence_sse_subscribers") == 3 })
+
+	t.Run("KeepAlive", func(t *testing.T) {
+		for ev := range streams[0].events {
+			if ev.comment == "keep-alive" {
+				return
+			}
+		}
+		t.Fatal("stream ended without a keep-alive")
+	})
+
+	t.Run("OneRenderPerChange", func(t *testing.T) {
+		renders := metricValue(t, ts, "presence_widget_renders_total")
+		ts.MustDial(t, tokB)
+		var frags []string
+		for _, s := range streams {
+			frags = append(frags, s.nextFragment(t))
+		}
+		for _, f := range frags {
+			if f != frags[0] {
+				t.Fatal("subscribers got different bytes")
+			}
+		}
+		doc := mustDoc(t, frags[0])
+		if doc.Find(`[data-user-id="`+itoa(bob.ID)+`"]`).Length() == 0 || doc.Find(`[data-testid="widget-count"]`).Text() != "1 online" {
+			t.Fatalf("fragment = %s", frags[0])
+		}
+		if n := metricValue(t, ts, "presence_widget_renders_total") - renders; n != 1 {
+			t.Fatalf("one change cost %v renders for 3 subscribers, want 1", n)
+		}
+		// A widget that (re)connects fetches the same bytes: a resync.
+		code, list := do(t, nil, "GET", ts.URL+"/widgets/online-users/list", "", bearer(tokA))
+		if code != 200 || list != frags[0] {
+			t.Fatalf("list differs from the last pushed fragment: %d %s", code, list)
+		}
+	})
+
+	t.Run("ShutdownEndsStreams", func(t *testing.T) {
+		if err := ts.Handler.CloseStreams(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range streams {
+			for range s.events {
+			}
+		}
+	})
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// metricValue reads one value from /metrics.
+func metricValue(tb testing.TB, ts *testServer, name string) float64 {
+	tb.Helper()
+	_, body := do(tb, nil, "GET", ts.URL+"/metrics", "", nil)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	tb.Fatalf("metric %s missing", name)
+	return 0
+}

@@ -1,0 +1,133 @@
+package views_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/a-h/templ"
+
+	"github.com/presencehq/presence/views"
+)
+
+func mustRender(tb testing.TB, c templ.Component) *goquery.Document {
+	tb.Helper()
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		tb.Fatal(err)
+	}
+	doc, err := goquery.NewDocumentFromReader(&buf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return doc
+}
+
+func byTestID(doc *goquery.Document, id string) *goquery.Selection {
+	return doc.Find(`[data-testid="` + id + `"]`)
+}
+
+func TestOnlineUsersWidget(t *testing.T) {
+	doc := mustRender(t, views.OnlineUsersWidget(views.WidgetOptions{
+		ViewerID: 7, Max: 3, Title: "<b>Team</b>", Class: "mt-4 shadow-none",
+		BaseURL: "https://presence.example", Query: "?embed_token=prs_x",
+	}))
+	w := byTestID(doc, "online-users-widget")
+	if w.Length() != 1 {
+		t.Fatal("no widget root")
+	}
+	for attr, want := range map[string]string{
+		"data-viewer-id": "7",
+		"data-max":       "3",
+		"data-state":     "loading",
+		"hx-ext":         "sse",
+		"sse-connect":    "https://presence.example/widgets/online-users/stream?embed_token=prs_x",
+	} {
+		if got, _ := w.Attr(attr); got != want {
+			t.Errorf("%s = %q, want %q", attr, got, want)
+		}
+	}
+	if !w.HasClass("mt-4") || !w.HasClass("bg-[linear-gradient(135deg,#dc2626,#1e3a8a)]") {
+		t.Errorf("class = %q", w.AttrOr("class", ""))
+	}
+	if got := byTestID(doc, "widget-title").Text(); got != "<b>Team</b>" {
+		t.Errorf("title = %q: must be text, not markup", got)
+	}
+	body := byTestID(doc, "widget-body")
+	if got := body.AttrOr("hx-get", ""); got != "https://presence.example/widgets/online-users/list?embed_token=prs_x" {
+		t.Errorf("hx-get = %q", got)
+	}
+	if body.AttrOr("sse-swap", "") != "presence" {
+		t.Error("list does not swap the presence event")
+	}
+	if byTestID(doc, "widget-skeleton").Find("li").Length() != views.WidgetSkeletonCards {
+		t.Error("no loading skeleton")
+	}
+	if byTestID(doc, "widget-error").Length() != 1 || byTestID(doc, "widget-reconnecting").Length() != 1 {
+		t.Error("missing error or reconnecting state")
+	}
+	if href := byTestID(doc, "widget-view-all").AttrOr("href", ""); href != "https://presence.example/online" {
+		t.Errorf("view all link = %q", href)
+	}
+}
+
+func TestWidgetList(t *testing.T) {
+	doc := mustRender(t, views.WidgetList([]views.WidgetUser{
+		{ID: 1, Username: "alice", ProfileImageURL: "https://img.example/a.png"},
+		{ID: 2, Username: "<img src=x onerror=alert(1)>"},
+		{ID: 3, Username: "bob", ProfileImageURL: "javascript:alert(1)"},
+	}, 5))
+	if got := byTestID(doc, "widget-count").Text(); got != "5 online" {
+		t.Errorf("count = %q", got)
+	}
+	users := byTestID(doc, "widget-user")
+	if users.Length() != 3 {
+		t.Fatalf("%d cards", users.Length())
+	}
+	if src := users.Eq(0).Find("img").AttrOr("src", ""); src != "https://img.example/a.png" {
+		t.Errorf("avatar src = %q", src)
+	}
+	evil := users.Eq(1)
+	if evil.Find("img").Length() != 0 || evil.Find(`[data-testid="widget-username"]`).Text() != "<img src=x onerror=alert(1)>" {
+		t.Error("username rendered as markup")
+	}
+	if got := evil.Find("a").AttrOr("data-username", ""); got != "<img src=x onerror=alert(1)>" {
+		t.Errorf("data-username = %q", got)
+	}
+	if initial := evil.Find("span[aria-hidden]").Text(); initial != "<" {
+		t.Errorf("fallback initial = %q", initial)
+	}
+	if src := users.Eq(2).Find("img").AttrOr("src", ""); src == "javascript:alert(1)" {
+		t.Error("unsafe avatar URL kept")
+	}
+	if users.Eq(0).Find(`[data-testid="online-dot"]`).Length() != 1 {
+		t.Error("no online dot")
+	}
+	if tip := users.Eq(0).Find(`[role="tooltip"]`).Text(); tip == "" {
+		t.Error("no tooltip")
+	}
+	if href := users.Eq(0).Find("a").AttrOr("href", ""); href != "/users/alice" {
+		t.Errorf("card link = %q", href)
+	}
+	if byTestID(doc, "widget-empty").Text() != "No users online right now" {
+		t.Error("no empty state")
+	}
+}
+
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for d, want := range map[time.Duration]string{
+		10 * time.Second:     "just now",
+		time.Minute:          "1 minute ago",
+		5 * time.Minute:      "5 minutes ago",
+		3 * time.Hour:        "3 hours ago",
+		49 * time.Hour:       "2 days ago",
+		400 * 24 * time.Hour: "1 year ago",
+	} {
+		if got := views.Ago(now, now.Add(-d), " ago"); got != want {
+			t.Errorf("Ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
