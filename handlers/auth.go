@@ -114,6 +114,17 @@ func (a *authenticator) optional(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// requirePage is middleware for pages that show presence: signed-out
+// visitors are sent (303) to the login page.
+func (a *authenticator) requirePage(next echo.HandlerFunc) echo.HandlerFunc {
+	return a.optional(func(c echo.Context) error {
+		if _, ok := currentUser(c); !ok {
+			return c.Redirect(http.StatusSeeOther, "/login")
+		}
+		return next(c)
+	})
+}
+
 // signIn starts a fresh session for u, revoking the one the browser had:
 // the session is rotated at every login.
 func (a *authenticator) signIn(c echo.Context, u store.User) error {

@@ -7,16 +7,21 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// widgetCORS lets allow-listed origins fetch the widget routes with
-// credentials (the host page's hx-get and EventSource). It answers
-// preflights itself. Other origins get no CORS headers, so browsers refuse
-// to hand them the response.
+// widgetCORS lets other origins fetch the widget routes (the host page's
+// hx-get and EventSource, both with credentials). It answers preflights
+// itself. Allow-listed origins may use the viewer's session cookie. Any
+// origin may use an embed token: requests carrying ?embed_token= are
+// answered from the token alone, cookies ignored, so sharing the response
+// leaks nothing. Other origins get no CORS headers, and browsers refuse to
+// hand them the response.
 func (p *originPolicy) widgetCORS(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Add("Vary", "Origin")
 		origin := c.Request().Header.Get("Origin")
-		if origin == "" || !p.allowed[strings.ToLower(strings.TrimRight(origin, "/"))] {
+		allowed := p.allowed[strings.ToLower(strings.TrimRight(origin, "/"))] ||
+			(c.QueryParam("embed_token") != "" && c.Request().Header.Get("Authorization") == "")
+		if origin == "" || !allowed {
 			if c.Request().Method == http.MethodOptions {
 				return c.NoContent(http.StatusForbidden)
 			}

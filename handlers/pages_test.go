@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,5 +131,104 @@ func TestErrorPages(t *testing.T) {
 	code, body = do(t, nil, "GET", ts.URL+"/api/nope/", "", nil)
 	if code != 404 || !strings.Contains(body, `"detail"`) {
 		t.Fatalf("%d %s", code, body)
+	}
+}
+
+func TestStatic(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	for _, name := range []string{"app.css", "htmx.min.js", "sse.min.js", "presence.js"} {
+		resp, err := http.Get(ts.URL + "/static/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		etag := resp.Header.Get("ETag")
+		if resp.StatusCode != 200 || etag == "" {
+			t.Fatalf("%s: %d etag=%q", name, resp.StatusCode, etag)
+		}
+		if code, _ := do(t, nil, "GET", ts.URL+"/static/"+name, "", http.Header{"If-None-Match": {etag}}); code != 304 {
+			t.Fatalf("%s revalidation: %d, want 304", name, code)
+		}
+	}
+	if code, _ := do(t, nil, "GET", ts.URL+"/static/embed.go", "", nil); code != 404 {
+		t.Fatalf("source file served: %d", code)
+	}
+}
+
+// signedIn returns a browser signed in as name.
+func signedIn(tb testing.TB, ts *testServer, name string) *http.Client {
+	tb.Helper()
+	b := browser(tb)
+	if code, _ := do(tb, b, "POST", ts.URL+"/login", "username="+name+"&password=password1", formHeader); code != http.StatusSeeOther {
+		tb.Fatalf("login %s: %d", name, code)
+	}
+	return b
+}
+
+func TestOnlinePage(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	ts.MustDial(t, tokA)
+	for i := range 50 {
+		_, tok := ts.MustCreateUser(t, fmt.Sprintf("user%02d", i))
+		ts.MustDial(t, tok)
+	}
+	eventually(t, "51 online", func() bool { n, _ := ts.Engine.Counts(); return n == 51 })
+	b := signedIn(t, ts, "alice")
+
+	code, body := do(t, b, "GET", ts.URL+"/online", "", nil)
+	doc := mustDoc(t, body)
+	if code != 200 || doc.Find(`[data-testid="online-total"]`).Text() == "" || !strings.Contains(doc.Find(`[data-testid="online-total"]`).Text(), "51 users online") {
+		t.Fatalf("%d total=%q", code, doc.Find(`[data-testid="online-total"]`).Text())
+	}
+	if n := doc.Find(`[data-testid="online-user"]`).Length(); n != 48 {
+		t.Fatalf("page 1 lists %d users, want 48", n)
+	}
+	if !strings.Contains(doc.Find(`[data-testid="online-user"]`).First().Text(), "(you)") {
+		t.Fatal("alice is not marked as you")
+	}
+	_, body = do(t, b, "GET", ts.URL+"/online?page=2", "", nil)
+	if n := mustDoc(t, body).Find(`[data-testid="online-user"]`).Length(); n != 3 {
+		t.Fatalf("page 2 lists %d users, want 3", n)
+	}
+	for _, bad := range []string{"?page=0", "?page=x", "?page=9"} {
+		if code, _ := do(t, b, "GET", ts.URL+"/online"+bad, "", nil); code != 400 && code != 404 {
+			t.Fatalf("%s: %d", bad, code)
+		}
+	}
+	if code, _ := do(t, browser(t), "GET", ts.URL+"/online", "", nil); code != http.StatusSeeOther {
+		t.Fatalf("signed out: %d, want a redirect to login", code)
+	}
+}
+
+func TestProfilePage(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+	bob, tokB := ts.MustCreateUser(t, "bob")
+	b := signedIn(t, ts, "alice")
+	presenceText := func() string {
+		code, body := do(t, b, "GET", ts.URL+"/users/BOB", "", nil)
+		if code != 200 {
+			t.Fatalf("profile: %d", code)
+		}
+		return strings.TrimSpace(mustDoc(t, body).Find(`[data-testid="profile-presence"]`).Text())
+	}
+	if got := presenceText(); got != "Never seen online" {
+		t.Fatalf("before any visit: %q", got)
+	}
+	c := ts.MustDial(t, tokB)
+	eventually(t, "bob online", func() bool { return ts.Engine.IsOnline(bob.ID) })
+	if got := presenceText(); got != "Online now" {
+		t.Fatalf("while connected: %q", got)
+	}
+	c.conn.Close()
+	eventually(t, "bob's socket closed", func() bool { _, n := ts.Engine.Counts(); return n == 0 })
+	ts.Clock.Advance(testGrace)
+	ts.Batcher.Flush(ctx)
+	if got := presenceText(); !strings.HasPrefix(got, "Last seen") {
+		t.Fatalf("after leaving: %q", got)
+	}
+	if code, _ := do(t, b, "GET", ts.URL+"/users/nobody", "", nil); code != 404 {
+		t.Fatalf("unknown user: %d", code)
 	}
 }

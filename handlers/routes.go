@@ -4,8 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/presencehq/presence/static"
 )
 
 // addRoutes lists every route of the server.
@@ -45,8 +43,8 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 
 	// HTML pages.
 	e.GET("/", handleHomePage(base), auth.optional)
-	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.optional)
-	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.optional)
+	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.requirePage)
+	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.requirePage)
 	e.GET("/login", handleLoginPage(), auth.optional)
 	e.POST("/login", handleLogin(d.Store, auth))
 	e.GET("/register", handleRegisterPage(), auth.optional)
@@ -54,7 +52,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 	e.POST("/logout", handleLogout(auth))
 
 	// Assets.
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(static.FS))))
+	e.GET("/static/*", handleStatic())
 }
 
 // noContent answers preflights that widgetCORS let through.

@@ -123,6 +123,22 @@ func TestWidgetCORS(t *testing.T) {
 			t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 		}
 	})
+	t.Run("EmbedTokenAnyOrigin", func(t *testing.T) {
+		u, _ := ts.DB.UserByName(ctx, "alice")
+		embed, _ := ts.DB.CreateToken(ctx, u.ID, store.TokenEmbed, 0)
+		for _, method := range []string{"OPTIONS", "GET"} {
+			req, _ := http.NewRequest(method, ts.URL+"/widgets/online-users/list?embed_token="+embed, nil)
+			req.Header.Set("Origin", "https://blog.elsewhere.example")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 300 || resp.Header.Get("Access-Control-Allow-Origin") != "https://blog.elsewhere.example" {
+				t.Fatalf("%s: %d %v", method, resp.StatusCode, resp.Header)
+			}
+		}
+	})
 	t.Run("ErrOtherOrigin", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", ts.URL+"/widgets/online-users", nil)
 		req.Header.Set("Origin", "https://evil.example")

@@ -19,9 +19,11 @@
   function keepAlive() {
     var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
 
+    // data-presence-keepalive="https://presence.example.com" points a host
+    // page at another Presence server; empty means this origin.
     function url() {
-      var proto = location.protocol === "https:" ? "wss:" : "ws:";
-      return proto + "//" + location.host + "/ws/user-status/";
+      var base = document.body.getAttribute("data-presence-keepalive") || location.origin;
+      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/";
     }
 
     function connect() {

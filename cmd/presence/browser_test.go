@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -333,5 +334,44 @@ func TestBrowser_Screenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("saved %s", path)
+	}
+}
+
+// TestBrowser_CrossOriginEmbed follows docs/EMBEDDING.md literally on a host
+// page of another origin, for an anonymous visitor, with an embed token.
+func TestBrowser_CrossOriginEmbed(t *testing.T) {
+	browser := newBrowser(t)
+	data := dataDir(t)
+	base, _ := inProcess(t, browserArgs(data))
+	tokA := mustToken(t, base, "alice")
+	var out strings.Builder
+	if err := run(context.Background(), []string{"user", "embed-token", "--data", data, "alice"}, func(string) string { return "" }, nil, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	embed := strings.TrimSpace(out.String())
+
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><head>
+<meta name="htmx-config" content='{"selfRequestsOnly": false}'>
+<link rel="stylesheet" href="%[1]s/static/app.css">
+<script src="%[1]s/static/htmx.min.js" defer></script>
+<script src="%[1]s/static/sse.min.js" defer></script>
+<script src="%[1]s/static/presence.js" defer></script>
+</head><body>
+<div hx-get="%[1]s/widgets/online-users?max=8&embed_token=%[2]s"
+     hx-trigger="load" hx-swap="outerHTML">Loading who's online…</div>
+</body></html>`, base, embed)
+	}))
+	defer host.Close()
+
+	visitor, _ := newTab(t, newPerson(t, browser))
+	must(t, visitor, chromedp.Navigate(host.URL))
+	waitFor(t, visitor, "the embed shows nobody yet", showsExactly(), 5*time.Second)
+	mustDial(t, base, tokA)
+	waitFor(t, visitor, "alice appears live on the other site", showsExactly("alice"), 2*time.Second)
+	href, _ := chromedp.Run(visitor, chromedp.Evaluate[string](`document.querySelector('[data-presence-user]').href`))
+	if href != base+"/users/alice" {
+		t.Fatalf("card links to %q, want the Presence profile", href)
 	}
 }

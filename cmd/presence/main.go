@@ -30,6 +30,8 @@ Commands:
   user token NAME    issue an API access token for a user and print it
   user embed-token NAME
                      issue a read-only widget token (for embedding on other sites)
+  user revoke-token TOKEN
+                     revoke an API, embed or session token
   version            print the version
 
 Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTERVAL.

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/presencehq/presence/store"
 )
 
 func runCmd(t *testing.T, stdin string, env map[string]string, args ...string) (string, error) {
@@ -56,6 +59,20 @@ func TestRun(t *testing.T) {
 		}
 		if _, err := runCmd(t, "", env, "user", "token", "nobody"); err == nil {
 			t.Fatal("token for unknown user")
+		}
+		embed, err := runCmd(t, "", env, "user", "embed-token", "alice")
+		if err != nil || !strings.HasPrefix(embed, "prs_") {
+			t.Fatalf("embed-token: %q %v", embed, err)
+		}
+		db := openDB(t, data)
+		if _, err := db.UserByToken(context.Background(), store.TokenEmbed, strings.TrimSpace(embed)); err != nil {
+			t.Fatalf("new embed token invalid: %v", err)
+		}
+		if out, err := runCmd(t, "", env, "user", "revoke-token", strings.TrimSpace(embed)); err != nil || !strings.Contains(out, "revoked") {
+			t.Fatalf("revoke-token: %q %v", out, err)
+		}
+		if _, err := db.UserByToken(context.Background(), store.TokenEmbed, strings.TrimSpace(embed)); !errors.Is(err, store.ErrInvalidToken) {
+			t.Fatalf("revoked embed token still valid: %v", err)
 		}
 	})
 	t.Run("ErrBadConfig", func(t *testing.T) {

@@ -34,8 +34,8 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "token" && args[0] != "embed-token") {
-		return fmt.Errorf("usage: presence user add|token|embed-token NAME")
+	if len(args) == 0 || (args[0] != "add" && args[0] != "token" && args[0] != "embed-token" && args[0] != "revoke-token") {
+		return fmt.Errorf("usage: presence user add|token|embed-token NAME, presence user revoke-token TOKEN")
 	}
 	sub := args[0]
 	fs := newFlagSet("user "+sub, stderr)
@@ -54,6 +54,13 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.Close()
+	if sub == "revoke-token" {
+		if err := db.RevokeToken(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked")
+		return nil
+	}
 
 	switch sub {
 	case "add":
