@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/presence
 ARGS    ?=
 
-.PHONY: run test build generate css vendor assets check-generated vet fmt
+.PHONY: run test bench build generate css vendor assets check-generated vet fmt
 
 ## run: start the server on http://localhost:8080 with data in ./data
 run:
@@ -14,6 +14,10 @@ run:
 ## test: vet, then every test with the race detector
 test: vet
 	$(GO) test -race -count=1 ./...
+
+## bench: Go benchmarks of the hot paths (see docs/PERFORMANCE.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## build: a static binary in bin/ (no cgo, no Node needed)
 build:

@@ -127,7 +127,7 @@ func showsExactly(names ...string) string {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.Encode(append([]string{}, names...))
-	return fmt.Sprintf(`JSON.stringify(%s) === %q && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'ready'`,
+	return fmt.Sprintf(`!!document.querySelector('[data-testid=online-users-widget]') && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'ready' && JSON.stringify(%s) === %q`,
 		widgetNames, strings.TrimSpace(b.String()))
 }
 
@@ -168,7 +168,7 @@ func TestBrowser_LiveWidget(t *testing.T) {
 
 	alice, _ := newTab(t, newPerson(t, browser))
 	login(t, alice, base, "alice")
-	waitFor(t, alice, "alice sees the empty state", showsExactly()+` && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, 5*time.Second)
+	waitFor(t, alice, "alice sees the empty state", showsExactly()+` && !!document.querySelector('[data-testid=widget-empty]') && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, 5*time.Second)
 
 	bobPerson := newPerson(t, browser)
 	bob1, closeBob1 := newTab(t, bobPerson)
@@ -190,7 +190,7 @@ func TestBrowser_LiveWidget(t *testing.T) {
 	// The last tab closes: bob goes after the grace period, not before.
 	closed := time.Now()
 	closeBob2()
-	waitFor(t, alice, "bob gone", showsExactly()+` && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, browserGrace+5*time.Second)
+	waitFor(t, alice, "bob gone", showsExactly()+` && !!document.querySelector('[data-testid=widget-empty]') && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, browserGrace+5*time.Second)
 	if gone := time.Since(closed); gone < browserGrace {
 		t.Fatalf("bob disappeared %v after closing, before the %v grace period", gone, browserGrace)
 	}
@@ -269,7 +269,7 @@ func TestBrowser_RecoversAfterRestart(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, alice, "the reconnecting state", `document.querySelector('[data-testid=online-users-widget]').dataset.state === 'reconnecting'`, 5*time.Second)
+	waitFor(t, alice, "the reconnecting state", `!!document.querySelector('[data-testid=online-users-widget]') && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'reconnecting'`, 5*time.Second)
 
 	inProcess(t, browserArgs(data, "--addr", addr))
 	took := waitFor(t, alice, "alice sees bob again", showsExactly("bob"), 20*time.Second)
@@ -295,7 +295,7 @@ func TestBrowser_EmbedExample(t *testing.T) {
 	mustDial(t, base, tokB)
 	waitFor(t, alice, "bob appears in the embed", showsExactly("bob"), 2*time.Second)
 	must(t, alice, chromedp.Click(chromedp.CSS(`[data-presence-user][data-username=bob]`)))
-	waitFor(t, alice, "the host's click handler", `document.querySelector('[data-testid=last-click]').textContent.startsWith('You clicked bob')`, 2*time.Second)
+	waitFor(t, alice, "the host's click handler", `!!document.querySelector('[data-testid=last-click]') && document.querySelector('[data-testid=last-click]').textContent.startsWith('You clicked bob')`, 2*time.Second)
 	if loc, _ := chromedp.Run(alice, chromedp.Location()); !strings.HasSuffix(loc, "/embed-example") {
 		t.Fatalf("the cancelled click navigated to %s", loc)
 	}
