@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/presence
 ARGS    ?=
 
-.PHONY: run test bench build generate css vendor assets check-generated vet fmt
+.PHONY: run test bench loadtest build generate css vendor assets check-generated vet fmt
 
 ## run: start the server on http://localhost:8080 with data in ./data
 run:
@@ -18,6 +18,13 @@ test: vet
 ## bench: Go benchmarks of the hot paths (see docs/PERFORMANCE.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## loadtest: build, then drive the real server with simulated tabs (see
+## docs/PERFORMANCE.md). LOADGEN_ARGS=-tabs=9000 -hold=5m reproduces the table.
+LOADGEN_ARGS ?=
+loadtest: build
+	$(GO) build -o bin/loadgen ./cmd/loadgen
+	bin/loadgen -server $(BIN) $(LOADGEN_ARGS)
 
 ## build: a static binary in bin/ (no cgo, no Node needed)
 build:

@@ -105,7 +105,13 @@ type wsClient struct {
 // MustDial opens the presence socket with ?token= and checks the ack.
 func (ts *testServer) MustDial(tb testing.TB, token string) *wsClient {
 	tb.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+url.QueryEscape(token)), nil)
+	return ts.MustDialQuery(tb, "?token="+url.QueryEscape(token))
+}
+
+// MustDialQuery opens the presence socket with a raw query string.
+func (ts *testServer) MustDialQuery(tb testing.TB, query string) *wsClient {
+	tb.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(ts.wsURL(query), nil)
 	if err != nil {
 		tb.Fatalf("dial: %v (%v)", err, respStatus(resp))
 	}

@@ -97,7 +97,9 @@ type wsClient struct {
 
 // serve registers the socket with the engine and starts its goroutines.
 // It returns at once: the goroutines own the connection from then on.
-func (h *wsHub) serve(conn *websocket.Conn, u store.User) {
+// With events false the socket gets no user.status.changed messages: a
+// keep-alive that does not read them should not cost N² deliveries.
+func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
 	cl := &wsClient{
 		hub:     h,
 		conn:    conn,
@@ -115,7 +117,9 @@ func (h *wsHub) serve(conn *websocket.Conn, u store.User) {
 	h.wg.Add(1)
 	h.mu.Unlock()
 
-	cl.sub = h.engine.Bus().Subscribe(eventBuffer)
+	if events {
+		cl.sub = h.engine.Bus().Subscribe(eventBuffer)
+	}
 	pc, err := h.engine.Connect(presence.User{ID: u.ID, Username: u.Username}, cl.kick)
 	if err != nil {
 		code, reason := closeGoingAway, errHubClosed.Error()
@@ -146,7 +150,9 @@ func (cl *wsClient) finish() {
 		if cl.pc != nil {
 			cl.pc.Close()
 		}
-		cl.sub.Close()
+		if cl.sub != nil {
+			cl.sub.Close()
+		}
 		cl.conn.Close()
 		h := cl.hub
 		h.mu.Lock()
@@ -220,6 +226,10 @@ func (cl *wsClient) writeLoop() {
 	c := cl.conn
 	ticker := time.NewTicker(cl.hub.pingInterval)
 	defer ticker.Stop()
+	var events <-chan presence.Event // nil (never ready) without a subscription
+	if cl.sub != nil {
+		events = cl.sub.C
+	}
 	write := func(msg []byte) bool {
 		c.SetWriteDeadline(time.Now().Add(writeWait))
 		return c.WriteMessage(websocket.TextMessage, msg) == nil
@@ -234,7 +244,7 @@ func (cl *wsClient) writeLoop() {
 			if !write(msg) {
 				return
 			}
-		case ev, ok := <-cl.sub.C:
+		case ev, ok := <-events:
 			if !ok {
 				if cl.sub.Dropped() {
 					closeWith(c, closeTryLater, "too slow to keep up; reconnect")

@@ -9,7 +9,7 @@ import (
 // handleWSUserStatus upgrades /ws/user-status/ to the presence WebSocket.
 // The Origin is checked first (403), then the user (401, from ?token=,
 // Authorization: Bearer or the session cookie). A refused request gets a
-// plain HTTP error and no socket.
+// plain HTTP error and no socket. ?events=0 opts out of status events.
 func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -30,7 +30,7 @@ func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) 
 		if err != nil {
 			return nil // the upgrader has answered with an HTTP error
 		}
-		hub.serve(conn, u)
+		hub.serve(conn, u, r.URL.Query().Get("events") != "0")
 		return nil
 	}
 }

@@ -323,3 +323,19 @@ func TestWSUserStatus_Shutdown(t *testing.T) {
 		t.Fatalf("upgrade after shutdown: %v %v, want 503", err, respStatus(resp))
 	}
 }
+
+// TestWSUserStatus_EventsOptOut: ?events=0 keeps the user online but sends
+// no status events; the default (the original protocol) sends them.
+func TestWSUserStatus_EventsOptOut(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	bob, tokB := ts.MustCreateUser(t, "bob")
+	quiet := ts.MustDialQuery(t, "?events=0&token="+url.QueryEscape(tokA))
+	loud := ts.MustDial(t, tokA)
+	ts.MustDial(t, tokB)
+	loud.expectStatus(bob, true)
+	quiet.expectNoStatus()
+	if !ts.Engine.IsOnline(bob.ID) {
+		t.Fatal("bob not online")
+	}
+}

@@ -23,7 +23,9 @@
     // page at another Presence server; empty means this origin.
     function url() {
       var base = document.body.getAttribute("data-presence-keepalive") || location.origin;
-      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/";
+      // events=0: this socket only keeps the user online; the widget gets
+      // its updates over SSE, so status events would be wasted N² traffic.
+      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0";
     }
 
     function connect() {

@@ -1,0 +1,504 @@
+// Command loadgen drives a real presence server over loopback with
+// simulated browser tabs — each tab one keep-alive WebSocket speaking the
+// real protocol plus one SSE stream exactly like the widget's — and reports
+// what docs/PERFORMANCE.md tracks: connect rate, storm convergence, one-change
+// fan-out latency, memory and goroutines per connection, ping throughput and
+// pong latency, and database writes.
+//
+// It starts the server itself (--server, a built presence binary) on a
+// fresh data dir, spreads the tabs over worker processes (each its own
+// 127.0.0.x source address, since one process may hold 20,000 files and one
+// address has ~28,000 ephemeral ports), runs the phases and stops
+// everything. Every loop is bounded in count and time.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	server, addr, out   string
+	tabs, perWorker     int
+	events              bool
+	grace, hold         time.Duration
+	pingRate, pingSecs  float64
+	rounds, connectConc int
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	var c config
+	worker := fs.Bool("worker", false, "internal: run as a worker process")
+	base := fs.String("base", "", "internal: server URL for a worker")
+	source := fs.String("source", "", "internal: source address for a worker")
+	tokens := fs.String("tokens", "", "internal: token file for a worker")
+	fs.StringVar(&c.server, "server", "bin/presence", "presence binary to start")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:18431", "address for the server")
+	fs.StringVar(&c.out, "out", "loadgen.json", "JSON report file")
+	fs.IntVar(&c.tabs, "tabs", 9000, "simulated tabs (each 1 WebSocket + 1 SSE stream)")
+	fs.IntVar(&c.perWorker, "per-worker", 4000, "tabs per worker process (2 sockets each)")
+	fs.BoolVar(&c.events, "events", false, "tabs' WebSockets also subscribe to user.status.changed (the original protocol's default); the widget's keep-alive does not")
+	fs.DurationVar(&c.grace, "grace", time.Second, "server grace period")
+	fs.DurationVar(&c.hold, "hold", 5*time.Minute, "how long to hold every tab open at the end")
+	fs.Float64Var(&c.pingRate, "ping-rate", 2.5, "pings per tab per second in the ping phase")
+	fs.Float64Var(&c.pingSecs, "ping-seconds", 10, "length of the ping phase")
+	fs.IntVar(&c.rounds, "rounds", 10, "one-change fan-out rounds")
+	fs.IntVar(&c.connectConc, "conc", 256, "connections in flight per worker")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *worker {
+		b, err := os.ReadFile(*tokens)
+		if err != nil {
+			return err
+		}
+		return runWorker(*base, *source, c.events, strings.Fields(string(b)))
+	}
+	return coordinate(c)
+}
+
+// report is everything measured; it is also written as JSON.
+type report struct {
+	Tabs, Workers             int
+	EventsOnSockets           bool
+	ServerRSSBaseKiB          int64
+	WSConnectPerSec           float64
+	WSPerConnKiB              float64
+	SSEPerConnKiB             float64
+	GoroutinesPerTab          float64
+	StormConnectSeconds       float64
+	StormConvergedAfterLastMS float64
+	FanoutSSE                 stats
+	FanoutWS                  *stats `json:",omitempty"`
+	PingsPerSec               float64
+	Pong                      stats
+	PingPhaseDBTxPerSec       float64
+	StormDBTxPerSec           float64
+	StormRowsPerSec           float64
+	HoldSeconds               float64
+	UnexpectedDrops           int64
+	ShutdownSeconds           float64
+}
+
+type stats struct {
+	N                   int
+	P50MS, P99MS, MaxMS float64
+}
+
+func summarize(ms []float64) stats {
+	if len(ms) == 0 {
+		return stats{}
+	}
+	sort.Float64s(ms)
+	at := func(q float64) float64 { return ms[min(len(ms)-1, int(q*float64(len(ms))))] }
+	return stats{N: len(ms), P50MS: at(0.50), P99MS: at(0.99), MaxMS: ms[len(ms)-1]}
+}
+
+type workerProc struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+	mu  sync.Mutex
+}
+
+func (w *workerProc) call(c command) (reply, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b, _ := json.Marshal(c)
+	if _, err := w.in.Write(append(b, '\n')); err != nil {
+		return reply{}, err
+	}
+	if !w.out.Scan() {
+		return reply{}, fmt.Errorf("worker ended: %v", w.out.Err())
+	}
+	var r reply
+	if err := json.Unmarshal(w.out.Bytes(), &r); err != nil {
+		return r, err
+	}
+	if !r.OK {
+		return r, fmt.Errorf("worker: %s", r.Err)
+	}
+	return r, nil
+}
+
+// all sends c to every worker at once.
+func all(ws []*workerProc, c command) ([]reply, error) {
+	out := make([]reply, len(ws))
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() { out[i], errs[i] = w.call(c) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...) }
+
+func coordinate(c config) error {
+	r := report{Tabs: c.tabs, EventsOnSockets: c.events}
+	dir, err := os.MkdirTemp("", "presence-loadgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	base := "http://" + c.addr
+
+	srv := exec.Command(c.server, "serve", "--addr", c.addr, "--data", filepath.Join(dir, "data"),
+		"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0")
+	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	defer srv.Process.Kill()
+	pid := srv.Process.Pid
+	if err := waitHealthy(base); err != nil {
+		return err
+	}
+
+	logf("registering %d users", c.tabs+1)
+	tokens, err := register(base, c.tabs+1)
+	if err != nil {
+		return err
+	}
+	probeTok := tokens[c.tabs]
+	tokens = tokens[:c.tabs]
+
+	nWorkers := (c.tabs + c.perWorker - 1) / c.perWorker
+	r.Workers = nWorkers
+	var workers []*workerProc
+	self, _ := os.Executable()
+	for i := range nWorkers {
+		part := tokens[i*c.perWorker : min(len(tokens), (i+1)*c.perWorker)]
+		tf := filepath.Join(dir, fmt.Sprintf("tokens-%d", i))
+		os.WriteFile(tf, []byte(strings.Join(part, "\n")), 0o600)
+		args := []string{"-worker", "-base", base, "-source", fmt.Sprintf("127.0.0.%d", 2+i), "-tokens", tf}
+		if c.events {
+			args = append(args, "-events")
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		outp, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(outp)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		w := &workerProc{cmd: cmd, in: in, out: sc}
+		workers = append(workers, w)
+		defer func() { w.call(command{Cmd: "stop"}); cmd.Wait() }()
+	}
+
+	settle := func() { time.Sleep(3 * time.Second) }
+	rss0 := rssKiB(pid)
+	g0 := metric(base, "go_goroutines")
+	r.ServerRSSBaseKiB = rss0
+
+	// Phase 1: every tab's WebSocket, as fast as the workers can.
+	logf("phase 1: %d WebSockets", c.tabs)
+	reps, err := all(workers, command{Cmd: "ws-connect", Conc: c.connectConc})
+	if err != nil {
+		return err
+	}
+	first, last, failed := span(reps)
+	if failed > 0 {
+		return fmt.Errorf("%d WebSockets failed to connect", failed)
+	}
+	r.WSConnectPerSec = float64(c.tabs) / (float64(last-first) / 1e9)
+	settle()
+	rss1 := rssKiB(pid)
+	r.WSPerConnKiB = float64(rss1-rss0) / float64(c.tabs)
+
+	// Phase 2: every tab's SSE stream; each widget must show everyone.
+	logf("phase 2: %d SSE streams", c.tabs)
+	if reps, err = all(workers, command{Cmd: "sse-connect", Conc: c.connectConc}); err != nil {
+		return err
+	}
+	if _, _, failed := span(reps); failed > 0 {
+		return fmt.Errorf("%d SSE streams failed to connect", failed)
+	}
+	if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 30}); err != nil {
+		return err
+	}
+	settle()
+	rss2 := rssKiB(pid)
+	r.SSEPerConnKiB = float64(rss2-rss1) / float64(c.tabs)
+	r.GoroutinesPerTab = (metric(base, "go_goroutines") - g0) / float64(c.tabs)
+
+	// Phase 3: storm. Everyone leaves, the widgets watch the count fall to
+	// zero, then every tab's WebSocket reconnects at once.
+	logf("phase 3: storm")
+	if _, err := all(workers, command{Cmd: "ws-close"}); err != nil {
+		return err
+	}
+	if _, err := all(workers, command{Cmd: "await-total", Target: 0, Seconds: 30 + c.grace.Seconds()}); err != nil {
+		return err
+	}
+	tx0, rows0, t0 := metric(base, "presence_db_write_transactions_total"), metric(base, "presence_db_presence_rows_written_total"), time.Now()
+	if reps, err = all(workers, command{Cmd: "ws-connect", Conc: c.connectConc}); err != nil {
+		return err
+	}
+	first, last, failed = span(reps)
+	if failed > 0 {
+		return fmt.Errorf("storm: %d WebSockets failed", failed)
+	}
+	r.StormConnectSeconds = float64(last-first) / 1e9
+	reps, err = all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60})
+	if err != nil {
+		return err
+	}
+	var converged int64
+	for _, rep := range reps {
+		for _, t := range rep.Times {
+			converged = max(converged, t)
+		}
+	}
+	r.StormConvergedAfterLastMS = float64(converged-last) / 1e6
+	time.Sleep(2 * time.Second) // let the batcher write the storm
+	dt := time.Since(t0).Seconds()
+	r.StormDBTxPerSec = (metric(base, "presence_db_write_transactions_total") - tx0) / dt
+	r.StormRowsPerSec = (metric(base, "presence_db_presence_rows_written_total") - rows0) / dt
+
+	// Phase 4: one change, many watchers. A probe user comes online; time
+	// until every widget (and, with --events, every socket) knows.
+	logf("phase 4: %d fan-out rounds", c.rounds)
+	var sseLat, wsLat []float64
+	for i := range c.rounds {
+		if _, err := all(workers, command{Cmd: "probe-reset", ProbeID: int64(c.tabs + 1)}); err != nil {
+			return err
+		}
+		start := time.Now().UnixNano()
+		probe, err := dialProbe(base, probeTok)
+		if err != nil {
+			return err
+		}
+		reps, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs + 1), Seconds: 10})
+		if err != nil {
+			return fmt.Errorf("round %d: %w", i, err)
+		}
+		sseLat = append(sseLat, since(start, reps)...)
+		if c.events {
+			if reps, err = all(workers, command{Cmd: "probe-collect", Seconds: 10}); err != nil {
+				return fmt.Errorf("round %d: %w", i, err)
+			}
+			wsLat = append(wsLat, since(start, reps)...)
+		}
+		probe.Close()
+		if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 10 + c.grace.Seconds()}); err != nil {
+			return err
+		}
+	}
+	r.FanoutSSE = summarize(sseLat)
+	if c.events {
+		s := summarize(wsLat)
+		r.FanoutWS = &s
+	}
+
+	// Phase 5: pings from every tab.
+	logf("phase 5: pings at %.1f/s per tab for %.0fs", c.pingRate, c.pingSecs)
+	tx0, t0 = metric(base, "presence_db_write_transactions_total"), time.Now()
+	reps, err = all(workers, command{Cmd: "pings", Rate: c.pingRate, Seconds: c.pingSecs})
+	if err != nil {
+		return err
+	}
+	var pongs int64
+	var lat []float64
+	for _, rep := range reps {
+		pongs += rep.Pongs
+		lat = append(lat, rep.Latencies...)
+	}
+	r.PingsPerSec = float64(pongs) / c.pingSecs
+	r.Pong = summarize(lat)
+	r.PingPhaseDBTxPerSec = (metric(base, "presence_db_write_transactions_total") - tx0) / time.Since(t0).Seconds()
+
+	// Phase 6: hold everything open.
+	logf("phase 6: holding for %v", c.hold)
+	time.Sleep(c.hold)
+	r.HoldSeconds = c.hold.Seconds()
+	for _, w := range workers {
+		rep, err := w.call(command{Cmd: "drops"})
+		if err != nil {
+			return err
+		}
+		r.UnexpectedDrops += rep.Drops
+	}
+
+	// Graceful stop with everything connected.
+	start := time.Now()
+	srv.Process.Signal(syscall.SIGTERM)
+	srv.Wait()
+	r.ShutdownSeconds = time.Since(start).Seconds()
+
+	print(r)
+	b, _ := json.MarshalIndent(r, "", "  ")
+	return os.WriteFile(c.out, append(b, '\n'), 0o644)
+}
+
+func span(reps []reply) (first, last, failed int64) {
+	for _, r := range reps {
+		if r.FirstAt != 0 && (first == 0 || r.FirstAt < first) {
+			first = r.FirstAt
+		}
+		last = max(last, r.LastAt)
+		failed += r.Failed
+	}
+	return
+}
+
+func since(start int64, reps []reply) []float64 {
+	var out []float64
+	for _, r := range reps {
+		for _, t := range r.Times {
+			out = append(out, float64(max(0, t-start))/1e6)
+		}
+	}
+	return out
+}
+
+func print(r report) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("tabs (1 WS + 1 SSE each)", fmt.Sprintf("%d in %d workers, WS events: %v", r.Tabs, r.Workers, r.EventsOnSockets))
+	row("WS connect rate", fmt.Sprintf("%.0f/s", r.WSConnectPerSec))
+	row("RSS per idle WebSocket", fmt.Sprintf("%.1f KiB", r.WSPerConnKiB))
+	row("RSS per idle SSE stream", fmt.Sprintf("%.1f KiB", r.SSEPerConnKiB))
+	row("goroutines per tab", fmt.Sprintf("%.2f", r.GoroutinesPerTab))
+	row("storm: all WS connected in", fmt.Sprintf("%.2f s", r.StormConnectSeconds))
+	row("storm: converged after last connect", fmt.Sprintf("%.0f ms", r.StormConvergedAfterLastMS))
+	row("storm: DB tx/s, rows/s", fmt.Sprintf("%.1f, %.0f", r.StormDBTxPerSec, r.StormRowsPerSec))
+	row("one change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutSSE.P50MS, r.FanoutSSE.P99MS, r.FanoutSSE.MaxMS, r.FanoutSSE.N))
+	if r.FanoutWS != nil {
+		row("one change → all sockets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWS.P50MS, r.FanoutWS.P99MS, r.FanoutWS.MaxMS, r.FanoutWS.N))
+	}
+	row("pings handled", fmt.Sprintf("%.0f/s", r.PingsPerSec))
+	row("pong latency", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.Pong.P50MS, r.Pong.P99MS, r.Pong.MaxMS))
+	row("DB tx/s during pings", fmt.Sprintf("%.1f", r.PingPhaseDBTxPerSec))
+	row("held", fmt.Sprintf("%.0f s, unexpected drops: %d", r.HoldSeconds, r.UnexpectedDrops))
+	row("graceful shutdown", fmt.Sprintf("%.2f s", r.ShutdownSeconds))
+	tw.Flush()
+}
+
+func waitHealthy(base string) error {
+	for range 200 {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("server did not become healthy")
+}
+
+// register creates n users and returns an API token for each.
+func register(base string, n int) ([]string, error) {
+	tokens := make([]string, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			creds := fmt.Sprintf(`{"username":"load%05d","password":"password1"}`, i)
+			if resp, err := http.Post(base+"/api/auth/register/", "application/json", strings.NewReader(creds)); err == nil {
+				resp.Body.Close()
+			}
+			resp, err := http.Post(base+"/api/auth/token/", "application/json", strings.NewReader(creds))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var m map[string]string
+			json.NewDecoder(resp.Body).Decode(&m)
+			if m["access"] == "" {
+				errs <- fmt.Errorf("no token for user %d: %s", i, resp.Status)
+				return
+			}
+			tokens[i] = m["access"]
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return tokens, <-errs
+}
+
+func dialProbe(base, tok string) (*websocket.Conn, error) {
+	conn, _, err := websocket.DefaultDialer.DialContext(context.Background(),
+		"ws"+strings.TrimPrefix(base, "http")+"/ws/user-status/?events=0&token="+url.QueryEscape(tok), nil)
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return conn, nil
+}
+
+// rssKiB reads the server's resident set from /proc.
+func rssKiB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// metric reads one value from the server's /metrics.
+func metric(base, name string) float64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
+			f, _ := strconv.ParseFloat(string(v), 64)
+			return f
+		}
+	}
+	return 0
+}

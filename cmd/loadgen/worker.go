@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A worker process holds a slice of the simulated tabs, dialling from its
+// own loopback source address so that many processes together can exceed
+// one process's file limit and one address's ephemeral ports. It reads one
+// JSON command per line on stdin and answers one JSON line on stdout.
+
+type command struct {
+	Cmd     string  `json:"cmd"`
+	Target  int64   `json:"target,omitempty"`   // await-total: the count every widget must show
+	ProbeID int64   `json:"probe_id,omitempty"` // probe-reset: the user whose WS event is timed
+	Rate    float64 `json:"rate,omitempty"`     // pings: per tab per second
+	Seconds float64 `json:"seconds,omitempty"`  // pings, await-total: duration or timeout
+	Conc    int     `json:"conc,omitempty"`     // connect: connections in flight
+}
+
+type reply struct {
+	OK        bool      `json:"ok"`
+	Err       string    `json:"err,omitempty"`
+	Tabs      int       `json:"tabs,omitempty"`
+	FirstAt   int64     `json:"first_at,omitempty"` // unix ns
+	LastAt    int64     `json:"last_at,omitempty"`  // unix ns
+	Times     []int64   `json:"times,omitempty"`    // unix ns, one per tab
+	Pongs     int64     `json:"pongs,omitempty"`
+	Sent      int64     `json:"sent,omitempty"`
+	Latencies []float64 `json:"latencies,omitempty"` // ms
+	Drops     int64     `json:"drops,omitempty"`
+	Failed    int64     `json:"failed,omitempty"`
+}
+
+type tab struct {
+	token string
+	ws    *websocket.Conn
+	wmu   sync.Mutex
+	sse   io.Closer
+
+	total    atomic.Int64 // latest data-presence-total seen on the stream
+	totalAt  atomic.Int64 // when it changed to that value
+	probe    atomic.Int64 // user id whose status event is being timed
+	probeAt  atomic.Int64
+	pmu      sync.Mutex
+	pending  []int64 // send times of unanswered pings
+	lat      []float64
+	pongs    atomic.Int64
+	closing  atomic.Bool
+	sseReady chan struct{}
+}
+
+type worker struct {
+	base     string
+	events   bool
+	tabs     []*tab
+	dialer   *net.Dialer
+	http     *http.Client
+	wsDialer *websocket.Dialer
+	drops    atomic.Int64
+}
+
+var totalRE = regexp.MustCompile(`data-presence-total="(\d+)"`)
+
+func runWorker(base, source string, events bool, tokens []string) error {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	w := &worker{
+		base:     base,
+		events:   events,
+		dialer:   d,
+		http:     &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64, DisableCompression: true}},
+		wsDialer: &websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512},
+	}
+	for _, t := range tokens {
+		w.tabs = append(w.tabs, &tab{token: t, sseReady: make(chan struct{})})
+	}
+	in := bufio.NewScanner(os.Stdin)
+	out := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		var c command
+		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
+			out.Encode(reply{Err: err.Error()})
+			continue
+		}
+		r := w.do(c)
+		r.OK = r.Err == ""
+		out.Encode(r)
+		if c.Cmd == "stop" {
+			return nil
+		}
+	}
+	return in.Err()
+}
+
+func (w *worker) do(c command) reply {
+	switch c.Cmd {
+	case "ws-connect":
+		return w.connect(c.Conc, w.openWS)
+	case "sse-connect":
+		return w.connect(c.Conc, w.openSSE)
+	case "ws-close":
+		for _, t := range w.tabs {
+			t.closing.Store(true)
+			if t.ws != nil {
+				t.ws.Close()
+			}
+		}
+		return reply{Tabs: len(w.tabs)}
+	case "await-total":
+		return w.awaitTotal(c.Target, time.Duration(c.Seconds*float64(time.Second)))
+	case "probe-reset":
+		for _, t := range w.tabs {
+			t.probe.Store(c.ProbeID)
+			t.probeAt.Store(0)
+		}
+		return reply{}
+	case "probe-collect":
+		return w.probeCollect(time.Duration(c.Seconds * float64(time.Second)))
+	case "pings":
+		return w.pings(c.Rate, time.Duration(c.Seconds*float64(time.Second)))
+	case "drops":
+		return reply{Drops: w.drops.Load()}
+	case "stop":
+		for _, t := range w.tabs {
+			t.closing.Store(true)
+			if t.ws != nil {
+				t.ws.Close()
+			}
+			if t.sse != nil {
+				t.sse.Close()
+			}
+		}
+		return reply{}
+	}
+	return reply{Err: "unknown command " + c.Cmd}
+}
+
+// connect opens one connection per tab with conc in flight and reports when
+// the first and the last finished.
+func (w *worker) connect(conc int, open func(*tab) error) reply {
+	if conc <= 0 {
+		conc = 256
+	}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var first, last atomic.Int64
+	for _, t := range w.tabs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := open(t); err != nil {
+				if failed.Add(1) == 1 {
+					fmt.Fprintln(os.Stderr, "loadgen worker:", err)
+				}
+				return
+			}
+			now := time.Now().UnixNano()
+			first.CompareAndSwap(0, now)
+			for {
+				l := last.Load()
+				if now <= l || last.CompareAndSwap(l, now) {
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return reply{Tabs: len(w.tabs), FirstAt: first.Load(), LastAt: last.Load(), Failed: failed.Load()}
+}
+
+func (w *worker) openWS(t *tab) error {
+	u := "ws" + w.base[len("http"):] + "/ws/user-status/?token=" + url.QueryEscape(t.token)
+	if !w.events {
+		u += "&events=0"
+	}
+	t.closing.Store(false)
+	conn, _, err := w.wsDialer.Dial(u, nil)
+	if err != nil {
+		return fmt.Errorf("ws dial: %w", err)
+	}
+	_, ack, err := conn.ReadMessage()
+	if err != nil || !bytes.Contains(ack, []byte("connection.ack")) {
+		conn.Close()
+		return fmt.Errorf("ws ack: %q %v", ack, err)
+	}
+	t.ws = conn
+	go w.readWS(t, conn)
+	return nil
+}
+
+var probeRE = regexp.MustCompile(`"user_id":(\d+)`)
+
+func (w *worker) readWS(t *tab, conn *websocket.Conn) {
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			if !t.closing.Load() {
+				w.drops.Add(1)
+			}
+			return
+		}
+		now := time.Now().UnixNano()
+		switch {
+		case bytes.Contains(msg, []byte(`"pong"`)):
+			t.pongs.Add(1)
+			t.pmu.Lock()
+			if len(t.pending) > 0 {
+				t.lat = append(t.lat, float64(now-t.pending[0])/1e6)
+				t.pending = t.pending[1:]
+			}
+			t.pmu.Unlock()
+		case bytes.Contains(msg, []byte("user.status.changed")):
+			if p := t.probe.Load(); p != 0 && t.probeAt.Load() == 0 {
+				if m := probeRE.FindSubmatch(msg); m != nil {
+					if id, _ := strconv.ParseInt(string(m[1]), 10, 64); id == p {
+						t.probeAt.Store(now)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (w *worker) openSSE(t *tab) error {
+	req, _ := http.NewRequest("GET", w.base+"/widgets/online-users/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+t.token)
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("sse: %w", err)
+	}
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		return fmt.Errorf("sse: %s", resp.Status)
+	}
+	t.sse = resp.Body
+	go w.readSSE(t, resp.Body)
+	// Like the widget, fetch the current list once the stream is open.
+	lr, _ := http.NewRequest("GET", w.base+"/widgets/online-users/list", nil)
+	lr.Header.Set("Authorization", "Bearer "+t.token)
+	list, err := w.http.Do(lr)
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	body, _ := io.ReadAll(list.Body)
+	list.Body.Close()
+	if m := totalRE.FindSubmatch(body); m != nil && t.totalAt.Load() == 0 {
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		t.total.Store(n)
+		t.totalAt.Store(time.Now().UnixNano())
+	}
+	return nil
+}
+
+func (w *worker) readSSE(t *tab, body io.Reader) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if m := totalRE.FindSubmatch(line); m != nil {
+			n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			if t.total.Swap(n) != n {
+				t.totalAt.Store(time.Now().UnixNano())
+			}
+		}
+	}
+	if !t.closing.Load() {
+		w.drops.Add(1)
+	}
+}
+
+// awaitTotal waits until every tab's widget shows target, then returns
+// when each got there.
+func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := 0
+		for _, t := range w.tabs {
+			if t.total.Load() == target {
+				ok++
+			}
+		}
+		if ok == len(w.tabs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v", ok, len(w.tabs), target, timeout)}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	times := make([]int64, len(w.tabs))
+	for i, t := range w.tabs {
+		times[i] = t.totalAt.Load()
+	}
+	return reply{Times: times}
+}
+
+// probeCollect waits for every tab's WebSocket to see the probe's event.
+func (w *worker) probeCollect(timeout time.Duration) reply {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := 0
+		for _, t := range w.tabs {
+			if t.probeAt.Load() == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return reply{Err: fmt.Sprintf("%d sockets missed the probe event", missing)}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	times := make([]int64, len(w.tabs))
+	for i, t := range w.tabs {
+		times[i] = t.probeAt.Load()
+	}
+	return reply{Times: times}
+}
+
+// pings makes every tab ping at rate per second for d, then reports pong
+// latencies.
+func (w *worker) pings(rate float64, d time.Duration) reply {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for _, t := range w.tabs {
+		t.pmu.Lock()
+		t.pending, t.lat = nil, nil
+		t.pmu.Unlock()
+		t.pongs.Store(0)
+	}
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / rate)
+	// One goroutine per 100 tabs, spreading sends over the interval.
+	for start := 0; start < len(w.tabs); start += 100 {
+		group := w.tabs[start:min(start+100, len(w.tabs))]
+		wg.Go(func() {
+			tick := time.NewTicker(interval / time.Duration(len(group)))
+			defer tick.Stop()
+			i := 0
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				t := group[i%len(group)]
+				i++
+				if t.ws == nil {
+					continue
+				}
+				t.pmu.Lock()
+				t.pending = append(t.pending, time.Now().UnixNano())
+				t.pmu.Unlock()
+				t.wmu.Lock()
+				err := t.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+				t.wmu.Unlock()
+				if err == nil {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(500 * time.Millisecond) // last pongs in flight
+	var r reply
+	r.Sent = sent.Load()
+	for _, t := range w.tabs {
+		r.Pongs += t.pongs.Load()
+		t.pmu.Lock()
+		r.Latencies = append(r.Latencies, t.lat...)
+		t.pmu.Unlock()
+	}
+	return r
+}
