@@ -3,7 +3,9 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,9 +19,15 @@ const (
 	// largest allowed ?max plus one, so a viewer hidden from their own list
 	// still leaves max others to show.
 	widgetMaxShown = maxWidgetMax + 1
-	// feedWindow is how long changes are gathered before one render: a
-	// storm of joins costs one render and one publish per window.
+	// feedWindow is the shortest time between two pushes. The first change
+	// after a quiet spell is pushed at once; changes that follow within the
+	// window are gathered into one render and one push at its end.
 	feedWindow = 50 * time.Millisecond
+	// feedBytesPerSecond caps what pushes may cost: with many subscribers
+	// the window widens so that subscribers × fragment size per window stays
+	// under it (9,000 × 9 KiB → ~300 ms). A storm then costs a few pushes a
+	// second, whatever the number of changes.
+	feedBytesPerSecond = 256 << 20
 )
 
 // widgetFeed keeps the current shared widget fragment and pushes a new one
@@ -32,8 +40,11 @@ type widgetFeed struct {
 	log    *slog.Logger
 	window time.Duration
 
-	mu      sync.RWMutex
-	current []byte
+	mu        sync.RWMutex
+	current   []byte // the whole list fragment, for (re)connecting widgets
+	shownKey  string // identity of the users in current
+	lastTotal int
+	pushed    int // bytes of the last push, for windowFor
 
 	renders atomic.Int64
 	stop    chan struct{}
@@ -68,8 +79,9 @@ func (f *widgetFeed) run() {
 	}
 }
 
-// follow renders after each burst of events. It returns false when the feed
-// is stopped, true when the bus dropped the subscription.
+// follow pushes on the leading edge of each burst of events, then once per
+// window while events keep coming. It returns false when the feed is
+// stopped, true when the bus dropped the subscription.
 func (f *widgetFeed) follow(sub *presence.Subscription) bool {
 	for {
 		select {
@@ -80,29 +92,54 @@ func (f *widgetFeed) follow(sub *presence.Subscription) bool {
 		case <-f.stop:
 			return false
 		}
-		// Gather everything else that happens within the window.
-		t := time.NewTimer(f.window)
-	gather:
+		f.refresh() // a lone change goes out at once
 		for {
-			select {
-			case _, ok := <-sub.C:
-				if !ok {
-					t.Stop()
-					return true
-				}
-			case <-t.C:
-				break gather
-			case <-f.stop:
-				t.Stop()
+			more, open, stopped := f.gather(sub, f.windowFor())
+			if stopped {
 				return false
 			}
+			if !open {
+				return true
+			}
+			if !more {
+				break // quiet again: back to leading-edge pushes
+			}
+			f.refresh()
 		}
-		f.refresh()
 	}
 }
 
-// refresh renders the fragment from the engine's truth and publishes it if
-// it changed.
+// gather drains events for d and reports whether any arrived.
+func (f *widgetFeed) gather(sub *presence.Subscription, d time.Duration) (more, open, stopped bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-sub.C:
+			if !ok {
+				return more, false, false
+			}
+			more = true
+		case <-t.C:
+			return more, true, false
+		case <-f.stop:
+			return more, true, true
+		}
+	}
+}
+
+// windowFor is the time to wait before the next push: at least f.window,
+// longer when a push to every subscriber is expensive.
+func (f *widgetFeed) windowFor() time.Duration {
+	f.mu.RLock()
+	pushed := f.pushed
+	f.mu.RUnlock()
+	cost := float64(pushed) * float64(f.broker.subscribers())
+	return max(f.window, time.Duration(cost/feedBytesPerSecond*float64(time.Second)))
+}
+
+// refresh renders the fragment from the engine's truth and publishes what
+// changed: the whole list when the users shown changed, else only the count.
 func (f *widgetFeed) refresh() {
 	online := f.engine.Online()
 	shown := online[:min(len(online), widgetMaxShown)]
@@ -115,25 +152,41 @@ func (f *widgetFeed) refresh() {
 		f.log.Error("widget feed: load profiles", "err", err)
 	}
 	users := make([]views.WidgetUser, len(shown))
+	var key strings.Builder
 	for i, st := range shown {
 		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL}
+		fmt.Fprintf(&key, "%d\x00%s\x00%s\x00", users[i].ID, users[i].Username, users[i].ProfileImageURL)
 	}
-	var buf bytes.Buffer
-	if err := views.WidgetList(users, len(online)).Render(context.Background(), &buf); err != nil {
+	var full bytes.Buffer
+	if err := views.WidgetList(users, len(online)).Render(context.Background(), &full); err != nil {
 		f.log.Error("widget feed: render", "err", err)
 		return
 	}
 	f.renders.Add(1)
-	b := buf.Bytes()
+
 	f.mu.Lock()
-	same := bytes.Equal(b, f.current)
-	if !same {
-		f.current = b
-	}
+	sameUsers := f.current != nil && key.String() == f.shownKey
+	sameTotal := len(online) == f.lastTotal
+	f.current, f.shownKey, f.lastTotal = full.Bytes(), key.String(), len(online)
 	f.mu.Unlock()
-	if !same {
-		f.broker.publish("presence", b)
+	switch {
+	case sameUsers && sameTotal:
+		// nothing a viewer can see changed
+	case sameUsers:
+		var count bytes.Buffer
+		views.WidgetCount(len(online)).Render(context.Background(), &count)
+		f.setPushed(count.Len())
+		f.broker.publish("presence-count", count.Bytes())
+	default:
+		f.setPushed(full.Len())
+		f.broker.publish("presence", full.Bytes())
 	}
+}
+
+func (f *widgetFeed) setPushed(n int) {
+	f.mu.Lock()
+	f.pushed = n
+	f.mu.Unlock()
 }
 
 // close stops the feed and waits for it.

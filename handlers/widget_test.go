@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -263,6 +264,37 @@ func TestWidgetStream(t *testing.T) {
 		}
 	})
 
+	t.Run("CountOnlyWhenShownUsersStay", func(t *testing.T) {
+		// Fill the widget's shown slots with names that sort first.
+		for i := range 26 {
+			_, tok := ts.MustCreateUser(t, fmt.Sprintf("aa%02d", i))
+			ts.MustDial(t, tok)
+		}
+		eventually(t, "27 online", func() bool { n, _ := ts.Engine.Counts(); return n == 27 })
+		drain := func() { // keep-alives never stop: drain for a fixed time
+			done := time.After(300 * time.Millisecond)
+			for {
+				select {
+				case <-streams[0].events:
+				case <-done:
+					return
+				}
+			}
+		}
+		drain()
+		_, tokZ := ts.MustCreateUser(t, "zz-last")
+		ts.MustDial(t, tokZ) // sorts after the shown users: only the count changes
+		ev := nextNamed(t, streams[0], "presence-count", "presence")
+		if ev.name != "presence-count" || !strings.Contains(ev.data, `data-presence-total="28"`) || len(ev.data) > 200 {
+			t.Fatalf("got %s event of %d bytes: %s", ev.name, len(ev.data), ev.data)
+		}
+		_, tokA0 := ts.MustCreateUser(t, "a-first")
+		ts.MustDial(t, tokA0) // sorts first: the list changes
+		if ev := nextNamed(t, streams[0], "presence-count", "presence"); ev.name != "presence" || !strings.Contains(ev.data, "a-first") {
+			t.Fatalf("got %s event: %s", ev.name, ev.data)
+		}
+	})
+
 	t.Run("ShutdownEndsStreams", func(t *testing.T) {
 		if err := ts.Handler.CloseStreams(ctx); err != nil {
 			t.Fatal(err)
@@ -272,6 +304,27 @@ func TestWidgetStream(t *testing.T) {
 			}
 		}
 	})
+}
+
+// nextNamed waits for the next event with one of the names.
+func nextNamed(tb testing.TB, c *sseClient, names ...string) sseEvent {
+	tb.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				tb.Fatal("stream ended")
+			}
+			for _, n := range names {
+				if ev.name == n {
+					return ev
+				}
+			}
+		case <-timeout:
+			tb.Fatalf("no %v event within 5s", names)
+		}
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

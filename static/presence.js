@@ -157,7 +157,7 @@
     var ev = new CustomEvent("presence:user-click", {
       bubbles: true,
       cancelable: true,
-      detail: { id: parseInt(card.getAttribute("data-user-id"), 10), username: card.getAttribute("data-username") }
+      detail: { id: parseInt(card.closest("[data-user-id]").getAttribute("data-user-id"), 10), username: card.getAttribute("data-username") }
     });
     if (!card.dispatchEvent(ev)) e.preventDefault();
   });

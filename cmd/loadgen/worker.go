@@ -76,7 +76,23 @@ type worker struct {
 	drops    atomic.Int64
 }
 
-var totalRE = regexp.MustCompile(`data-presence-total="(\d+)"`)
+var totalAttr = []byte(`data-presence-total="`)
+
+// parseTotal finds the widget's online count in a fragment, cheaply: the
+// loadgen shares the machine with the server, so its own CPU counts.
+func parseTotal(b []byte) (int64, bool) {
+	i := bytes.Index(b, totalAttr)
+	if i < 0 {
+		return 0, false
+	}
+	b = b[i+len(totalAttr):]
+	var n int64
+	j := 0
+	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+		n = n*10 + int64(b[j]-'0')
+	}
+	return n, j > 0
+}
 
 func runWorker(base, source string, events bool, tokens []string) error {
 	d := &net.Dialer{Timeout: 30 * time.Second}
@@ -264,8 +280,7 @@ func (w *worker) openSSE(t *tab) error {
 	}
 	body, _ := io.ReadAll(list.Body)
 	list.Body.Close()
-	if m := totalRE.FindSubmatch(body); m != nil && t.totalAt.Load() == 0 {
-		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	if n, ok := parseTotal(body); ok && t.totalAt.Load() == 0 {
 		t.total.Store(n)
 		t.totalAt.Store(time.Now().UnixNano())
 	}
@@ -276,9 +291,7 @@ func (w *worker) readSSE(t *tab, body io.Reader) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if m := totalRE.FindSubmatch(line); m != nil {
-			n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		if n, ok := parseTotal(sc.Bytes()); ok {
 			if t.total.Swap(n) != n {
 				t.totalAt.Store(time.Now().UnixNano())
 			}
