@@ -42,8 +42,6 @@ type Config struct {
 	SessionTTL time.Duration
 	// TokenTTL is how long an API token lasts; 0 means no expiry.
 	TokenTTL time.Duration
-	// PingInterval is how often the server sends a WebSocket ping frame.
-	PingInterval time.Duration
 	// PublicURL is the server's public origin (https://presence.example.com),
 	// used in the widget's links and stream URL. Empty: taken from each request.
 	PublicURL string
@@ -75,9 +73,6 @@ func New(d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	if d.Config.PingInterval <= 0 {
-		d.Config.PingInterval = 10 * time.Second
-	}
 	origins, err := newOriginPolicy(d.Config.AllowedOrigins)
 	if err != nil {
 		return nil, err
@@ -92,7 +87,7 @@ func New(d Deps) (*Server, error) {
 	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout)
 	s := &Server{
 		echo:   e,
-		ws:     newWSHub(d.Engine, d.Log, d.Config.PingInterval),
+		ws:     newWSHub(d.Engine, d.Log),
 		broker: broker,
 		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
 	}

@@ -54,7 +54,7 @@ func MustStartServer(tb testing.TB, cfg handlers.Config) *testServer {
 	}
 	clock := presence.NewFakeClock(t0)
 	b := presence.NewBatcher(db, clock, time.Second, nil)
-	e := presence.New(presence.Config{Clock: clock, Recorder: b, Grace: testGrace, Deadline: testDeadline, MaxConnsPerUser: 4})
+	e := presence.New(presence.Config{Clock: clock, Recorder: b, Grace: testGrace, Deadline: testDeadline, PingAfter: testDeadline / 3, MaxConnsPerUser: 4})
 	h, err := handlers.New(handlers.Deps{
 		Store: db, Engine: e, Batcher: b,
 		Sessions: sessions.NewCookieStore(make([]byte, 64), make([]byte, 32)),

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,13 +24,9 @@ const (
 	// maxMessageSize is the largest frame a client may send; larger ones
 	// close the socket with 1009.
 	maxMessageSize = 4 << 10
-	// replyBuffer is how many replies (pong, error) may wait for the
-	// writer before the reader stops reading.
-	replyBuffer = 16
-	// eventBuffer is how many status events may wait for the writer; a
-	// client that falls further behind is cut off with 1013 and resyncs
-	// when it reconnects.
-	eventBuffer = 64
+	// maxQueue is how many messages may wait for one socket. A socket that
+	// falls further behind is cut off with 1013 and resyncs on reconnect.
+	maxQueue = 64
 	// closeGrace is how long the server waits for the peer's close reply.
 	closeGrace = time.Second
 )
@@ -39,41 +36,49 @@ const (
 	closeGoingAway   = websocket.CloseGoingAway               // 1001: server shutting down
 	closeUnsupported = websocket.CloseUnsupportedData         // 1003: binary frame
 	closeBadData     = websocket.CloseInvalidFramePayloadData // 1007: invalid UTF-8
-	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding
+	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections
 	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up
 )
 
 var (
-	msgPong         = []byte(`{"type":"pong"}`)
-	errHubClosed    = errors.New("server is shutting down")
-	upgraderBuffers = &sync.Pool{}
+	msgPong      = []byte(`{"type":"pong"}`)
+	msgPing      = []byte(`{"type":"ping"}`)
+	errHubClosed = errors.New("server is shutting down")
 )
 
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:  1024,
+	// Small buffers: a client message is a few bytes; writes borrow a
+	// buffer from the pool only while writing.
+	ReadBufferSize:  512,
 	WriteBufferSize: 1024,
-	WriteBufferPool: upgraderBuffers,
+	WriteBufferPool: &sync.Pool{},
 	// Origins are checked before the upgrade by originPolicy.
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-// wsHub holds every open WebSocket so they can be counted and closed
-// cleanly on shutdown.
+// wsHub holds every open WebSocket so they can be counted, sent status
+// events and closed cleanly on shutdown. It subscribes to the bus once and
+// encodes each event once for every socket that wants events.
 type wsHub struct {
-	engine       *presence.Engine
-	log          *slog.Logger
-	pingInterval time.Duration
+	engine *presence.Engine
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
 	closed  bool
 	wg      sync.WaitGroup
 
-	accepted, kicked, received atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+
+	accepted, kicked, received, slow atomic.Int64
 }
 
-func newWSHub(e *presence.Engine, log *slog.Logger, ping time.Duration) *wsHub {
-	return &wsHub{engine: e, log: log, pingInterval: ping, clients: map[*wsClient]struct{}{}}
+func newWSHub(e *presence.Engine, log *slog.Logger) *wsHub {
+	h := &wsHub{engine: e, log: log, clients: map[*wsClient]struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go h.fanOut()
+	return h
 }
 
 func (h *wsHub) len() int {
@@ -82,77 +87,181 @@ func (h *wsHub) len() int {
 	return len(h.clients)
 }
 
-// wsClient is one open WebSocket. Its reader goroutine handles incoming
-// frames; its writer goroutine is the only one that writes data frames.
-type wsClient struct {
-	hub     *wsHub
-	conn    *websocket.Conn
-	user    store.User
-	pc      *presence.Conn
-	sub     *presence.Subscription
-	replies chan []byte
-	done    chan struct{}
-	once    sync.Once
+// fanOut delivers each status event, encoded once, to every socket that
+// asked for events.
+func (h *wsHub) fanOut() {
+	defer close(h.done)
+	for {
+		sub := h.engine.Bus().Subscribe(4096)
+		for open := true; open; {
+			select {
+			case ev, ok := <-sub.C:
+				if !ok {
+					open = false
+					h.log.Warn("websocket fan-out fell behind the bus; resubscribing")
+					continue
+				}
+				msg := statusMessage(ev)
+				h.mu.Lock()
+				for cl := range h.clients {
+					if cl.events {
+						cl.send(msg)
+					}
+				}
+				h.mu.Unlock()
+			case <-h.stop:
+				sub.Close()
+				return
+			}
+		}
+	}
 }
 
-// serve registers the socket with the engine and starts its goroutines.
-// It returns at once: the goroutines own the connection from then on.
-// With events false the socket gets no user.status.changed messages: a
+// wsClient is one open WebSocket. Its reader goroutine is the only
+// long-lived goroutine: writes happen on demand, by whoever finds the
+// socket idle (the reader for its own replies, a short-lived goroutine for
+// events and pings), so an idle socket costs one goroutine and no timer.
+type wsClient struct {
+	hub    *wsHub
+	conn   *websocket.Conn
+	user   store.User
+	pc     *presence.Conn
+	events bool
+
+	mu      sync.Mutex
+	queue   [][]byte
+	pingDue bool
+	writing bool
+	done    bool
+
+	once sync.Once
+}
+
+// serve registers the socket with the engine and starts its reader. It
+// returns at once: the reader owns the connection from then on. With
+// events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
 func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
-	cl := &wsClient{
-		hub:     h,
-		conn:    conn,
-		user:    u,
-		replies: make(chan []byte, replyBuffer),
-		done:    make(chan struct{}),
-	}
+	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
+	// The ack is queued first and the reader drains it as soon as it
+	// starts; writing is set so that nothing else writes before it.
+	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		closeWith(conn, closeGoingAway, errHubClosed.Error())
 		return
 	}
-	h.clients[cl] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
 
-	if events {
-		cl.sub = h.engine.Bus().Subscribe(eventBuffer)
-	}
-	pc, err := h.engine.Connect(presence.User{ID: u.ID, Username: u.Username}, cl.kick)
+	pc, err := h.engine.Connect(presence.User{ID: u.ID, Username: u.Username}, cl)
 	if err != nil {
 		code, reason := closeGoingAway, errHubClosed.Error()
 		if errors.Is(err, presence.ErrTooManyConnections) {
 			code, reason = closePolicy, "too many connections for this user"
 		}
 		closeWith(conn, code, reason)
-		cl.finish()
+		h.wg.Done()
 		return
 	}
 	cl.pc = pc
+	h.mu.Lock()
+	h.clients[cl] = struct{}{}
+	h.mu.Unlock()
 	h.accepted.Add(1)
-	go cl.writeLoop()
 	go cl.readLoop()
 }
 
-// kick is called by the engine when the peer missed its heartbeat deadline.
-func (cl *wsClient) kick() {
+// Ping implements presence.Peer: the engine found the socket silent.
+func (cl *wsClient) Ping() {
+	cl.mu.Lock()
+	if cl.done {
+		cl.mu.Unlock()
+		return
+	}
+	cl.pingDue = true
+	start := !cl.writing
+	cl.writing = true
+	cl.mu.Unlock()
+	if start {
+		go cl.drain()
+	}
+}
+
+// Kick implements presence.Peer: the socket missed its heartbeat deadline.
+func (cl *wsClient) Kick() {
 	cl.hub.kicked.Add(1)
 	cl.conn.Close()
 }
 
-// finish releases everything the client holds. It is safe to call from both
-// goroutines; only the first call acts.
+// send queues msg from a goroutine that must not block (the hub).
+func (cl *wsClient) send(msg []byte) {
+	start, ok := cl.enqueue(msg)
+	if !ok {
+		return
+	}
+	if start {
+		go cl.drain()
+	}
+}
+
+// enqueue adds msg to the queue. It reports whether the caller must start
+// draining (nobody is writing) and whether the socket is still usable; a
+// socket whose queue is full is cut off as too slow.
+func (cl *wsClient) enqueue(msg []byte) (start, ok bool) {
+	cl.mu.Lock()
+	if cl.done {
+		cl.mu.Unlock()
+		return false, false
+	}
+	if len(cl.queue) >= maxQueue {
+		cl.mu.Unlock()
+		cl.hub.slow.Add(1)
+		go closeWith(cl.conn, closeTryLater, "too slow to keep up; reconnect") // never block the hub
+		return false, false
+	}
+	cl.queue = append(cl.queue, msg)
+	start = !cl.writing
+	cl.writing = true
+	cl.mu.Unlock()
+	return start, true
+}
+
+// drain writes until the queue is empty. Exactly one drain runs at a time.
+func (cl *wsClient) drain() {
+	for {
+		cl.mu.Lock()
+		if cl.done || (len(cl.queue) == 0 && !cl.pingDue) {
+			cl.writing = false
+			cl.queue = nil // let an idle socket hold no buffer
+			cl.mu.Unlock()
+			return
+		}
+		batch, ping := cl.queue, cl.pingDue
+		cl.queue, cl.pingDue = nil, false
+		cl.mu.Unlock()
+		for _, msg := range batch {
+			cl.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := cl.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				cl.conn.Close()
+				return // writing stays true: nobody writes to a dead socket
+			}
+		}
+		if ping && cl.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
+			cl.conn.Close()
+			return
+		}
+	}
+}
+
+// finish releases everything the client holds. Only the first call acts.
 func (cl *wsClient) finish() {
 	cl.once.Do(func() {
-		close(cl.done)
-		if cl.pc != nil {
-			cl.pc.Close()
-		}
-		if cl.sub != nil {
-			cl.sub.Close()
-		}
+		cl.mu.Lock()
+		cl.done = true
+		cl.mu.Unlock()
+		cl.pc.Close()
 		cl.conn.Close()
 		h := cl.hub
 		h.mu.Lock()
@@ -162,29 +271,16 @@ func (cl *wsClient) finish() {
 	})
 }
 
-// reply queues a message for the writer. When the queue is full the reader
-// waits: a client that sends faster than it reads is slowed down by TCP
-// backpressure, and one that never reads is cut off by the writer's
-// deadline. It reports false once the client is finished.
-func (cl *wsClient) reply(msg []byte) bool {
-	select {
-	case cl.replies <- msg:
-		return true
-	case <-cl.done:
-		return false
-	}
-}
-
 func (cl *wsClient) readLoop() {
 	defer cl.finish()
 	c := cl.conn
 	c.SetReadLimit(maxMessageSize)
 	c.SetPongHandler(func(string) error { cl.pc.Alive(); return nil })
+	cl.drain() // the ack, and anything queued behind it
 	for {
 		mt, data, err := c.ReadMessage()
 		if err != nil {
-			// Oversized frames: gorilla has already sent 1009.
-			return
+			return // oversized frames: gorilla has already sent 1009
 		}
 		cl.hub.received.Add(1)
 		cl.pc.Alive()
@@ -196,14 +292,25 @@ func (cl *wsClient) readLoop() {
 			closeWith(c, closeBadData, "text frame is not valid UTF-8")
 			return
 		}
-		if !cl.reply(cl.handle(data)) {
+		// Replies are written by the reader itself when the socket is idle:
+		// a client that sends faster than it reads is slowed down by TCP
+		// backpressure, and one that never reads hits the write deadline.
+		start, ok := cl.enqueue(cl.handle(data))
+		if !ok {
 			return
+		}
+		if start {
+			cl.drain()
 		}
 	}
 }
 
 // handle answers one text message.
 func (cl *wsClient) handle(data []byte) []byte {
+	if bytes.Equal(data, msgPing) { // the hot path, without a JSON decode
+		cl.pc.Activity()
+		return msgPong
+	}
 	var m struct {
 		Type string `json:"type"`
 	}
@@ -221,49 +328,6 @@ func (cl *wsClient) handle(data []byte) []byte {
 	}
 }
 
-func (cl *wsClient) writeLoop() {
-	defer cl.finish()
-	c := cl.conn
-	ticker := time.NewTicker(cl.hub.pingInterval)
-	defer ticker.Stop()
-	var events <-chan presence.Event // nil (never ready) without a subscription
-	if cl.sub != nil {
-		events = cl.sub.C
-	}
-	write := func(msg []byte) bool {
-		c.SetWriteDeadline(time.Now().Add(writeWait))
-		return c.WriteMessage(websocket.TextMessage, msg) == nil
-	}
-	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": cl.user.ID})
-	if !write(ack) {
-		return
-	}
-	for {
-		select {
-		case msg := <-cl.replies:
-			if !write(msg) {
-				return
-			}
-		case ev, ok := <-events:
-			if !ok {
-				if cl.sub.Dropped() {
-					closeWith(c, closeTryLater, "too slow to keep up; reconnect")
-				}
-				return
-			}
-			if !write(statusMessage(ev)) {
-				return
-			}
-		case <-ticker.C:
-			if c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
-				return
-			}
-		case <-cl.done:
-			return
-		}
-	}
-}
-
 // shutdown closes every socket with 1001 and waits for them to end.
 func (h *wsHub) shutdown(ctx context.Context) error {
 	h.mu.Lock()
@@ -273,6 +337,12 @@ func (h *wsHub) shutdown(ctx context.Context) error {
 		clients = append(clients, cl)
 	}
 	h.mu.Unlock()
+	select {
+	case <-h.stop:
+	default:
+		close(h.stop)
+	}
+	<-h.done
 	for _, cl := range clients {
 		cl.conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(writeWait))

@@ -226,7 +226,7 @@ func TestWSUserStatus_Presence(t *testing.T) {
 // goes silent (no close frame, no pongs, never reads) is dropped by the
 // heartbeat deadline and its user goes offline after the grace period.
 func TestWSUserStatus_DeadPeer(t *testing.T) {
-	ts := MustStartServer(t, handlers.Config{PingInterval: 20 * time.Millisecond})
+	ts := MustStartServer(t, handlers.Config{})
 	_, tokA := ts.MustCreateUser(t, "alice")
 	bob, tokB := ts.MustCreateUser(t, "bob")
 	watcher := ts.MustDial(t, tokA)

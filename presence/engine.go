@@ -46,6 +46,16 @@ type Recorder interface {
 	RecordActivity(userID int64, at time.Time)
 }
 
+// Peer is the transport side of a connection: the engine asks it to prove
+// it is alive, or to go. Both calls come from the engine's sweep and must
+// not block.
+type Peer interface {
+	// Ping asks the peer for a sign of life (a WebSocket ping frame).
+	Ping()
+	// Kick closes the transport; the transport then calls Conn.Close.
+	Kick()
+}
+
 // Config configures an Engine. Zero fields take the defaults.
 type Config struct {
 	Clock    Clock    // default SystemClock
@@ -57,6 +67,9 @@ type Config struct {
 	// Deadline is how long a connection may stay silent (no ping, no pong)
 	// before it is dropped. Negative disables the heartbeat check.
 	Deadline time.Duration
+	// PingAfter is how long a connection may be silent before the engine
+	// asks its peer to Ping. 0 means the engine sends no pings.
+	PingAfter time.Duration
 	// MaxConnsPerUser caps a user's simultaneous connections; 0 means no cap.
 	MaxConnsPerUser int
 }
@@ -64,12 +77,13 @@ type Config struct {
 // Engine tracks live connections and derives per-user presence from them.
 // Create it with New; it is safe for concurrent use. Caller must call Close.
 type Engine struct {
-	clock    Clock
-	bus      Bus
-	rec      Recorder
-	grace    time.Duration
-	deadline time.Duration
-	maxConns int
+	clock     Clock
+	bus       Bus
+	rec       Recorder
+	grace     time.Duration
+	deadline  time.Duration
+	pingAfter time.Duration
+	maxConns  int
 
 	mu     sync.Mutex
 	users  map[int64]*userState
@@ -94,7 +108,7 @@ type userState struct {
 type Conn struct {
 	e         *Engine
 	us        *userState
-	kick      func()
+	peer      Peer
 	lastAlive atomic.Int64 // unix nanoseconds
 	closed    atomic.Bool
 }
@@ -123,15 +137,16 @@ func New(cfg Config) *Engine {
 		cfg.Deadline = 0
 	}
 	e := &Engine{
-		clock:    cfg.Clock,
-		bus:      cfg.Bus,
-		rec:      cfg.Recorder,
-		grace:    cfg.Grace,
-		deadline: cfg.Deadline,
-		maxConns: cfg.MaxConnsPerUser,
-		users:    make(map[int64]*userState),
+		clock:     cfg.Clock,
+		bus:       cfg.Bus,
+		rec:       cfg.Recorder,
+		grace:     cfg.Grace,
+		deadline:  cfg.Deadline,
+		pingAfter: cfg.PingAfter,
+		maxConns:  cfg.MaxConnsPerUser,
+		users:     make(map[int64]*userState),
 	}
-	if e.deadline > 0 {
+	if e.deadline > 0 || e.pingAfter > 0 {
 		e.mu.Lock()
 		e.scheduleSweep()
 		e.mu.Unlock()
@@ -145,12 +160,12 @@ func (e *Engine) Bus() Bus { return e.bus }
 // Deadline returns the heartbeat deadline (0 when disabled).
 func (e *Engine) Deadline() time.Duration { return e.deadline }
 
-// Connect registers a new live connection for u. kick is called (once, from
-// any goroutine) if the connection misses its heartbeat deadline; it must
-// close the underlying transport, which in turn calls Conn.Close. The first
+// Connect registers a new live connection for u. The engine calls p.Ping
+// when the connection has been silent for PingAfter, and p.Kick (once) if
+// it misses its heartbeat deadline; p may be nil. The first
 // connection of a user who is not online publishes an online event; one that
 // arrives during the grace period cancels the pending offline silently.
-func (e *Engine) Connect(u User, kick func()) (*Conn, error) {
+func (e *Engine) Connect(u User, p Peer) (*Conn, error) {
 	now := e.clock.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -161,7 +176,7 @@ func (e *Engine) Connect(u User, kick func()) (*Conn, error) {
 	if us != nil && e.maxConns > 0 && len(us.conns) >= e.maxConns {
 		return nil, ErrTooManyConnections
 	}
-	c := &Conn{e: e, kick: kick}
+	c := &Conn{e: e, peer: p}
 	c.lastAlive.Store(now.UnixNano())
 	if us == nil {
 		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now}
@@ -246,20 +261,38 @@ func (e *Engine) goOffline(us *userState, lastSeen time.Time) {
 	e.bus.Publish(Event{UserID: us.user.ID, Username: us.user.Username, Online: false, LastSeen: lastSeen})
 }
 
-// scheduleSweep arms the next heartbeat check. Caller must hold e.mu.
-func (e *Engine) scheduleSweep() {
-	interval := e.deadline / 4
-	if interval < 10*time.Millisecond {
-		interval = 10 * time.Millisecond
+// sweepInterval is how often the engine checks deadlines and sends pings:
+// often enough that a silent connection is pinged within 1.5 × PingAfter
+// and dropped within 1.25 × Deadline.
+func (e *Engine) sweepInterval() time.Duration {
+	interval := time.Duration(1<<63 - 1)
+	if e.deadline > 0 {
+		interval = e.deadline / 4
 	}
-	e.sweep = e.clock.AfterFunc(interval, e.runSweep)
+	if e.pingAfter > 0 {
+		interval = min(interval, e.pingAfter/2)
+	}
+	return max(interval, 10*time.Millisecond)
 }
 
-// runSweep drops every connection that has been silent for longer than the
-// deadline, then re-arms itself.
+// scheduleSweep arms the next check. Caller must hold e.mu.
+func (e *Engine) scheduleSweep() {
+	e.sweep = e.clock.AfterFunc(e.sweepInterval(), e.runSweep)
+}
+
+// runSweep pings every connection silent for PingAfter and drops every one
+// silent for longer than the deadline, then re-arms itself. One sweep
+// serves every connection, so an idle socket needs no timer of its own.
 func (e *Engine) runSweep() {
-	cutoff := e.clock.Now().Add(-e.deadline).UnixNano()
-	var expired []*Conn
+	now := e.clock.Now()
+	cutoff, pingCutoff := int64(-1<<63), int64(-1<<63)
+	if e.deadline > 0 {
+		cutoff = now.Add(-e.deadline).UnixNano()
+	}
+	if e.pingAfter > 0 {
+		pingCutoff = now.Add(-e.pingAfter).UnixNano()
+	}
+	var expired, ping []*Conn
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -267,16 +300,24 @@ func (e *Engine) runSweep() {
 	}
 	for _, us := range e.users {
 		for c := range us.conns {
-			if c.lastAlive.Load() < cutoff {
+			switch alive := c.lastAlive.Load(); {
+			case alive < cutoff:
 				expired = append(expired, c)
+			case alive < pingCutoff:
+				ping = append(ping, c)
 			}
 		}
 	}
 	e.scheduleSweep()
 	e.mu.Unlock()
+	for _, c := range ping {
+		if c.peer != nil {
+			c.peer.Ping()
+		}
+	}
 	for _, c := range expired {
-		if c.kick != nil {
-			c.kick()
+		if c.peer != nil {
+			c.peer.Kick()
 		}
 		c.Close()
 	}

@@ -40,9 +40,15 @@ func (f *fixture) events() []presence.Event {
 	}
 }
 
-func (f *fixture) mustConnect(tb testing.TB, u presence.User, kick func()) *presence.Conn {
+// peer records what the engine asks of a connection's transport.
+type peer struct{ pings, kicks int }
+
+func (p *peer) Ping() { p.pings++ }
+func (p *peer) Kick() { p.kicks++ }
+
+func (f *fixture) mustConnect(tb testing.TB, u presence.User, p presence.Peer) *presence.Conn {
 	tb.Helper()
-	c, err := f.engine.Connect(u, kick)
+	c, err := f.engine.Connect(u, p)
 	if err != nil {
 		tb.Fatalf("connect: %v", err)
 	}
@@ -164,10 +170,10 @@ func TestEngine_Connections(t *testing.T) {
 }
 
 func TestEngine_Deadline(t *testing.T) {
-	f := newFixture(t, presence.Config{Grace: 5 * time.Second, Deadline: 30 * time.Second})
-	kicked := 0
-	silent := f.mustConnect(t, alice, func() { kicked++ })
-	chatty := f.mustConnect(t, bob, func() { t.Error("bob kicked while answering") })
+	f := newFixture(t, presence.Config{Grace: 5 * time.Second, Deadline: 30 * time.Second, PingAfter: 10 * time.Second})
+	silentPeer, chattyPeer := &peer{}, &peer{}
+	silent := f.mustConnect(t, alice, silentPeer)
+	chatty := f.mustConnect(t, bob, chattyPeer)
 	f.events()
 
 	// bob answers every 10 s, alice never does.
@@ -177,8 +183,13 @@ func TestEngine_Deadline(t *testing.T) {
 	}
 	f.clock.Advance(10 * time.Second) // 40 s: alice is past her deadline
 	chatty.Activity()
-	if kicked != 1 {
-		t.Fatalf("alice kicked %d times, want 1", kicked)
+	if silentPeer.kicks != 1 || chattyPeer.kicks != 0 {
+		t.Fatalf("kicks: alice %d, bob %d; want 1, 0", silentPeer.kicks, chattyPeer.kicks)
+	}
+	// The silent one was pinged (a chance to answer) before being dropped;
+	// the one answering every 10 s was pinged at most once per silence.
+	if silentPeer.pings < 2 || chattyPeer.pings > 4 {
+		t.Fatalf("pings: alice %d, bob %d", silentPeer.pings, chattyPeer.pings)
 	}
 	silent.Close() // what the transport does when kicked: a no-op now
 	f.clock.Advance(5 * time.Second)

@@ -156,6 +156,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Recorder:        batcher,
 		Grace:           orNone(cfg.grace),
 		Deadline:        orNone(cfg.deadline),
+		PingAfter:       cfg.pingInterval,
 		MaxConnsPerUser: cfg.maxConnsPerUser,
 	})
 	var origins []string
@@ -173,7 +174,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			CookieSecure:   cfg.cookieSecure,
 			SessionTTL:     cfg.sessionTTL,
 			TokenTTL:       cfg.tokenTTL,
-			PingInterval:   cfg.pingInterval,
 			PublicURL:      cfg.publicURL,
 		},
 	})
