@@ -3,9 +3,9 @@ package handlers
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
