@@ -50,6 +50,7 @@ type config struct {
 	grace, hold         time.Duration
 	pingRate, pingSecs  float64
 	rounds, connectConc int
+	skipStorm           bool
 }
 
 func run(args []string) error {
@@ -71,6 +72,7 @@ func run(args []string) error {
 	fs.Float64Var(&c.pingSecs, "ping-seconds", 10, "length of the ping phase")
 	fs.IntVar(&c.rounds, "rounds", 10, "one-change fan-out rounds")
 	fs.IntVar(&c.connectConc, "conc", 256, "connections in flight per worker")
+	fs.BoolVar(&c.skipStorm, "skip-storm", false, "skip the storm phase (with -events a storm is N² messages by design)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -260,38 +262,14 @@ func coordinate(c config) error {
 
 	// Phase 3: storm. Everyone leaves, the widgets watch the count fall to
 	// zero, then every tab's WebSocket reconnects at once.
-	logf("phase 3: storm")
-	if _, err := all(workers, command{Cmd: "ws-close"}); err != nil {
-		return err
-	}
-	if _, err := all(workers, command{Cmd: "await-total", Target: 0, Seconds: 30 + c.grace.Seconds()}); err != nil {
-		return err
-	}
-	tx0, rows0, t0 := metric(base, "presence_db_write_transactions_total"), metric(base, "presence_db_presence_rows_written_total"), time.Now()
-	if reps, err = all(workers, command{Cmd: "ws-connect", Conc: c.connectConc}); err != nil {
-		return err
-	}
-	first, last, failed = span(reps)
-	if failed > 0 {
-		return fmt.Errorf("storm: %d WebSockets failed", failed)
-	}
-	r.StormConnectSeconds = float64(last-first) / 1e9
-	reps, err = all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60})
-	if err != nil {
-		return err
-	}
-	var converged int64
-	for _, rep := range reps {
-		for _, t := range rep.Times {
-			converged = max(converged, t)
+	if !c.skipStorm {
+		if err := storm(c, base, workers, &r); err != nil {
+			return err
 		}
 	}
-	r.StormConvergedAfterLastMS = float64(converged-last) / 1e6
-	time.Sleep(2 * time.Second) // let the batcher write the storm
-	dt := time.Since(t0).Seconds()
-	r.StormDBTxPerSec = (metric(base, "presence_db_write_transactions_total") - tx0) / dt
-	r.StormRowsPerSec = (metric(base, "presence_db_presence_rows_written_total") - rows0) / dt
 
+	// Phase 4: one change, many watchers. A probe user comes online; time
+	// until every widget (and, with --events, every socket) knows.
 	// Phase 4: one change, many watchers. A probe user comes online; time
 	// until every widget (and, with --events, every socket) knows.
 	logf("phase 4: %d fan-out rounds", c.rounds)
@@ -329,7 +307,7 @@ func coordinate(c config) error {
 
 	// Phase 5: pings from every tab.
 	logf("phase 5: pings at %.1f/s per tab for %.0fs", c.pingRate, c.pingSecs)
-	tx0, t0 = metric(base, "presence_db_write_transactions_total"), time.Now()
+	tx0, t0 := metric(base, "presence_db_write_transactions_total"), time.Now()
 	reps, err = all(workers, command{Cmd: "pings", Rate: c.pingRate, Seconds: c.pingSecs})
 	if err != nil {
 		return err
@@ -365,6 +343,45 @@ func coordinate(c config) error {
 	print(r)
 	b, _ := json.MarshalIndent(r, "", "  ")
 	return os.WriteFile(c.out, append(b, '\n'), 0o644)
+}
+
+// storm: everyone leaves, the widgets watch the count fall to zero, then
+// every tab's WebSocket reconnects at once.
+func storm(c config, base string, workers []*workerProc, r *report) error {
+	logf("phase 3: storm")
+	if _, err := all(workers, command{Cmd: "ws-close"}); err != nil {
+		return err
+	}
+	if _, err := all(workers, command{Cmd: "await-total", Target: 0, Seconds: 30 + c.grace.Seconds()}); err != nil {
+		return err
+	}
+	tx0, rows0, t0 := metric(base, "presence_db_write_transactions_total"), metric(base, "presence_db_presence_rows_written_total"), time.Now()
+	reps, err := all(workers, command{Cmd: "ws-connect", Conc: c.connectConc})
+	if err != nil {
+		return err
+	}
+	first, last, failed := span(reps)
+	if failed > 0 {
+		return fmt.Errorf("storm: %d WebSockets failed", failed)
+	}
+	r.StormConnectSeconds = float64(last-first) / 1e9
+	reps, err = all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60})
+	if err != nil {
+		return err
+	}
+	var converged int64
+	for _, rep := range reps {
+		for _, t := range rep.Times {
+			converged = max(converged, t)
+		}
+	}
+	r.StormConvergedAfterLastMS = float64(converged-last) / 1e6
+	time.Sleep(2 * time.Second) // let the batcher write the storm
+	dt := time.Since(t0).Seconds()
+	r.StormDBTxPerSec = (metric(base, "presence_db_write_transactions_total") - tx0) / dt
+	r.StormRowsPerSec = (metric(base, "presence_db_presence_rows_written_total") - rows0) / dt
+
+	return nil
 }
 
 func span(reps []reply) (first, last, failed int64) {
