@@ -275,7 +275,7 @@ func coordinate(c config) error {
 	logf("phase 4: %d fan-out rounds", c.rounds)
 	var sseLat, wsLat []float64
 	for i := range c.rounds {
-		if _, err := all(workers, command{Cmd: "probe-reset", ProbeID: int64(c.tabs + 1)}); err != nil {
+		if _, err := all(workers, command{Cmd: "probe-reset", Probe: fmt.Sprintf("load%05d", c.tabs)}); err != nil {
 			return err
 		}
 		start := time.Now().UnixNano()

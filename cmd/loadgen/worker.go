@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +25,11 @@ import (
 
 type command struct {
 	Cmd     string  `json:"cmd"`
-	Target  int64   `json:"target,omitempty"`   // await-total: the count every widget must show
-	ProbeID int64   `json:"probe_id,omitempty"` // probe-reset: the user whose WS event is timed
-	Rate    float64 `json:"rate,omitempty"`     // pings: per tab per second
-	Seconds float64 `json:"seconds,omitempty"`  // pings, await-total: duration or timeout
-	Conc    int     `json:"conc,omitempty"`     // connect: connections in flight
+	Target  int64   `json:"target,omitempty"`  // await-total: the count every widget must show
+	Probe   string  `json:"probe,omitempty"`   // probe-reset: the username whose WS event is timed
+	Rate    float64 `json:"rate,omitempty"`    // pings: per tab per second
+	Seconds float64 `json:"seconds,omitempty"` // pings, await-total: duration or timeout
+	Conc    int     `json:"conc,omitempty"`    // connect: connections in flight
 }
 
 type reply struct {
@@ -54,9 +52,9 @@ type tab struct {
 	wmu   sync.Mutex
 	sse   io.Closer
 
-	total    atomic.Int64 // latest data-presence-total seen on the stream
-	totalAt  atomic.Int64 // when it changed to that value
-	probe    atomic.Int64 // user id whose status event is being timed
+	total    atomic.Int64           // latest data-presence-total seen on the stream
+	totalAt  atomic.Int64           // when it changed to that value
+	probe    atomic.Pointer[[]byte] // `"username":"…"` of the user whose status event is timed
 	probeAt  atomic.Int64
 	pmu      sync.Mutex
 	pending  []int64 // send times of unanswered pings
@@ -144,8 +142,9 @@ func (w *worker) do(c command) reply {
 	case "await-total":
 		return w.awaitTotal(c.Target, time.Duration(c.Seconds*float64(time.Second)))
 	case "probe-reset":
+		marker := []byte(`"username":"` + c.Probe + `"`)
 		for _, t := range w.tabs {
-			t.probe.Store(c.ProbeID)
+			t.probe.Store(&marker)
 			t.probeAt.Store(0)
 		}
 		return reply{}
@@ -225,8 +224,6 @@ func (w *worker) openWS(t *tab) error {
 	return nil
 }
 
-var probeRE = regexp.MustCompile(`"user_id":(\d+)`)
-
 func (w *worker) readWS(t *tab, conn *websocket.Conn) {
 	for {
 		_, msg, err := conn.ReadMessage()
@@ -247,12 +244,8 @@ func (w *worker) readWS(t *tab, conn *websocket.Conn) {
 			}
 			t.pmu.Unlock()
 		case bytes.Contains(msg, []byte("user.status.changed")):
-			if p := t.probe.Load(); p != 0 && t.probeAt.Load() == 0 {
-				if m := probeRE.FindSubmatch(msg); m != nil {
-					if id, _ := strconv.ParseInt(string(m[1]), 10, 64); id == p {
-						t.probeAt.Store(now)
-					}
-				}
+			if p := t.probe.Load(); p != nil && t.probeAt.Load() == 0 && bytes.Contains(msg, *p) {
+				t.probeAt.Store(now)
 			}
 		}
 	}
