@@ -50,7 +50,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	addDataFlag(fs, &cfg.data)
 	fs.DurationVar(&cfg.grace, "grace", presence.DefaultGrace, "how long a user stays online after their last connection ends")
 	fs.DurationVar(&cfg.deadline, "heartbeat-deadline", presence.DefaultDeadline, "drop a connection silent for this long (no ping, no pong)")
-	fs.DurationVar(&cfg.pingInterval, "ping-interval", 10*time.Second, "how often the server pings each WebSocket; must be below the deadline")
+	fs.DurationVar(&cfg.pingInterval, "ping-interval", 10*time.Second, "ping a WebSocket that has been silent this long; must be below the deadline")
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
