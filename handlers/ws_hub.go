@@ -146,12 +146,15 @@ func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
 	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
+	// Registered before the engine hears of it, so the socket receives the
+	// events that its own connection causes (its user coming online).
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		closeWith(conn, closeGoingAway, errHubClosed.Error())
 		return
 	}
+	h.clients[cl] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
 
@@ -162,13 +165,10 @@ func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
 			code, reason = closePolicy, "too many connections for this user"
 		}
 		closeWith(conn, code, reason)
-		h.wg.Done()
+		cl.finish()
 		return
 	}
 	cl.pc = pc
-	h.mu.Lock()
-	h.clients[cl] = struct{}{}
-	h.mu.Unlock()
 	h.accepted.Add(1)
 	go cl.readLoop()
 }
@@ -261,7 +261,9 @@ func (cl *wsClient) finish() {
 		cl.mu.Lock()
 		cl.done = true
 		cl.mu.Unlock()
-		cl.pc.Close()
+		if cl.pc != nil {
+			cl.pc.Close()
+		}
 		cl.conn.Close()
 		h := cl.hub
 		h.mu.Lock()
