@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -104,6 +105,10 @@ type report struct {
 	PingPhaseDBTxPerSec       float64
 	StormDBTxPerSec           float64
 	StormRowsPerSec           float64
+	SlowControl               stats   // one-change latency with a first-sorting probe (full-list pushes)
+	SlowWithStalled           stats   // the same rounds while one subscriber has stopped reading
+	SlowP99MovedPercent       float64 // how much the others' p99 moved
+	SlowCutAfterSeconds       float64 // from the stalled reader's first unsent push to its cut-off; -1 if never cut
 	HoldSeconds               float64
 	UnexpectedDrops           int64
 	ShutdownSeconds           float64
@@ -190,13 +195,24 @@ func coordinate(c config) error {
 		return err
 	}
 
-	logf("registering %d users", c.tabs+1)
+	logf("registering %d users", c.tabs+3)
 	tokens, err := register(base, c.tabs+1)
 	if err != nil {
 		return err
 	}
 	probeTok := tokens[c.tabs]
 	tokens = tokens[:c.tabs]
+	// For the slow-consumer phase: a probe whose name sorts before every
+	// load user (so each of its changes pushes the whole list) and a user
+	// whose stream will stop reading.
+	firstTok, err := registerNamed(base, "a-probe")
+	if err != nil {
+		return err
+	}
+	stalledTok, err := registerNamed(base, "stalled")
+	if err != nil {
+		return err
+	}
 
 	nWorkers := (c.tabs + c.perWorker - 1) / c.perWorker
 	r.Workers = nWorkers
@@ -322,8 +338,16 @@ func coordinate(c config) error {
 	r.Pong = summarize(lat)
 	r.PingPhaseDBTxPerSec = (metric(base, "presence_db_write_transactions_total") - tx0) / time.Since(t0).Seconds()
 
-	// Phase 6: hold everything open.
-	logf("phase 6: holding for %v", c.hold)
+	// Phase 6: a slow consumer. Control rounds with a probe that changes
+	// the shown list, then the same rounds while one stream has stopped
+	// reading: it must be cut off, and the others must not notice.
+	logf("phase 6: slow consumer")
+	if err := slowConsumer(c, base, workers, firstTok, stalledTok, &r); err != nil {
+		return err
+	}
+
+	// Phase 7: hold everything open.
+	logf("phase 7: holding for %v", c.hold)
 	time.Sleep(c.hold)
 	r.HoldSeconds = c.hold.Seconds()
 	for _, w := range workers {
@@ -343,6 +367,84 @@ func coordinate(c config) error {
 	print(r)
 	b, _ := json.MarshalIndent(r, "", "  ")
 	return os.WriteFile(c.out, append(b, '\n'), 0o644)
+}
+
+// fanoutRounds connects and disconnects the probe n times and returns the
+// widgets' latencies for the connects.
+func fanoutRounds(c config, base string, workers []*workerProc, tok string, n int, during func()) ([]float64, error) {
+	var lat []float64
+	for i := range n {
+		start := time.Now().UnixNano()
+		probe, err := dialProbe(base, tok)
+		if err != nil {
+			return nil, err
+		}
+		reps, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs + 2), Seconds: 10})
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", i, err)
+		}
+		lat = append(lat, since(start, reps)...)
+		probe.Close()
+		if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs + 1), Seconds: 10 + c.grace.Seconds()}); err != nil {
+			return nil, err
+		}
+		if during != nil {
+			during()
+		}
+	}
+	return lat, nil
+}
+
+// slowConsumer measures the cost of a subscriber that stops reading.
+func slowConsumer(c config, base string, workers []*workerProc, firstTok, stalledTok string, r *report) error {
+	// The stalled user is online (so counts are tabs+1 at rest).
+	stalledWS, err := dialProbe(base, stalledTok)
+	if err != nil {
+		return err
+	}
+	defer stalledWS.Close()
+	if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs + 1), Seconds: 10}); err != nil {
+		return err
+	}
+	control, err := fanoutRounds(c, base, workers, firstTok, c.rounds, nil)
+	if err != nil {
+		return err
+	}
+	r.SlowControl = summarize(control)
+
+	// A stream that sends its request and never reads a byte, with a small
+	// receive window so the server's buffers fill in a few pushes.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /widgets/online-users/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", stalledTok)
+	cut0 := metric(base, "presence_sse_slow_clients_cut_total")
+	stalledAt := time.Now()
+	var cutAt time.Time
+	stalled, err := fanoutRounds(c, base, workers, firstTok, c.rounds, func() {
+		if cutAt.IsZero() && metric(base, "presence_sse_slow_clients_cut_total") > cut0 {
+			cutAt = time.Now()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i := 0; cutAt.IsZero() && i < 100; i++ { // up to 10 s more
+		if metric(base, "presence_sse_slow_clients_cut_total") > cut0 {
+			cutAt = time.Now()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.SlowWithStalled = summarize(stalled)
+	r.SlowP99MovedPercent = 100 * (r.SlowWithStalled.P99MS - r.SlowControl.P99MS) / r.SlowControl.P99MS
+	r.SlowCutAfterSeconds = -1
+	if !cutAt.IsZero() {
+		r.SlowCutAfterSeconds = cutAt.Sub(stalledAt).Seconds()
+	}
+	return nil
 }
 
 // storm: everyone leaves, the widgets watch the count fall to zero, then
@@ -423,6 +525,8 @@ func print(r report) {
 	row("pings handled", fmt.Sprintf("%.0f/s", r.PingsPerSec))
 	row("pong latency", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.Pong.P50MS, r.Pong.P99MS, r.Pong.MaxMS))
 	row("DB tx/s during pings", fmt.Sprintf("%.1f", r.PingPhaseDBTxPerSec))
+	row("slow consumer: others' one-change p99", fmt.Sprintf("%.1f ms → %.1f ms with a stalled reader (%+.0f%%)", r.SlowControl.P99MS, r.SlowWithStalled.P99MS, r.SlowP99MovedPercent))
+	row("slow consumer: cut off after", fmt.Sprintf("%.1f s after it stopped reading (-1 = never)", r.SlowCutAfterSeconds))
 	row("held", fmt.Sprintf("%.0f s, unexpected drops: %d", r.HoldSeconds, r.UnexpectedDrops))
 	row("graceful shutdown", fmt.Sprintf("%.2f s", r.ShutdownSeconds))
 	tw.Flush()
@@ -473,6 +577,25 @@ func register(base string, n int) ([]string, error) {
 	wg.Wait()
 	close(errs)
 	return tokens, <-errs
+}
+
+// registerNamed creates one user and returns an API token.
+func registerNamed(base, name string) (string, error) {
+	creds := fmt.Sprintf(`{"username":%q,"password":"password1"}`, name)
+	if resp, err := http.Post(base+"/api/auth/register/", "application/json", strings.NewReader(creds)); err == nil {
+		resp.Body.Close()
+	}
+	resp, err := http.Post(base+"/api/auth/token/", "application/json", strings.NewReader(creds))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var m map[string]string
+	json.NewDecoder(resp.Body).Decode(&m)
+	if m["access"] == "" {
+		return "", fmt.Errorf("no token for %s: %s", name, resp.Status)
+	}
+	return m["access"], nil
 }
 
 func dialProbe(base, tok string) (*websocket.Conn, error) {
