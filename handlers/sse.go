@@ -49,6 +49,10 @@ import (
 
 const sseStream = "presence"
 
+// sseSendBuffer is the kernel send buffer of a stream: a few full pushes,
+// plenty for a few 9 KB pushes a second at 100 ms round trips.
+const sseSendBuffer = 64 << 10
+
 // sseBroker fans identical SSE events out to every subscriber.
 type sseBroker struct {
 	srv          *sse.Server
@@ -133,6 +137,12 @@ func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
 		// brw is dropped: nothing more is read, and its buffers are freed.
 		_ = brw
 		conn.SetDeadline(time.Time{})
+		// A bounded send buffer: a stalled reader pins at most this much
+		// kernel memory and is detected (write deadline) after a few pushes
+		// instead of after megabytes of auto-tuned buffer.
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(sseSendBuffer)
+		}
 		go func() {
 			hw := &hijackedWriter{conn: conn, header: header, bw: bufio.NewWriterSize(conn, 1024)}
 			b.stream(ctx, &sseWriter{w: hw, flush: hw.flush, deadline: conn.SetWriteDeadline, timeout: b.writeTimeout, fail: fail})

@@ -424,7 +424,7 @@ func slowConsumer(c config, base string, workers []*workerProc, firstTok, stalle
 	cut0 := metric(base, "presence_sse_slow_clients_cut_total")
 	stalledAt := time.Now()
 	var cutAt time.Time
-	stalled, err := fanoutRounds(c, base, workers, firstTok, c.rounds, func() {
+	stalled, err := fanoutRounds(c, base, workers, firstTok, max(c.rounds, 20), func() {
 		if cutAt.IsZero() && metric(base, "presence_sse_slow_clients_cut_total") > cut0 {
 			cutAt = time.Now()
 		}
