@@ -31,8 +31,8 @@ import (
 //     first failed write cancels the subscriber, whose writes then fail at
 //     once, so its channel keeps draining and the loop never waits on it.
 //     Since the widget feed publishes at most one event per coalescing
-//     window (50 ms) plus keep-alives, a subscriber cannot fill its 64 slots
-//     within one write deadline (2 s).
+//     window (≥ 50 ms, after a leading-edge push) plus keep-alives, a
+//     subscriber cannot fill its 64 slots within one write deadline (2 s).
 //   - RemoveStream/Close with live subscribers leaks goroutines: shutdown
 //     first cancels every subscriber and waits for them, then closes.
 //   - Every publish uses a fresh *sse.Event.
@@ -133,9 +133,9 @@ func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
 	rc := http.NewResponseController(w)
 	fail := func() { b.cutOff.Add(1); cancel() }
 	header := w.Header().Clone() // CORS and other headers set by middleware
-	if conn, brw, err := rc.Hijack(); err == nil {
-		// brw is dropped: nothing more is read, and its buffers are freed.
-		_ = brw
+	// The hijacked bufio pair is dropped: nothing more is read, and its
+	// buffers are freed.
+	if conn, _, err := rc.Hijack(); err == nil {
 		conn.SetDeadline(time.Time{})
 		// A bounded send buffer: a stalled reader pins at most this much
 		// kernel memory and is detected (write deadline) after a few pushes
