@@ -2,10 +2,13 @@ package handlers_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/PuerkitoBio/goquery"
 
 	"github.com/presencehq/presence/handlers"
 )
@@ -230,5 +233,50 @@ func TestProfilePage(t *testing.T) {
 	}
 	if code, _ := do(t, b, "GET", ts.URL+"/users/nobody", "", nil); code != 404 {
 		t.Fatalf("unknown user: %d", code)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{AllowedOrigins: []string{"https://partner.example"}})
+	get := func(path string) (*http.Response, string) {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get("/login")
+	csp := resp.Header.Get("Content-Security-Policy")
+	nonce := strings.TrimSuffix(strings.TrimPrefix(strings.Fields(csp[strings.Index(csp, "'nonce-"):])[0], "'nonce-"), "'")
+	if nonce == "" || !strings.Contains(csp, "'strict-dynamic'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+		t.Fatalf("CSP = %q", csp)
+	}
+	scripts := mustDoc(t, body).Find("script")
+	if scripts.Length() == 0 {
+		t.Fatal("no scripts on the page")
+	}
+	scripts.Each(func(_ int, s *goquery.Selection) {
+		if s.AttrOr("nonce", "") != nonce {
+			t.Errorf("script %s lacks the request's nonce", s.AttrOr("src", "inline"))
+		}
+	})
+	if strings.Contains(body, " style=") {
+		t.Error("inline style attribute on a page under style-src 'self'")
+	}
+	for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "strict-origin-when-cross-origin"} {
+		if got := resp.Header.Get(h); got != want {
+			t.Errorf("%s = %q, want %q", h, got, want)
+		}
+	}
+	resp2, _ := get("/login")
+	if strings.Contains(resp2.Header.Get("Content-Security-Policy"), nonce) {
+		t.Error("nonce reused across requests")
+	}
+	// Only the widget may be framed, and only by allow-listed origins.
+	resp, _ = get("/widgets/online-users")
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors https://partner.example") || resp.Header.Get("X-Frame-Options") != "" {
+		t.Fatalf("widget framing: CSP %q, XFO %q", csp, resp.Header.Get("X-Frame-Options"))
 	}
 }

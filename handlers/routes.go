@@ -12,6 +12,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))
+	e.Use(origins.securityHeaders)
 	e.Use(origins.csrf) // cross-origin POSTs are refused
 
 	// Operations.
