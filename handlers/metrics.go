@@ -27,6 +27,7 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *w
 		metric("presence_websockets_accepted_total", "counter", "WebSocket connections accepted.", hub.accepted.Load())
 		metric("presence_websockets_kicked_total", "counter", "WebSocket connections dropped by the heartbeat deadline.", hub.kicked.Load())
 		metric("presence_websockets_slow_cut_total", "counter", "WebSocket connections cut off for falling behind.", hub.slow.Load())
+		metric("presence_ws_messages_rate_limited_total", "counter", "WebSocket messages refused by the per-socket rate limit.", hub.limited.Load())
 		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hub.received.Load())
 		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(broker.subscribers()))
 		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", broker.published.Load())

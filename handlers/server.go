@@ -47,6 +47,13 @@ type Config struct {
 	PublicURL string
 	// SSEKeepAlive is how often an idle event stream gets a comment.
 	SSEKeepAlive time.Duration
+	// WSMessageRate and WSMessageBurst limit what one WebSocket may send
+	// (messages per second, refilled, and at once). Defaults 10/s and 100;
+	// a negative rate means no limit. A message over the limit is answered
+	// with an error and not processed; flooding past twice the burst
+	// closes the socket with 1008.
+	WSMessageRate  float64
+	WSMessageBurst int
 }
 
 // Deps are the handlers' collaborators.
@@ -80,6 +87,12 @@ func New(d Deps) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
+	if d.Config.WSMessageRate == 0 {
+		d.Config.WSMessageRate = 10
+	}
+	if d.Config.WSMessageBurst <= 0 {
+		d.Config.WSMessageBurst = 100
+	}
 	if d.Config.SSEKeepAlive <= 0 {
 		d.Config.SSEKeepAlive = 15 * time.Second
 	}
@@ -87,7 +100,7 @@ func New(d Deps) (*Server, error) {
 	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout)
 	s := &Server{
 		echo:   e,
-		ws:     newWSHub(d.Engine, d.Log),
+		ws:     newWSHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst),
 		broker: broker,
 		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
 	}

@@ -36,14 +36,15 @@ const (
 	closeGoingAway   = websocket.CloseGoingAway               // 1001: server shutting down
 	closeUnsupported = websocket.CloseUnsupportedData         // 1003: binary frame
 	closeBadData     = websocket.CloseInvalidFramePayloadData // 1007: invalid UTF-8
-	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections
+	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding
 	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up
 )
 
 var (
-	msgPong      = []byte(`{"type":"pong"}`)
-	msgPing      = []byte(`{"type":"ping"}`)
-	errHubClosed = errors.New("server is shutting down")
+	msgRateLimited = errorMessage("rate limit exceeded")
+	msgPong        = []byte(`{"type":"pong"}`)
+	msgPing        = []byte(`{"type":"ping"}`)
+	errHubClosed   = errors.New("server is shutting down")
 )
 
 var upgrader = websocket.Upgrader{
@@ -62,6 +63,8 @@ var upgrader = websocket.Upgrader{
 type wsHub struct {
 	engine *presence.Engine
 	log    *slog.Logger
+	rate   float64 // messages per second a socket may send, refilled
+	burst  float64 // messages a socket may send at once
 
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
@@ -71,11 +74,11 @@ type wsHub struct {
 	stop chan struct{}
 	done chan struct{}
 
-	accepted, kicked, received, slow atomic.Int64
+	accepted, kicked, received, slow, limited atomic.Int64
 }
 
-func newWSHub(e *presence.Engine, log *slog.Logger) *wsHub {
-	h := &wsHub{engine: e, log: log, clients: map[*wsClient]struct{}{},
+func newWSHub(e *presence.Engine, log *slog.Logger, rate float64, burst int) *wsHub {
+	h := &wsHub{engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go h.fanOut()
 	return h
@@ -134,7 +137,28 @@ type wsClient struct {
 	writing bool
 	done    bool
 
+	// Message rate limit, used by the reader only.
+	tokens   float64
+	refilled time.Time
+	denied   int // consecutive messages over the limit
+
 	once sync.Once
+}
+
+// allow takes one token from the socket's bucket. Reader goroutine only.
+func (cl *wsClient) allow() bool {
+	h := cl.hub
+	if h.rate <= 0 {
+		return true
+	}
+	now := time.Now()
+	cl.tokens = min(h.burst, cl.tokens+now.Sub(cl.refilled).Seconds()*h.rate)
+	cl.refilled = now
+	if cl.tokens < 1 {
+		return false
+	}
+	cl.tokens--
+	return true
 }
 
 // serve registers the socket with the engine and starts its reader. It
@@ -145,7 +169,8 @@ func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
-	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
+	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true,
+		tokens: h.burst, refilled: time.Now()}
 	// Registered before the engine hears of it, so the socket receives the
 	// events that its own connection causes (its user coming online).
 	h.mu.Lock()
@@ -294,10 +319,21 @@ func (cl *wsClient) readLoop() {
 			closeWith(c, closeBadData, "text frame is not valid UTF-8")
 			return
 		}
+		reply := msgRateLimited
+		if cl.allow() {
+			cl.denied = 0
+			reply = cl.handle(data)
+		} else {
+			cl.hub.limited.Add(1)
+			if cl.denied++; float64(cl.denied) > 2*cl.hub.burst {
+				closeWith(c, closePolicy, "message rate limit exceeded")
+				return
+			}
+		}
 		// Replies are written by the reader itself when the socket is idle:
 		// a client that sends faster than it reads is slowed down by TCP
 		// backpressure, and one that never reads hits the write deadline.
-		start, ok := cl.enqueue(cl.handle(data))
+		start, ok := cl.enqueue(reply)
 		if !ok {
 			return
 		}

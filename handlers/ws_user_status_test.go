@@ -279,7 +279,7 @@ func TestWSUserStatus_DeadPeer(t *testing.T) {
 // TestWSUserStatus_BatchedWrites: a burst of 1,000 pings is written as one
 // transaction at the next flush, not 1,000.
 func TestWSUserStatus_BatchedWrites(t *testing.T) {
-	ts := MustStartServer(t, handlers.Config{})
+	ts := MustStartServer(t, handlers.Config{WSMessageBurst: 1000})
 	alice, tokA := ts.MustCreateUser(t, "alice")
 	c := ts.MustDial(t, tokA)
 	ts.Clock.Advance(time.Second) // flush the connect
@@ -337,5 +337,33 @@ func TestWSUserStatus_EventsOptOut(t *testing.T) {
 	quiet.expectNoStatus()
 	if !ts.Engine.IsOnline(bob.ID) {
 		t.Fatal("bob not online")
+	}
+}
+
+// TestWSUserStatus_RateLimit: messages over the per-socket limit are
+// answered with an error and not processed; a client that keeps flooding
+// is closed with 1008; other sockets are untouched. The bucket refills at
+// one message a minute, so nothing depends on timing.
+func TestWSUserStatus_RateLimit(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{WSMessageRate: 1.0 / 60, WSMessageBurst: 5})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	_, tokB := ts.MustCreateUser(t, "bob")
+	flooder, other := ts.MustDial(t, tokA), ts.MustDial(t, tokB)
+	for range 5 {
+		flooder.ping() // within the burst
+	}
+	flooder.send(`{"type":"ping"}`)
+	if m := flooder.nextOfType("error"); m["detail"] != "rate limit exceeded" {
+		t.Fatalf("over the limit: %v", m)
+	}
+	for range 10 {
+		flooder.send(`{"type":"ping"}`)
+	}
+	if code := flooder.closedWith(); code != websocket.ClosePolicyViolation {
+		t.Fatalf("flooder closed with %d, want 1008", code)
+	}
+	other.ping() // a different socket has its own bucket
+	if got := metricValue(t, ts, "presence_ws_messages_rate_limited_total"); got < 11 {
+		t.Fatalf("rate-limited counter = %v", got)
 	}
 }

@@ -33,6 +33,8 @@ type serveConfig struct {
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
 	maxConnsPerUser int
+	wsMessageRate   float64
+	wsMessageBurst  int
 	allowedOrigins  string
 	publicURL       string
 	cookieSecure    bool
@@ -54,6 +56,8 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
+	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (negative = no limit)")
+	fs.IntVar(&cfg.wsMessageBurst, "ws-message-burst", 100, "messages one WebSocket may send at once")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "public origin of the server (https://presence.example.com) for widget links and streams; default: from each request")
 	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "mark the session cookie Secure (set it when serving over HTTPS)")
@@ -175,6 +179,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			SessionTTL:     cfg.sessionTTL,
 			TokenTTL:       cfg.tokenTTL,
 			PublicURL:      cfg.publicURL,
+			WSMessageRate:  cfg.wsMessageRate,
+			WSMessageBurst: cfg.wsMessageBurst,
 		},
 	})
 	if err != nil {
