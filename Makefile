@@ -5,15 +5,25 @@ GO      ?= go
 BIN     ?= bin/presence
 ARGS    ?=
 
-.PHONY: run test bench loadtest build generate css vendor assets check-generated vet fmt
+.PHONY: run test fuzz bench loadtest build generate css vendor assets check-generated vet fmt
 
 ## run: start the server on http://localhost:8080 with data in ./data
 run:
 	$(GO) run ./cmd/presence serve $(ARGS)
 
-## test: vet, then every test with the race detector
+## test: vet, every test with the race detector, then each fuzzer briefly
 test: vet
 	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+## fuzz: run each fuzzer for FUZZTIME (the committed corpus in testdata/
+## runs in every plain `go test` too)
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzWSMessage$$' -fuzztime $(FUZZTIME) ./handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzWidgetOptions$$' -fuzztime $(FUZZTIME) ./handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateUsername$$' -fuzztime $(FUZZTIME) ./store
+	$(GO) test -run '^$$' -fuzz '^FuzzValidatePassword$$' -fuzztime $(FUZZTIME) ./store
 
 ## bench: Go benchmarks of the hot paths (see docs/PERFORMANCE.md)
 bench:
