@@ -193,3 +193,35 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginRateLimit: an account gets 10 password checks a minute whatever
+// the address, and the answer does not reveal whether it exists.
+func TestLoginRateLimit(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+	try := func(name string) (int, http.Header) {
+		req, _ := http.NewRequest("POST", ts.URL+"/api/auth/token/", strings.NewReader(`{"username":"`+name+`","password":"guess-guess"}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for _, name := range []string{"alice", "nobody"} {
+		for i := range 10 {
+			if code, _ := try(name); code != 401 {
+				t.Fatalf("%s attempt %d: %d, want 401", name, i, code)
+			}
+		}
+		code, h := try(name)
+		if code != 429 || h.Get("Retry-After") == "" {
+			t.Fatalf("%s 11th attempt: %d Retry-After=%q, want 429", name, code, h.Get("Retry-After"))
+		}
+	}
+	// The HTML form shares the account's budget.
+	code, body := do(t, browser(t), "POST", ts.URL+"/login", "username=ALICE&password=password1", formHeader)
+	if code != 429 || !strings.Contains(body, "too many login attempts") {
+		t.Fatalf("form login over the limit: %d", code)
+	}
+}

@@ -11,11 +11,15 @@ import (
 )
 
 // handleAPIToken exchanges a username and password for an access token:
-// 200 {"access","token_type":"Bearer"}, 401 {"detail"} otherwise.
-func handleAPIToken(s Store, ttl time.Duration) echo.HandlerFunc {
+// 200 {"access","token_type":"Bearer"}, 401 {"detail"} otherwise, 429
+// when the client or the account is over its attempt limit.
+func handleAPIToken(s Store, limits *loginLimits, ttl time.Duration) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cr, err := readCredentials(c)
 		if err != nil {
+			return err
+		}
+		if err := limits.check(c, cr.Username); err != nil {
 			return err
 		}
 		ctx := c.Request().Context()

@@ -19,13 +19,17 @@ func handleLoginPage() echo.HandlerFunc {
 
 // handleLogin checks the form's credentials, starts a fresh session and
 // redirects (303) home; a bad login re-renders the form with 401.
-func handleLogin(s Store, auth *authenticator) echo.HandlerFunc {
+func handleLogin(s Store, limits *loginLimits, auth *authenticator) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cr, err := readCredentials(c)
 		form := views.AuthForm{Username: cr.Username}
 		if err != nil {
 			form.Error = errorDetail(err)
 			return render(c, http.StatusBadRequest, views.LoginPage(pageFor(c, "Log in"), form))
+		}
+		if err := limits.check(c, cr.Username); err != nil {
+			form.Error = errorDetail(err)
+			return render(c, http.StatusTooManyRequests, views.LoginPage(pageFor(c, "Log in"), form))
 		}
 		u, err := s.Authenticate(c.Request().Context(), cr.Username, cr.Password)
 		if errors.Is(err, store.ErrInvalidLogin) {

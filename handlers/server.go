@@ -86,6 +86,9 @@ func New(d Deps) (*Server, error) {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The peer's address, never X-Forwarded-For: a header anyone can set
+	// must not choose whose rate limit a request counts against.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	if d.Config.WSMessageRate == 0 {
 		d.Config.WSMessageRate = 10

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,9 @@ type DB struct {
 
 	writeTxs  atomic.Int64
 	writeRows atomic.Int64
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // Open opens (creating if needed) the SQLite database at path. It does not

@@ -104,8 +104,14 @@ func (db *DB) CreateUser(ctx context.Context, username, password string) (User, 
 }
 
 // dummyHash is compared against when the user does not exist, so an unknown
-// name costs the same time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("presence-timing-equaliser"), bcrypt.DefaultCost)
+// name costs the same time as a wrong password. It is made at the same
+// cost as real hashes, on first use.
+func (db *DB) dummyHash() []byte {
+	db.dummyOnce.Do(func() {
+		db.dummy, _ = bcrypt.GenerateFromPassword([]byte("presence-timing-equaliser"), db.BcryptCost)
+	})
+	return db.dummy
+}
 
 // Authenticate returns the user with this username (any letter case) and
 // password, or ErrInvalidLogin for an unknown user and a wrong password
@@ -115,7 +121,7 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (User
 	u, err := db.scanUser(db.r.QueryRowContext(ctx, userColumns+", password_hash FROM users WHERE username_key = ?",
 		usernameKey(username)), &hash)
 	if errors.Is(err, ErrNotFound) {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(db.dummyHash(), []byte(password))
 		return User{}, ErrInvalidLogin
 	}
 	if err != nil {
