@@ -14,6 +14,7 @@ import (
 
 // handleMetrics serves counters in the Prometheus text format.
 func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *wsHub, feed *widgetFeed, broker *sseBroker) echo.HandlerFunc {
+	capacity := hub.conns
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
@@ -29,6 +30,8 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *w
 		metric("presence_websockets_slow_cut_total", "counter", "WebSocket connections cut off for falling behind.", hub.slow.Load())
 		metric("presence_ws_messages_rate_limited_total", "counter", "WebSocket messages refused by the per-socket rate limit.", hub.limited.Load())
 		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hub.received.Load())
+		metric("presence_long_lived_connections", "gauge", "WebSockets plus event streams held, against --max-conns.", capacity.cur.Load())
+		metric("presence_connections_refused_at_capacity_total", "counter", "WebSockets and streams refused with 503 at --max-conns.", capacity.refused.Load())
 		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(broker.subscribers()))
 		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", broker.published.Load())
 		metric("presence_sse_slow_clients_cut_total", "counter", "Event streams cut off because a write timed out.", broker.cutOff.Load())

@@ -54,6 +54,9 @@ type Config struct {
 	// closes the socket with 1008.
 	WSMessageRate  float64
 	WSMessageBurst int
+	// MaxConns caps WebSockets plus event streams held at once; beyond it
+	// new ones get 503. 0 means no cap.
+	MaxConns int
 }
 
 // Deps are the handlers' collaborators.
@@ -69,6 +72,7 @@ type Deps struct {
 // Server is the HTTP handler of the presence server. Create it with New;
 // caller must call Shutdown to close the WebSockets it holds.
 type Server struct {
+	conns  *connCap
 	echo   *echo.Echo
 	ws     *wsHub
 	feed   *widgetFeed
@@ -100,10 +104,12 @@ func New(d Deps) (*Server, error) {
 		d.Config.SSEKeepAlive = 15 * time.Second
 	}
 	d.Config.PublicURL = strings.TrimRight(d.Config.PublicURL, "/")
-	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout)
+	conns := &connCap{max: int64(d.Config.MaxConns)}
+	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
 	s := &Server{
+		conns:  conns,
 		echo:   e,
-		ws:     newWSHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst),
+		ws:     newWSHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
 		broker: broker,
 		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
 	}

@@ -55,6 +55,7 @@ const sseSendBuffer = 64 << 10
 
 // sseBroker fans identical SSE events out to every subscriber.
 type sseBroker struct {
+	conns        *connCap
 	srv          *sse.Server
 	writeTimeout time.Duration
 
@@ -70,7 +71,7 @@ type sseBroker struct {
 
 type sseSubscriber struct{ cancel context.CancelFunc }
 
-func newSSEBroker(keepAlive, writeTimeout time.Duration) *sseBroker {
+func newSSEBroker(keepAlive, writeTimeout time.Duration, conns *connCap) *sseBroker {
 	srv := sse.New()
 	srv.AutoReplay = false
 	srv.AutoStream = false
@@ -78,7 +79,7 @@ func newSSEBroker(keepAlive, writeTimeout time.Duration) *sseBroker {
 	srv.EventTTL = 0
 	srv.Headers = map[string]string{"X-Accel-Buffering": "no"} // no proxy buffering
 	srv.CreateStream(sseStream)
-	b := &sseBroker{srv: srv, writeTimeout: writeTimeout, subs: map[*sseSubscriber]struct{}{}, stop: make(chan struct{})}
+	b := &sseBroker{conns: conns, srv: srv, writeTimeout: writeTimeout, subs: map[*sseSubscriber]struct{}{}, stop: make(chan struct{})}
 	go b.keepAlive(keepAlive)
 	return b
 }
@@ -112,7 +113,10 @@ func (b *sseBroker) subscribers() int {
 	return len(b.subs)
 }
 
-var errSSEClosed = errors.New("server is shutting down")
+var (
+	errSSEClosed = errors.New("server is shutting down")
+	errSSEFull   = errors.New("server is at capacity")
+)
 
 // serve streams events to one client until it leaves, falls behind, or the
 // broker shuts down.
@@ -120,9 +124,14 @@ func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
 	// Not r.Context(): a hijacked stream outlives the handler.
 	ctx, cancel := context.WithCancel(context.Background())
 	sub := &sseSubscriber{cancel: cancel}
+	if !b.conns.acquire() {
+		cancel()
+		return errSSEFull
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.conns.release()
 		cancel()
 		return errSSEClosed
 	}
@@ -172,6 +181,7 @@ func (b *sseBroker) unregister(sub *sseSubscriber) {
 	b.mu.Lock()
 	delete(b.subs, sub)
 	b.mu.Unlock()
+	b.conns.release()
 	b.wg.Done()
 }
 

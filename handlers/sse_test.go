@@ -16,7 +16,7 @@ import (
 // the write deadline; a healthy subscriber keeps receiving every event, in
 // order, and the publisher is never stuck behind the stalled one.
 func TestSSEBroker_SlowConsumer(t *testing.T) {
-	b := newSSEBroker(time.Hour, 300*time.Millisecond)
+	b := newSSEBroker(time.Hour, 300*time.Millisecond, &connCap{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r) }))
 	defer srv.Close()
 
@@ -91,7 +91,7 @@ func TestSSEBroker_SlowConsumer(t *testing.T) {
 // TestSSEBroker_RefusesEmptyEvents: an empty event would end every stream
 // in r3labs/sse; publish must drop it.
 func TestSSEBroker_RefusesEmptyEvents(t *testing.T) {
-	b := newSSEBroker(time.Hour, time.Second)
+	b := newSSEBroker(time.Hour, time.Second, &connCap{})
 	defer b.shutdown(t.Context())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r) }))
 	defer srv.Close()

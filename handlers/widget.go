@@ -112,7 +112,10 @@ func handleWidgetList(feed *widgetFeed) echo.HandlerFunc {
 func handleWidgetStream(b *sseBroker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := b.serve(c.Response().Writer, c.Request())
-		if errors.Is(err, errSSEClosed) {
+		switch {
+		case errors.Is(err, errSSEFull):
+			return atCapacity(c)
+		case errors.Is(err, errSSEClosed):
 			return httpError(http.StatusServiceUnavailable, err.Error())
 		}
 		return err

@@ -61,6 +61,7 @@ var upgrader = websocket.Upgrader{
 // events and closed cleanly on shutdown. It subscribes to the bus once and
 // encodes each event once for every socket that wants events.
 type wsHub struct {
+	conns  *connCap
 	engine *presence.Engine
 	log    *slog.Logger
 	rate   float64 // messages per second a socket may send, refilled
@@ -77,8 +78,8 @@ type wsHub struct {
 	accepted, kicked, received, slow, limited atomic.Int64
 }
 
-func newWSHub(e *presence.Engine, log *slog.Logger, rate float64, burst int) *wsHub {
-	h := &wsHub{engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
+func newWSHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *connCap) *wsHub {
+	h := &wsHub{conns: conns, engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go h.fanOut()
 	return h
@@ -161,7 +162,9 @@ func (cl *wsClient) allow() bool {
 	return true
 }
 
-// serve registers the socket with the engine and starts its reader. It
+// serve registers the socket with the engine and starts its reader. The
+// caller has taken a slot from h.conns; serve releases it when the socket
+// ends. It
 // returns at once: the reader owns the connection from then on. With
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
@@ -176,6 +179,7 @@ func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
+		h.conns.release()
 		closeWith(conn, closeGoingAway, errHubClosed.Error())
 		return
 	}
@@ -294,6 +298,7 @@ func (cl *wsClient) finish() {
 		h.mu.Lock()
 		delete(h.clients, cl)
 		h.mu.Unlock()
+		h.conns.release()
 		h.wg.Done()
 	})
 }

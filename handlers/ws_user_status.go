@@ -26,8 +26,12 @@ func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) 
 		if closed {
 			return httpError(http.StatusServiceUnavailable, errHubClosed.Error())
 		}
+		if !hub.conns.acquire() {
+			return atCapacity(c)
+		}
 		conn, err := upgrader.Upgrade(c.Response(), r, nil)
 		if err != nil {
+			hub.conns.release()
 			return nil // the upgrader has answered with an HTTP error
 		}
 		hub.serve(conn, u, r.URL.Query().Get("events") != "0")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -365,5 +366,82 @@ func TestWSUserStatus_RateLimit(t *testing.T) {
 	other.ping() // a different socket has its own bucket
 	if got := metricValue(t, ts, "presence_ws_messages_rate_limited_total"); got < 11 {
 		t.Fatalf("rate-limited counter = %v", got)
+	}
+}
+
+// TestConnectionCap: past --max-conns new WebSockets and streams get 503
+// with Retry-After, those held keep working, and a freed slot is reused.
+func TestConnectionCap(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{MaxConns: 2})
+	_, tok := ts.MustCreateUser(t, "alice")
+	ws := ts.MustDial(t, tok)
+	ts.MustStream(t, tok)
+	_, resp, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+tok), nil)
+	if err == nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third connection: %v %v, want 503 with Retry-After", err, respStatus(resp))
+	}
+	if code, _ := do(t, nil, "GET", ts.URL+"/widgets/online-users/stream", "", bearer(tok)); code != 503 {
+		t.Fatalf("third (stream): %d, want 503", code)
+	}
+	ws.ping() // held connections keep working
+	ws.conn.Close()
+	eventually(t, "the slot to free", func() bool { return metricValue(t, ts, "presence_long_lived_connections") == 1 })
+	ts.MustDial(t, tok).ping() // recovered
+	if got := metricValue(t, ts, "presence_connections_refused_at_capacity_total"); got != 2 {
+		t.Fatalf("refused counter = %v, want 2", got)
+	}
+}
+
+// TestConnectionLeak: many connect/disconnect cycles leave goroutines and
+// the heap where they were.
+func TestConnectionLeak(t *testing.T) {
+	cycles := 10_000
+	if testing.Short() {
+		cycles = 1_000
+	}
+	ts := MustStartServer(t, handlers.Config{WSMessageRate: -1})
+	_, tok := ts.MustCreateUser(t, "alice")
+	settle := func() (int, uint64) {
+		var g int
+		var m runtime.MemStats
+		for range 50 { // goroutines of closed sockets finish asynchronously
+			runtime.GC()
+			g = runtime.NumGoroutine()
+			if _, n := ts.Engine.Counts(); n == 0 && ts.Handler.WebSockets() == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		runtime.ReadMemStats(&m)
+		return g, m.HeapInuse
+	}
+	// Warm up pools and caches, then take the baseline.
+	for range 50 {
+		c, _, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+tok), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ReadMessage()
+		c.Close()
+	}
+	g0, heap0 := settle()
+	for i := range cycles {
+		c, _, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+tok), nil)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		if _, _, err := c.ReadMessage(); err != nil { // the ack
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		c.Close()
+	}
+	ts.Clock.Advance(testGrace) // alice's last grace period ends
+	g1, heap1 := settle()
+	t.Logf("%d cycles: goroutines %d → %d, heap in use %d → %d KiB", cycles, g0, g1, heap0>>10, heap1>>10)
+	if g1 > g0+5 {
+		t.Fatalf("goroutines grew from %d to %d over %d cycles", g0, g1, cycles)
+	}
+	if heap1 > heap0+4<<20 {
+		t.Fatalf("heap in use grew from %d to %d KiB", heap0>>10, heap1>>10)
 	}
 }
