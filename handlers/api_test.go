@@ -1,12 +1,19 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/sessions"
 
 	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/presence"
 )
 
 var jsonHeader = http.Header{"Content-Type": {"application/json"}}
@@ -223,5 +230,43 @@ func TestLoginRateLimit(t *testing.T) {
 	code, body := do(t, browser(t), "POST", ts.URL+"/login", "username=ALICE&password=password1", formHeader)
 	if code != 429 || !strings.Contains(body, "too many login attempts") {
 		t.Fatalf("form login over the limit: %d", code)
+	}
+}
+
+// failingPersister is a database whose writes fail (disk full).
+type failingPersister struct{}
+
+func (failingPersister) SavePresence(context.Context, []presence.Record) error {
+	return errors.New("disk I/O error: database or disk is full")
+}
+
+// TestHealthzDegraded: failing presence writes are reported as degraded
+// (200, so a load balancer keeps the node), presence keeps working, and
+// the internal error is not shown.
+func TestHealthzDegraded(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	b := presence.NewBatcher(failingPersister{}, presence.NewFakeClock(t0), time.Second, nil)
+	h, err := handlers.New(handlers.Deps{Store: ts.DB, Engine: ts.Engine, Batcher: b,
+		Sessions: sessions.NewCookieStore(make([]byte, 64), make([]byte, 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	defer h.Shutdown(ctx)
+	b.RecordStatus(1, true, time.Time{})
+	if err := b.Flush(ctx); err == nil {
+		t.Fatal("flush to a full disk succeeded")
+	}
+	code, body := do(t, nil, "GET", srv.URL+"/healthz", "", nil)
+	if code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "failing; retrying") || strings.Contains(body, "disk I/O") {
+		t.Fatalf("%d %s", code, body)
+	}
+	if b.Pending() != 1 {
+		t.Fatalf("the failed change was dropped: %d pending", b.Pending())
+	}
+	_, metrics := do(t, nil, "GET", srv.URL+"/metrics", "", nil)
+	if !strings.Contains(metrics, "presence_persist_failing 1") {
+		t.Fatal("metrics do not show the failing writes")
 	}
 }
