@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -44,6 +45,12 @@ const (
 
 func MustStartServer(tb testing.TB, cfg handlers.Config) *testServer {
 	tb.Helper()
+	return MustStartServerWithLog(tb, cfg, nil)
+}
+
+// MustStartServerWithLog is MustStartServer with the handlers' logger.
+func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger) *testServer {
+	tb.Helper()
 	db, err := store.Open(filepath.Join(tb.TempDir(), "presence.db"))
 	if err != nil {
 		tb.Fatal(err)
@@ -58,6 +65,7 @@ func MustStartServer(tb testing.TB, cfg handlers.Config) *testServer {
 	h, err := handlers.New(handlers.Deps{
 		Store: db, Engine: e, Batcher: b,
 		Sessions: sessions.NewCookieStore(make([]byte, 64), make([]byte, 32)),
+		Log:      log,
 		Config:   cfg,
 	})
 	if err != nil {

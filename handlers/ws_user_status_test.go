@@ -2,9 +2,11 @@ package handlers_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -443,5 +445,30 @@ func TestConnectionLeak(t *testing.T) {
 	}
 	if heap1 > heap0+4<<20 {
 		t.Fatalf("heap in use grew from %d to %d KiB", heap0>>10, heap1>>10)
+	}
+}
+
+// TestTokensNotLogged: with every log level on, neither a valid nor an
+// invalid token — in ?token=, a Bearer header or a form — reaches the log.
+func TestTokensNotLogged(t *testing.T) {
+	var logs bytes.Buffer
+	ts := MustStartServerWithLog(t, handlers.Config{}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	_, tok := ts.MustCreateUser(t, "alice")
+	bad := "prs_" + strings.Repeat("x", 43)
+	ts.MustDial(t, tok).ping()
+	websocket.DefaultDialer.Dial(ts.wsURL("?token="+bad), nil)
+	do(t, nil, "GET", ts.URL+"/api/users/online/?token="+tok, "", bearer(bad))
+	do(t, nil, "GET", ts.URL+"/widgets/online-users?embed_token="+bad, "", nil)
+	do(t, nil, "POST", ts.URL+"/api/auth/token/", `{"username":"alice","password":"`+bad+`"}`, jsonHeader)
+	ts.DB.Close() // make requests fail, so errors are logged
+	do(t, nil, "GET", ts.URL+"/api/users/online/", "", bearer(tok))
+	do(t, nil, "GET", ts.URL+"/widgets/online-users?embed_token="+bad, "", nil)
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged: the test proves nothing")
+	}
+	for _, secret := range []string{tok, bad, tok[4:20], bad[4:20]} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a token reached the log:\n%s", logs.String())
+		}
 	}
 }

@@ -375,3 +375,37 @@ func TestBrowser_CrossOriginEmbed(t *testing.T) {
 		t.Fatalf("card links to %q, want the Presence profile", href)
 	}
 }
+
+// TestBrowser_RecoversAfterKill: the server process is killed (SIGKILL)
+// with two people connected, then started again on the same address and
+// data: nobody is a ghost in between, and both pages reconnect and
+// converge by themselves.
+func TestBrowser_RecoversAfterKill(t *testing.T) {
+	browser := newBrowser(t)
+	data := dataDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := startProcess(t, browserArgs(data, "--addr", addr))
+	base := p.base
+	mustToken(t, base, "alice")
+	mustToken(t, base, "bob")
+
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	bob, _ := newTab(t, newPerson(t, browser))
+	login(t, bob, base, "bob")
+	waitFor(t, alice, "alice sees bob", showsExactly("bob"), 5*time.Second)
+
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	waitFor(t, alice, "the reconnecting state", `!!document.querySelector('[data-testid=online-users-widget]') && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'reconnecting'`, 10*time.Second)
+
+	startProcess(t, browserArgs(data, "--addr", addr))
+	took := waitFor(t, alice, "alice sees bob again", showsExactly("bob"), 20*time.Second)
+	waitFor(t, bob, "bob sees alice again", showsExactly("alice"), 5*time.Second)
+	t.Logf("converged %v after the restart", took)
+}
