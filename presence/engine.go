@@ -157,9 +157,6 @@ func New(cfg Config) *Engine {
 // Bus returns the bus the engine publishes on.
 func (e *Engine) Bus() Bus { return e.bus }
 
-// Deadline returns the heartbeat deadline (0 when disabled).
-func (e *Engine) Deadline() time.Duration { return e.deadline }
-
 // Connect registers a new live connection for u. The engine calls p.Ping
 // when the connection has been silent for PingAfter, and p.Kick (once) if
 // it misses its heartbeat deadline; p may be nil. The first

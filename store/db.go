@@ -33,9 +33,8 @@ var (
 
 // DB is the application database. Create it with Open; caller must call Close.
 type DB struct {
-	w    *sql.DB // single writer connection
-	r    *sql.DB // read-only pool
-	path string
+	w *sql.DB // single writer connection
+	r *sql.DB // read-only pool
 
 	// Now is the clock used for timestamps. Tests may replace it.
 	Now func() time.Time
@@ -71,16 +70,13 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("store: open readers: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	return &DB{w: w, r: r, path: path, Now: time.Now, BcryptCost: bcrypt.DefaultCost}, nil
+	return &DB{w: w, r: r, Now: time.Now, BcryptCost: bcrypt.DefaultCost}, nil
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
 	return errors.Join(db.r.Close(), db.w.Close())
 }
-
-// Path returns the database file path.
-func (db *DB) Path() string { return db.path }
 
 // Stats are counters of the writer, for metrics and tests.
 type Stats struct {
