@@ -89,7 +89,7 @@ func (db *DB) Stats() Stats {
 	return Stats{WriteTxs: db.writeTxs.Load(), WriteRows: db.writeRows.Load()}
 }
 
-// Ping checks that the database answers a write-path query and a read.
+// Ping checks that the database answers reads.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
