@@ -10,11 +10,14 @@ import (
 )
 
 // handleAPIRegister creates an account: 201 {"id","username"}, 400 for
-// invalid input, 409 when the name is taken.
-func handleAPIRegister(s Store) echo.HandlerFunc {
+// invalid input, 409 when the name is taken, 429 past the per-address limit.
+func handleAPIRegister(s Store, limits *loginLimits) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cr, err := readCredentials(c)
 		if err != nil {
+			return err
+		}
+		if err := limits.checkRegister(c); err != nil {
 			return err
 		}
 		u, err := s.CreateUser(c.Request().Context(), cr.Username, cr.Password)

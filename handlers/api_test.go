@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -268,5 +269,21 @@ func TestHealthzDegraded(t *testing.T) {
 	_, metrics := do(t, nil, "GET", srv.URL+"/metrics", "", nil)
 	if !strings.Contains(metrics, "presence_persist_failing 1") {
 		t.Fatal("metrics do not show the failing writes")
+	}
+}
+
+func TestRegisterRateLimit(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{RegisterPerHour: 3})
+	for i := range 3 {
+		if code, body := do(t, nil, "POST", ts.URL+"/api/auth/register/", fmt.Sprintf(`{"username":"user%d","password":"password1"}`, i), jsonHeader); code != 201 {
+			t.Fatalf("account %d: %d %s", i, code, body)
+		}
+	}
+	code, body := do(t, nil, "POST", ts.URL+"/api/auth/register/", `{"username":"user9","password":"password1"}`, jsonHeader)
+	if code != 429 || !strings.Contains(body, "too many new accounts") {
+		t.Fatalf("4th account: %d %s", code, body)
+	}
+	if code, _ := do(t, browser(t), "POST", ts.URL+"/register", "username=user8&password=password1", formHeader); code != 429 {
+		t.Fatalf("4th account by form: %d", code)
 	}
 }

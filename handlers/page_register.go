@@ -18,13 +18,17 @@ func handleRegisterPage() echo.HandlerFunc {
 
 // handleRegister creates the account, signs the new user in and redirects
 // (303) home; invalid input re-renders the form with the reason.
-func handleRegister(s Store, auth *authenticator) echo.HandlerFunc {
+func handleRegister(s Store, limits *loginLimits, auth *authenticator) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cr, err := readCredentials(c)
 		form := views.AuthForm{Username: cr.Username}
 		if err != nil {
 			form.Error = errorDetail(err)
 			return render(c, http.StatusBadRequest, views.RegisterPage(pageFor(c, "Register"), form))
+		}
+		if err := limits.checkRegister(c); err != nil {
+			form.Error = errorDetail(err)
+			return render(c, http.StatusTooManyRequests, views.RegisterPage(pageFor(c, "Register"), form))
 		}
 		u, err := s.CreateUser(c.Request().Context(), cr.Username, cr.Password)
 		if err != nil {

@@ -30,8 +30,8 @@ type bucket struct {
 
 const maxLimiterKeys = 100_000
 
-func newLimiter(perMinute, burst int) *limiter {
-	return &limiter{rate: float64(perMinute) / 60, burst: float64(burst), Now: time.Now, buckets: map[string]*bucket{}}
+func newLimiter(perMinute float64, burst int) *limiter {
+	return &limiter{rate: perMinute / 60, burst: float64(burst), Now: time.Now, buckets: map[string]*bucket{}}
 }
 
 // allow takes a token for key, or reports how long until one is free.
@@ -73,13 +73,33 @@ func (l *limiter) sweep(now time.Time) {
 }
 
 // loginLimits throttles password checks by client IP and by account, so
-// neither one address nor many addresses can guess one user's password.
+// neither one address nor many addresses can guess one user's password,
+// and account creation by client IP.
 type loginLimits struct {
 	byIP, byAccount *limiter
+	register        *limiter // nil: no limit
 }
 
-func newLoginLimits() *loginLimits {
-	return &loginLimits{byIP: newLimiter(30, 30), byAccount: newLimiter(10, 10)}
+func newLoginLimits(registerPerHour int) *loginLimits {
+	ll := &loginLimits{byIP: newLimiter(30, 30), byAccount: newLimiter(10, 10)}
+	if registerPerHour > 0 {
+		ll.register = newLimiter(float64(registerPerHour)/60, registerPerHour)
+	}
+	return ll
+}
+
+// checkRegister answers 429 when the client address has created too many
+// accounts.
+func (ll *loginLimits) checkRegister(c echo.Context) error {
+	if ll.register == nil {
+		return nil
+	}
+	if ok, wait := ll.register.allow(c.RealIP()); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+		return httpError(http.StatusTooManyRequests, "too many new accounts from this address; try again in "+strconv.Itoa(secs)+" s")
+	}
+	return nil
 }
 
 // check answers 429 with Retry-After when the IP or the account is over

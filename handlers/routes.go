@@ -9,7 +9,7 @@ import (
 // addRoutes lists every route of the server.
 func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
-	limits := newLoginLimits() // 30 password checks a minute per IP, 10 per account
+	limits := newLoginLimits(d.Config.RegisterPerHour) // and 30 password checks a minute per IP, 10 per account
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))
@@ -22,7 +22,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")
-	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store))
+	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits))
 	both(api, http.MethodPost, "/auth/token/", handleAPIToken(d.Store, limits, d.Config.TokenTTL))
 	online := handleAPIOnlineUsers(d.Store, d.Engine)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
@@ -50,7 +50,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 	e.GET("/login", handleLoginPage(), auth.optional)
 	e.POST("/login", handleLogin(d.Store, limits, auth))
 	e.GET("/register", handleRegisterPage(), auth.optional)
-	e.POST("/register", handleRegister(d.Store, auth))
+	e.POST("/register", handleRegister(d.Store, limits, auth))
 	e.POST("/logout", handleLogout(auth))
 
 	// Assets.

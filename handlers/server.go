@@ -54,6 +54,9 @@ type Config struct {
 	// closes the socket with 1008.
 	WSMessageRate  float64
 	WSMessageBurst int
+	// RegisterPerHour limits accounts created per client address per hour
+	// (429 beyond it); 0 means no limit.
+	RegisterPerHour int
 	// MaxConns caps WebSockets plus event streams held at once; beyond it
 	// new ones get 503. 0 means no cap.
 	MaxConns int

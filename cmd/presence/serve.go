@@ -34,6 +34,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	maxConnsPerUser int
 	maxConns        int
+	registerPerHour int
 	wsMessageRate   float64
 	wsMessageBurst  int
 	allowedOrigins  string
@@ -57,6 +58,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
+	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512)")
 	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (negative = no limit)")
 	fs.IntVar(&cfg.wsMessageBurst, "ws-message-burst", 100, "messages one WebSocket may send at once")
@@ -176,14 +178,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Sessions: sessions.NewCookieStore(keys...),
 		Log:      log,
 		Config: handlers.Config{
-			AllowedOrigins: origins,
-			CookieSecure:   cfg.cookieSecure,
-			SessionTTL:     cfg.sessionTTL,
-			TokenTTL:       cfg.tokenTTL,
-			PublicURL:      cfg.publicURL,
-			WSMessageRate:  cfg.wsMessageRate,
-			WSMessageBurst: cfg.wsMessageBurst,
-			MaxConns:       cfg.maxConns,
+			AllowedOrigins:  origins,
+			CookieSecure:    cfg.cookieSecure,
+			SessionTTL:      cfg.sessionTTL,
+			TokenTTL:        cfg.tokenTTL,
+			PublicURL:       cfg.publicURL,
+			WSMessageRate:   cfg.wsMessageRate,
+			WSMessageBurst:  cfg.wsMessageBurst,
+			MaxConns:        cfg.maxConns,
+			RegisterPerHour: cfg.registerPerHour,
 		},
 	})
 	if err != nil {
