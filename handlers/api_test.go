@@ -203,9 +203,10 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestLoginRateLimit: an account gets 10 password checks a minute whatever
-// the address, and the answer does not reveal whether it exists.
+// the address, and the answer does not reveal whether it exists; an
+// address gets its own budget across accounts.
 func TestLoginRateLimit(t *testing.T) {
-	ts := MustStartServer(t, handlers.Config{})
+	ts := MustStartServer(t, handlers.Config{LoginPerMinute: 30})
 	ts.MustCreateUser(t, "alice")
 	try := func(name string) (int, http.Header) {
 		req, _ := http.NewRequest("POST", ts.URL+"/api/auth/token/", strings.NewReader(`{"username":"`+name+`","password":"guess-guess"}`))
@@ -231,6 +232,16 @@ func TestLoginRateLimit(t *testing.T) {
 	code, body := do(t, browser(t), "POST", ts.URL+"/login", "username=ALICE&password=password1", formHeader)
 	if code != 429 || !strings.Contains(body, "too many login attempts") {
 		t.Fatalf("form login over the limit: %d", code)
+	}
+	// 23 checks so far from this address; fresh accounts still get through
+	// until the address's 30 are spent.
+	for i := range 7 {
+		if code, _ := try(fmt.Sprintf("fresh%d", i)); code != 401 {
+			t.Fatalf("fresh account %d: %d, want 401", i, code)
+		}
+	}
+	if code, _ := try("fresh-last"); code != 429 {
+		t.Fatalf("31st check from one address: %d, want 429", code)
 	}
 }
 

@@ -76,12 +76,16 @@ func (l *limiter) sweep(now time.Time) {
 // neither one address nor many addresses can guess one user's password,
 // and account creation by client IP.
 type loginLimits struct {
-	byIP, byAccount *limiter
-	register        *limiter // nil: no limit
+	byIP      *limiter // nil: no limit
+	byAccount *limiter
+	register  *limiter // nil: no limit
 }
 
-func newLoginLimits(registerPerHour int) *loginLimits {
-	ll := &loginLimits{byIP: newLimiter(30, 30), byAccount: newLimiter(10, 10)}
+func newLoginLimits(loginPerMinutePerIP, registerPerHour int) *loginLimits {
+	ll := &loginLimits{byAccount: newLimiter(10, 10)}
+	if loginPerMinutePerIP > 0 {
+		ll.byIP = newLimiter(float64(loginPerMinutePerIP), loginPerMinutePerIP)
+	}
 	if registerPerHour > 0 {
 		ll.register = newLimiter(float64(registerPerHour)/60, registerPerHour)
 	}
@@ -105,7 +109,10 @@ func (ll *loginLimits) checkRegister(c echo.Context) error {
 // check answers 429 with Retry-After when the IP or the account is over
 // its limit. The same answer whatever the account's existence.
 func (ll *loginLimits) check(c echo.Context, username string) error {
-	ok, wait := ll.byIP.allow(c.RealIP())
+	ok, wait := true, time.Duration(0)
+	if ll.byIP != nil {
+		ok, wait = ll.byIP.allow(c.RealIP())
+	}
 	if ok {
 		ok, wait = ll.byAccount.allow(strings.ToLower(username))
 	}

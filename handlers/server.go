@@ -54,6 +54,9 @@ type Config struct {
 	// closes the socket with 1008.
 	WSMessageRate  float64
 	WSMessageBurst int
+	// LoginPerMinute limits password checks per client address per minute
+	// (429 beyond it); 0 means no limit. Each account also gets 10 a minute.
+	LoginPerMinute int
 	// RegisterPerHour limits accounts created per client address per hour
 	// (429 beyond it); 0 means no limit.
 	RegisterPerHour int

@@ -185,7 +185,7 @@ func coordinate(c config) error {
 
 	srv := exec.Command(c.server, "serve", "--addr", c.addr, "--data", filepath.Join(dir, "data"),
 		"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0",
-		"--register-limit", "0") // it creates 9,000 users from one address
+		"--register-limit", "0", "--login-limit", "0") // 9,000 users and tokens from one address
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)

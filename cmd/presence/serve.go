@@ -35,6 +35,7 @@ type serveConfig struct {
 	maxConnsPerUser int
 	maxConns        int
 	registerPerHour int
+	loginPerMinute  int
 	wsMessageRate   float64
 	wsMessageBurst  int
 	allowedOrigins  string
@@ -58,6 +59,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
+	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; each account also gets 10)")
 	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512)")
 	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (negative = no limit)")
@@ -187,6 +189,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			WSMessageBurst:  cfg.wsMessageBurst,
 			MaxConns:        cfg.maxConns,
 			RegisterPerHour: cfg.registerPerHour,
+			LoginPerMinute:  cfg.loginPerMinute,
 		},
 	})
 	if err != nil {
