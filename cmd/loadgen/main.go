@@ -52,6 +52,7 @@ type config struct {
 	pingRate, pingSecs  float64
 	rounds, connectConc int
 	skipStorm           bool
+	roundGap            time.Duration
 }
 
 func run(args []string) error {
@@ -73,6 +74,7 @@ func run(args []string) error {
 	fs.Float64Var(&c.pingSecs, "ping-seconds", 10, "length of the ping phase")
 	fs.IntVar(&c.rounds, "rounds", 10, "one-change fan-out rounds")
 	fs.IntVar(&c.connectConc, "conc", 256, "connections in flight per worker")
+	fs.DurationVar(&c.roundGap, "round-gap", 250*time.Millisecond, "quiet time before each one-change round, longer than the server's 50 ms coalescing window, so a round measures one change and not the tail of the previous one")
 	fs.BoolVar(&c.skipStorm, "skip-storm", false, "skip the storm phase (with -events a storm is N² messages by design)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -295,6 +297,7 @@ func coordinate(c config) error {
 		if _, err := all(workers, command{Cmd: "probe-reset", Probe: fmt.Sprintf("load%05d", c.tabs)}); err != nil {
 			return err
 		}
+		time.Sleep(c.roundGap)
 		start := time.Now().UnixNano()
 		probe, err := dialProbe(base, probeTok)
 		if err != nil {
@@ -375,6 +378,7 @@ func coordinate(c config) error {
 func fanoutRounds(c config, base string, workers []*workerProc, tok string, n int, during func()) ([]float64, error) {
 	var lat []float64
 	for i := range n {
+		time.Sleep(c.roundGap)
 		start := time.Now().UnixNano()
 		probe, err := dialProbe(base, tok)
 		if err != nil {
