@@ -26,7 +26,11 @@ const (
 	maxMessageSize = 4 << 10
 	// maxQueue is how many messages may wait for one socket. A socket that
 	// falls further behind is cut off with 1013 and resyncs on reconnect.
-	maxQueue = 64
+	// Messages are encoded once and shared, so a slot costs 24 bytes; the
+	// queue must be deep enough that a burst of events, faster than one
+	// writer is scheduled, does not cut a healthy reader. A peer that is
+	// stuck for good is also caught by writeWait.
+	maxQueue = 4096
 	// closeGrace is how long the server waits for the peer's close reply.
 	closeGrace = time.Second
 )
@@ -247,7 +251,8 @@ func (cl *wsClient) enqueue(msg []byte) (start, ok bool) {
 	if len(cl.queue) >= maxQueue {
 		cl.mu.Unlock()
 		cl.hub.slow.Add(1)
-		go closeWith(cl.conn, closeTryLater, "too slow to keep up; reconnect") // never block the hub
+		// The peer is not reading: offer the close frame briefly, then cut.
+		go closeWithin(cl.conn, closeTryLater, "too slow to keep up; reconnect", 100*time.Millisecond)
 		return false, false
 	}
 	cl.queue = append(cl.queue, msg)
@@ -413,8 +418,11 @@ func (h *wsHub) shutdown(ctx context.Context) error {
 }
 
 // closeWith sends a close frame with code and reason, then closes.
-func closeWith(c *websocket.Conn, code int, reason string) {
-	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(writeWait))
+func closeWith(c *websocket.Conn, code int, reason string) { closeWithin(c, code, reason, writeWait) }
+
+// closeWithin is closeWith giving the close frame at most wait.
+func closeWithin(c *websocket.Conn, code int, reason string, wait time.Duration) {
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(wait))
 	c.Close()
 }
 

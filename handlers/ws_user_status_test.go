@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
 )
 
@@ -471,4 +473,80 @@ func TestTokensNotLogged(t *testing.T) {
 			t.Fatalf("a token reached the log:\n%s", logs.String())
 		}
 	}
+}
+
+// TestWSUserStatus_SlowReader: a socket that wants events but stops
+// reading is cut off once its buffers and its message queue are full; a
+// reading socket receives every event, in order, and keeps working.
+func TestWSUserStatus_SlowReader(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, tokA := ts.MustCreateUser(t, "alice")
+	_, tokB := ts.MustCreateUser(t, "bob")
+	// The slow peer: a tiny receive window, and it never reads after the ack.
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(2048)
+		}
+		return c, err
+	}}
+	slow, _, err := d.Dial(ts.wsURL("?token="+url.QueryEscape(tokA)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	healthy, _, err := websocket.DefaultDialer.Dial(ts.wsURL("?token="+url.QueryEscape(tokB)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer healthy.Close()
+	got := make(chan string, 1<<16)
+	go func() { // the healthy peer reads everything, as a browser does
+		for {
+			_, msg, err := healthy.ReadMessage()
+			if err != nil {
+				close(got)
+				return
+			}
+			var m map[string]any
+			json.Unmarshal(msg, &m)
+			if name, _ := m["username"].(string); m["type"] == "user.status.changed" && strings.HasPrefix(name, "u0") {
+				got <- name
+			}
+		}
+	}()
+	healthy.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+	cut0 := metricValue(t, ts, "presence_websockets_slow_cut_total")
+
+	// Status events straight from the engine, until the slow socket is cut.
+	n := 0
+	for ; n < 20000; n++ {
+		if n%200 == 0 && metricValue(t, ts, "presence_websockets_slow_cut_total") > cut0 {
+			break
+		}
+		if _, err := ts.Engine.Connect(presence.User{ID: int64(1000 + n), Username: fmt.Sprintf("u%05d", n)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n%50 == 0 {
+			time.Sleep(time.Millisecond) // a busy site, not one instant
+		}
+	}
+	if metricValue(t, ts, "presence_websockets_slow_cut_total") == cut0 {
+		t.Fatalf("slow socket not cut off after %d events", n)
+	}
+	t.Logf("slow socket cut within %d status events", n)
+	for i := range n {
+		select {
+		case name, ok := <-got:
+			if !ok {
+				t.Fatalf("healthy socket closed after %d events", i)
+			}
+			if want := fmt.Sprintf("u%05d", i); name != want {
+				t.Fatalf("event %d is about %s, want %s", i, name, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("healthy socket stuck at event %d", i)
+		}
+	}
+	healthy.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
 }
