@@ -32,6 +32,7 @@ type serveConfig struct {
 	pingInterval    time.Duration
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
+	headerTimeout   time.Duration
 	maxConnsPerUser int
 	maxConns        int
 	registerPerHour int
@@ -58,6 +59,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 10*time.Second, "ping a WebSocket that has been silent this long; must be below the deadline")
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.DurationVar(&cfg.headerTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send request headers (slowloris)")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
 	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; each account also gets 10)")
 	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
@@ -85,6 +87,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--bcrypt-cost must be 4 to 31")
 	case c.shutdownTimeout <= 0:
 		return fmt.Errorf("--shutdown-timeout must be positive")
+	case c.headerTimeout <= 0:
+		return fmt.Errorf("--read-header-timeout must be positive")
 	}
 	return nil
 }
@@ -202,7 +206,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	httpSrv := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.headerTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -213,4 +216,37 @@ func TestOriginalClient(t *testing.T) {
 	expect("bob offline", func(m msg) bool {
 		return m.Type == "user.status.changed" && m.Username == "bob" && !m.IsOnline && m.LastSeen != nil
 	})
+}
+
+// TestServe_Slowloris: a client that trickles its request headers is cut
+// off at --read-header-timeout, and the server keeps serving others.
+func TestServe_Slowloris(t *testing.T) {
+	base, _ := inProcess(t, fastArgs(dataDir(t), "--read-header-timeout", "300ms"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan struct{})
+	go func() { // one header byte every 100 ms, forever
+		defer close(closed)
+		fmt.Fprint(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+		for range 100 {
+			if _, err := conn.Write([]byte("X")); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	buf := make([]byte, 1024)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("slow client still connected after 5 s")
+			}
+			break // the server closed it
+		}
+	}
+	waitHealthy(t, base) // others are served
 }
