@@ -391,10 +391,15 @@ func (h *wsHub) shutdown(ctx context.Context) error {
 		close(h.stop)
 	}
 	<-h.done
+	// Close frames go out concurrently, each with a short deadline: a peer
+	// whose buffers are full must not hold up everyone else's, nor the
+	// shutdown limit.
+	var frames sync.WaitGroup
+	msg := websocket.FormatCloseMessage(closeGoingAway, "server shutting down")
 	for _, cl := range clients {
-		cl.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(writeWait))
+		frames.Go(func() { cl.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) })
 	}
+	frames.Wait()
 	// Give peers a moment to answer the close handshake, then cut.
 	waited := make(chan struct{})
 	go func() { h.wg.Wait(); close(waited) }()

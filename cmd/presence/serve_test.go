@@ -250,3 +250,49 @@ func TestServe_Slowloris(t *testing.T) {
 	}
 	waitHealthy(t, base) // others are served
 }
+
+// TestServe_GracefulShutdownUnderLoad: with many sockets open, some of them
+// never reading, SIGTERM-style cancellation returns within the shutdown
+// limit, every reading socket gets 1001, and everyone is recorded offline.
+func TestServe_GracefulShutdownUnderLoad(t *testing.T) {
+	data := dataDir(t)
+	base, stop := inProcess(t, fastArgs(data, "--shutdown-timeout", "3s", "--register-limit", "0"))
+	const users, stalled = 30, 5
+	codes := make(chan int, users)
+	for i := range users {
+		conn := mustDial(t, base, mustToken(t, base, fmt.Sprintf("user%02d", i)))
+		if i < stalled {
+			continue // never reads again
+		}
+		go func() {
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					code := -1
+					if ce, ok := err.(*websocket.CloseError); ok {
+						code = ce.Code
+					}
+					codes <- code
+					return
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second+time.Second {
+		t.Fatalf("shutdown took %v with a 3 s limit", took)
+	}
+	for range users - stalled {
+		if code := <-codes; code != websocket.CloseGoingAway {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	}
+	db := openDB(t, data)
+	for i := range users {
+		if u := persisted(t, db, fmt.Sprintf("user%02d", i)); u.IsOnline || u.LastSeen.IsZero() {
+			t.Fatalf("user%02d after shutdown: %+v", i, u)
+		}
+	}
+}
