@@ -153,6 +153,17 @@ func metric(t *testing.T, base, name string) float64 {
 
 const browserGrace = 1500 * time.Millisecond
 
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func browserArgs(data string, extra ...string) []string {
 	return fastArgs(data, append([]string{"--grace", browserGrace.String()}, extra...)...)
 }
@@ -250,12 +261,7 @@ func TestBrowser_EscapesUsernames(t *testing.T) {
 func TestBrowser_RecoversAfterRestart(t *testing.T) {
 	browser := newBrowser(t)
 	data := dataDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t) // the restart must come back on the same address
 	base, stop := inProcess(t, browserArgs(data, "--addr", addr))
 	mustToken(t, base, "alice")
 	mustToken(t, base, "bob")
@@ -383,12 +389,7 @@ func TestBrowser_CrossOriginEmbed(t *testing.T) {
 func TestBrowser_RecoversAfterKill(t *testing.T) {
 	browser := newBrowser(t)
 	data := dataDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t) // the restart must come back on the same address
 	p := startProcess(t, browserArgs(data, "--addr", addr))
 	base := p.base
 	mustToken(t, base, "alice")

@@ -92,18 +92,7 @@ func TestServe_GracefulShutdown(t *testing.T) {
 		}
 	}
 	closed := make(chan int, 1)
-	go func() {
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				code := -1
-				if ce, ok := err.(*websocket.CloseError); ok {
-					code = ce.Code
-				}
-				closed <- code
-				return
-			}
-		}
-	}()
+	go readUntilClosed(conn, closed)
 	start := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("run returned %v", err)
@@ -264,18 +253,7 @@ func TestServe_GracefulShutdownUnderLoad(t *testing.T) {
 		if i < stalled {
 			continue // never reads again
 		}
-		go func() {
-			for {
-				if _, _, err := conn.ReadMessage(); err != nil {
-					code := -1
-					if ce, ok := err.(*websocket.CloseError); ok {
-						code = ce.Code
-					}
-					codes <- code
-					return
-				}
-			}
-		}()
+		go readUntilClosed(conn, codes)
 	}
 	start := time.Now()
 	if err := stop(); err != nil {
@@ -293,6 +271,21 @@ func TestServe_GracefulShutdownUnderLoad(t *testing.T) {
 	for i := range users {
 		if u := persisted(t, db, fmt.Sprintf("user%02d", i)); u.IsOnline || u.LastSeen.IsZero() {
 			t.Fatalf("user%02d after shutdown: %+v", i, u)
+		}
+	}
+}
+
+// readUntilClosed reads conn until it ends and sends the close code (-1 when
+// the connection ended without a close frame).
+func readUntilClosed(conn *websocket.Conn, codes chan<- int) {
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			code := -1
+			if ce, ok := err.(*websocket.CloseError); ok {
+				code = ce.Code
+			}
+			codes <- code
+			return
 		}
 	}
 }
