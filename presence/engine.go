@@ -34,7 +34,6 @@ type Status struct {
 	Username     string
 	Since        time.Time // when the user came online
 	LastActivity time.Time // last activity signal (a ping), or Since
-	Connections  int
 }
 
 // Recorder receives every state change that must be persisted. Calls happen
@@ -339,7 +338,6 @@ func (e *Engine) Online() []Status {
 			Username:     us.user.Username,
 			Since:        us.since,
 			LastActivity: time.Unix(0, us.lastActivity.Load()).UTC(),
-			Connections:  len(us.conns),
 		})
 	}
 	e.mu.Unlock()
