@@ -44,6 +44,12 @@ type Batcher struct {
 	closed  bool
 	lastErr error
 
+	// Failure streak, for logging: one line when writes start failing, a
+	// reminder every failureLogEvery, one line when they resume.
+	failingSince time.Time
+	failures     int
+	lastLogged   time.Time
+
 	flushMu sync.Mutex // serialises writes
 }
 
@@ -102,9 +108,7 @@ func (b *Batcher) schedule() {
 		return
 	}
 	b.timer = b.clock.AfterFunc(b.interval, func() {
-		if err := b.Flush(context.Background()); err != nil {
-			b.log.Error("presence: flush failed, will retry", "err", err)
-		}
+		b.Flush(context.Background()) // logs and reschedules on failure
 	})
 }
 
@@ -146,6 +150,7 @@ func (b *Batcher) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lastErr = err
+	b.logOutcome(err, len(recs))
 	if err == nil {
 		return nil
 	}
@@ -158,6 +163,33 @@ func (b *Batcher) Flush(ctx context.Context) error {
 	}
 	b.schedule()
 	return err
+}
+
+// failureLogEvery is how often a write failure that goes on is logged again.
+const failureLogEvery = time.Minute
+
+// logOutcome logs the start and end of a run of failed writes, and a
+// reminder while it lasts, rather than one line per retry. Caller must hold
+// b.mu.
+func (b *Batcher) logOutcome(err error, n int) {
+	now := b.clock.Now()
+	switch {
+	case err == nil && b.failures > 0:
+		b.log.Warn("presence: writes resumed", "failed_attempts", b.failures,
+			"down_for", now.Sub(b.failingSince).Round(time.Millisecond), "users", n)
+		b.failures = 0
+	case err == nil:
+	case b.failures == 0:
+		b.failingSince, b.lastLogged, b.failures = now, now, 1
+		b.log.Error("presence: write failed; keeping changes in memory and retrying", "err", err, "users", n)
+	default:
+		b.failures++
+		if now.Sub(b.lastLogged) >= failureLogEvery {
+			b.lastLogged = now
+			b.log.Error("presence: writes still failing", "err", err, "failed_attempts", b.failures,
+				"since", now.Sub(b.failingSince).Round(time.Second), "users", n)
+		}
+	}
 }
 
 // mergeOlder folds an older, unwritten record into a newer one.

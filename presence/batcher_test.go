@@ -1,8 +1,11 @@
 package presence_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +98,36 @@ func TestBatcher(t *testing.T) {
 		}
 	})
 
+	t.Run("LogsFailureRunsNotEveryRetry", func(t *testing.T) {
+		clock := presence.NewFakeClock(t0)
+		p := &memPersister{fail: errors.New("database or disk is full")}
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		b := presence.NewBatcher(p, clock, time.Second, log)
+		b.RecordStatus(1, true, t0)
+		for range 90 { // 90 failed attempts, one a second
+			clock.Advance(time.Second)
+		}
+		if n := strings.Count(logs.String(), "level=ERROR"); n != 2 {
+			t.Fatalf("%d error lines for 90 s of failures, want 2 (start + one reminder):\n%s", n, logs.String())
+		}
+		if !strings.Contains(logs.String(), "disk is full") || !strings.Contains(logs.String(), "failed_attempts=61") {
+			t.Fatalf("log lacks the cause or the count:\n%s", logs.String())
+		}
+		p.mu.Lock()
+		p.fail = nil
+		p.mu.Unlock()
+		clock.Advance(time.Second)
+		if !strings.Contains(logs.String(), `msg="presence: writes resumed" failed_attempts=90 down_for=1m30s`) {
+			t.Fatalf("no resume line:\n%s", logs.String())
+		}
+		logs.Reset()
+		b.RecordStatus(1, false, t0)
+		clock.Advance(time.Second)
+		if logs.Len() != 0 {
+			t.Fatalf("a healthy write logged: %s", logs.String())
+		}
+	})
 	t.Run("CloseFlushes", func(t *testing.T) {
 		p := &memPersister{}
 		b := presence.NewBatcher(p, presence.NewFakeClock(t0), time.Hour, nil)
