@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,11 +91,17 @@ func waitHealthy(tb testing.TB, base string) {
 // stop function that cancels it and returns run's error.
 func inProcess(tb testing.TB, args []string) (string, func() error) {
 	tb.Helper()
+	return inProcessLog(tb, args, io.Discard)
+}
+
+// inProcessLog is inProcess with the server's log written to stderr.
+func inProcessLog(tb testing.TB, args []string, stderr io.Writer) (string, func() error) {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, io.Discard)
+		done <- run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, stderr)
 		pw.Close()
 	}()
 	base := waitListening(tb, pr)
@@ -211,3 +219,42 @@ func eventually(tb testing.TB, what string, timeout time.Duration, cond func() b
 }
 
 func dataDir(tb testing.TB) string { return filepath.Join(tb.TempDir(), "data") }
+
+// syncBuffer is a bytes.Buffer safe for a logger writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// health is the body of /healthz.
+type health struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// getHealth fetches /healthz and returns its status code and body.
+func getHealth(tb testing.TB, base string) (int, health) {
+	tb.Helper()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		tb.Fatalf("healthz body: %v", err)
+	}
+	return resp.StatusCode, h
+}
