@@ -3,11 +3,18 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestServe_DatabaseLocked has another connection hold SQLite's write lock
@@ -82,6 +89,165 @@ func TestServe_DatabaseLocked(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("run returned %v", err)
 	}
+	if err := db.IntegrityCheck(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tab is a WebSocket client that behaves like presence.js: it pings on an
+// interval and, if reconnect is set, dials again with a short backoff
+// whenever its connection ends, until ctx is done.
+type tab struct {
+	base, token string
+	every       time.Duration
+	reconnect   bool
+	// hold, when set, closes each connection after this long (churn).
+	hold time.Duration
+}
+
+func (tb tab) run(ctx context.Context) {
+	u := "ws" + strings.TrimPrefix(tb.base, "http") + "/ws/user-status/?events=0&token=" + url.QueryEscape(tb.token)
+	for ctx.Err() == nil {
+		conn, _, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
+		held := err == nil && tb.session(ctx, conn)
+		if !tb.reconnect && !held {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(20+rand.IntN(60)) * time.Millisecond):
+		}
+	}
+}
+
+// session pings over conn until it ends, ctx is done or hold has passed,
+// and reports whether it was hold.
+func (tb tab) session(ctx context.Context, conn *websocket.Conn) bool {
+	defer conn.Close()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	var until <-chan time.Time
+	if tb.hold > 0 {
+		until = time.After(tb.hold)
+	}
+	ping := time.NewTicker(tb.every)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ended:
+			return false
+		case <-until:
+			conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+			return true
+		case <-ping.C:
+			if conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)) != nil {
+				return false
+			}
+		}
+	}
+}
+
+// TestServe_HardKillUnderLoad SIGKILLs the server while 60 reconnecting
+// tabs ping and 40 more connect and disconnect in a loop, so presence
+// writes are in flight. The database must pass integrity_check; after a
+// restart on the same address nobody from before is shown online unless
+// they reconnect, last_seen is set for everyone, and the reconnecting tabs
+// converge to exactly the online list.
+func TestServe_HardKillUnderLoad(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	addr := freeAddr(t) // the restart must come back on the same address
+	args := fastArgs(data, "--addr", addr, "--flush-interval", "20ms", "--grace", "100ms",
+		"--register-limit", "0", "--login-limit", "0")
+	p := startProcess(t, args)
+	const live, churn = 60, 40
+	tokens := make([]string, live+churn)
+	for i := range tokens {
+		tokens[i] = mustToken(t, p.base, fmt.Sprintf("user%03d", i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	churnCtx, cancelChurn := context.WithCancel(ctx)
+	var reconnecting, churning sync.WaitGroup
+	defer func() { cancel(); reconnecting.Wait(); churning.Wait() }()
+	for i, tok := range tokens {
+		tb := tab{base: p.base, token: tok, every: 100 * time.Millisecond}
+		if i < live {
+			tb.reconnect = true
+			reconnecting.Go(func() { tb.run(ctx) })
+		} else {
+			tb.hold = time.Duration(20+rand.IntN(80)) * time.Millisecond
+			churning.Go(func() { tb.run(churnCtx) })
+		}
+	}
+	db := openDB(t, data)
+	eventually(t, "load to be persisted", 20*time.Second, func() bool {
+		return persisted(t, db, "user000").IsOnline && persisted(t, db, fmt.Sprintf("user%03d", live-1)).IsOnline
+	})
+	time.Sleep(time.Second) // churn and pings keep the writer busy
+
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	// The churning tabs are closed while the server is down (a dial in
+	// flight would otherwise reach the new server by SYN retry).
+	cancelChurn()
+	churning.Wait()
+	ghosts := 0
+	for i := range tokens {
+		if persisted(t, db, fmt.Sprintf("user%03d", i)).IsOnline {
+			ghosts++
+		}
+	}
+	if ghosts < live {
+		t.Fatalf("precondition: %d users left online in the database by the crash, want at least %d", ghosts, live)
+	}
+	if err := db.IntegrityCheck(t.Context()); err != nil {
+		t.Fatalf("after SIGKILL under load: %v", err)
+	}
+	startProcess(t, args)
+	viewer := tokens[0]
+	want := []string{}
+	for i := 1; i < live; i++ {
+		want = append(want, fmt.Sprintf("user%03d", i))
+	}
+	var got []string
+	start := time.Now()
+	for !slices.Equal(got, want) {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("reconnecting tabs did not converge: online = %v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+		got = onlineNames(t, p.base, viewer)
+		slices.Sort(got)
+	}
+	t.Logf("converged %v after the restart", time.Since(start).Round(time.Millisecond))
+	// No ghosts: the churning tabs ended with the old server and stay
+	// offline, with a last_seen, in the API and in the database.
+	for range 10 {
+		got := onlineNames(t, p.base, viewer)
+		if len(got) != live-1 {
+			t.Fatalf("online = %d users (%v), want the %d reconnecting tabs", len(got), got, live-1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := live; i < live+churn; i++ {
+		if u := persisted(t, db, fmt.Sprintf("user%03d", i)); u.IsOnline || u.LastSeen.IsZero() {
+			t.Fatalf("user%03d after restart: online=%v last_seen=%v", i, u.IsOnline, u.LastSeen)
+		}
+	}
+	eventually(t, "reconnected tabs persisted online", 10*time.Second, func() bool {
+		return persisted(t, db, "user001").IsOnline
+	})
 	if err := db.IntegrityCheck(t.Context()); err != nil {
 		t.Fatal(err)
 	}
