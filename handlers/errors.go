@@ -9,12 +9,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
 )
 
 // errorHandler is the one place errors become responses. API paths get
 // {"detail": "..."}; pages get an HTML error page. Anything that is not an
-// *echo.HTTPError is logged and shown as a bare 500: users see no internals.
+// *echo.HTTPError is logged and shown as a bare 500 (503 with Retry-After
+// when the database itself is failing): users see no internals.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
@@ -31,6 +33,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			}
 		} else {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+			if errors.Is(err, store.ErrUnavailable) { // disk full, locked: try again
+				status, detail = http.StatusServiceUnavailable, "temporarily unavailable, try again shortly"
+				c.Response().Header().Set("Retry-After", "5")
+			}
 		}
 		if strings.HasPrefix(c.Request().URL.Path, "/api/") || wantsJSON(c.Request()) {
 			err = c.JSON(status, map[string]string{"detail": detail})

@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/presencehq/presence/migrations"
 )
@@ -29,6 +30,12 @@ var (
 	ErrInvalidToken    = errors.New("invalid, expired or revoked token")
 	ErrInvalidUsername = errors.New("invalid username")
 	ErrInvalidPassword = errors.New("invalid password")
+
+	// ErrUnavailable marks a failure of the database itself rather than of
+	// the request (disk full, locked by another process, I/O error):
+	// trying again later may succeed. Errors from the store match it with
+	// errors.Is while keeping their cause.
+	ErrUnavailable = errors.New("storage temporarily unavailable")
 )
 
 // DB is the application database. Create it with Open; caller must call Close.
@@ -111,20 +118,40 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 }
 
 // writeTx runs fn in one immediate transaction on the writer connection.
+// Failures of the database itself are marked ErrUnavailable.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return classify(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return classify(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return classify(err)
 	}
 	db.writeTxs.Add(1)
 	return nil
+}
+
+// unavailableError is a database failure that matches ErrUnavailable.
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
+
+// classify marks SQLite's full, busy, locked and I/O errors as
+// ErrUnavailable and returns any other error as it is.
+func classify(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // primary code of an extended one
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR:
+			return unavailableError{err}
+		}
+	}
+	return err
 }
 
 // Migrate applies, in name order, every migration not applied yet, each in

@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,6 +92,18 @@ func TestServe_DiskFull(t *testing.T) {
 	}
 	if _, h := getHealth(t, base); strings.Contains(strings.Join(slices.Collect(maps.Values(h.Checks)), " "), "full") {
 		t.Fatalf("/healthz shows internals: %+v", h)
+	}
+	// Signing in needs a write: a clear, retryable refusal without internals.
+	resp, err := http.Post(base+"/api/auth/token/", "application/json",
+		strings.NewReader(`{"username":"alice","password":"password1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "temporarily unavailable") || strings.Contains(string(body), "full") {
+		t.Fatalf("sign-in while disk full = %s %q (Retry-After %q)", resp.Status, body, resp.Header.Get("Retry-After"))
 	}
 	// Presence works in memory while nothing can be written (the API
 	// leaves out the requester).

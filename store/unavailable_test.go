@@ -1,0 +1,95 @@
+package store_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/store"
+)
+
+// TestDB_Unavailable: failures of the database itself are marked
+// ErrUnavailable (so the server can answer 503 and retry), keep their cause,
+// and leave the database usable once the fault clears.
+func TestDB_Unavailable(t *testing.T) {
+	t.Run("Full", func(t *testing.T) {
+		db := MustOpenDB(t)
+		alice := MustCreateUser(t, db, "alice")
+		if err := store.SetWriterPragma(db, "max_page_count = 1"); err != nil { // never below the current size
+			t.Fatal(err)
+		}
+		var err error
+		for i := 0; err == nil && i < 1000; i++ {
+			_, err = db.CreateUser(ctx, fmt.Sprintf("user%04d-%s", i, strings.Repeat("x", 20)), "password1")
+		}
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "full") {
+			t.Fatalf("err = %v, want ErrUnavailable naming the cause", err)
+		}
+		err = db.SavePresence(ctx, []presence.Record{{UserID: alice.ID, HasStatus: true, Online: true}})
+		if err != nil && !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("SavePresence on a full database: %v", err)
+		}
+		if _, err := db.UserByName(ctx, "alice"); err != nil {
+			t.Fatalf("reads on a full database: %v", err)
+		}
+
+		if err := store.SetWriterPragma(db, "max_page_count = 1073741823"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateUser(ctx, "bob", "password1"); err != nil {
+			t.Fatalf("after space came back: %v", err)
+		}
+		if err := db.IntegrityCheck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("Locked", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "presence.db")
+		db, err := store.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SetWriterPragma(db, "busy_timeout = 50"); err != nil {
+			t.Fatal(err)
+		}
+		other, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		lock, err := other.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.CreateUser(ctx, "alice", "password1")
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "locked") {
+			t.Fatalf("err = %v, want ErrUnavailable naming the lock", err)
+		}
+		lock.ExecContext(ctx, "ROLLBACK")
+		lock.Close()
+		if _, err := db.CreateUser(ctx, "alice", "password1"); err != nil {
+			t.Fatalf("after the lock was released: %v", err)
+		}
+	})
+
+	t.Run("OtherErrorsUnmarked", func(t *testing.T) {
+		db := MustOpenDB(t)
+		MustCreateUser(t, db, "alice")
+		_, err := db.CreateUser(ctx, "alice", "password1")
+		if !errors.Is(err, store.ErrUsernameTaken) || errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("duplicate username: %v", err)
+		}
+	})
+}
