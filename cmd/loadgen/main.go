@@ -53,6 +53,8 @@ type config struct {
 	rounds, connectConc int
 	skipStorm           bool
 	roundGap            time.Duration
+	crash               bool
+	crashClosed         float64
 }
 
 func run(args []string) error {
@@ -76,6 +78,8 @@ func run(args []string) error {
 	fs.IntVar(&c.connectConc, "conc", 256, "connections in flight per worker")
 	fs.DurationVar(&c.roundGap, "round-gap", 250*time.Millisecond, "quiet time before each one-change round, longer than the server's 50 ms coalescing window, so a round measures one change and not the tail of the previous one")
 	fs.BoolVar(&c.skipStorm, "skip-storm", false, "skip the storm phase (with -events a storm is N² messages by design)")
+	fs.BoolVar(&c.crash, "crash", true, "end with a SIGKILL under load, a restart and every tab reconnecting on its own")
+	fs.Float64Var(&c.crashClosed, "crash-closed", 0.1, "fraction of tabs closed while the killed server is down")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,6 +117,7 @@ type report struct {
 	SlowCutAfterSeconds       float64 // from the stalled reader's first unsent push to its cut-off; -1 if never cut
 	HoldSeconds               float64
 	UnexpectedDrops           int64
+	Crash                     *crashReport `json:",omitempty"`
 	ShutdownSeconds           float64
 }
 
@@ -185,14 +190,22 @@ func coordinate(c config) error {
 	defer os.RemoveAll(dir)
 	base := "http://" + c.addr
 
-	srv := exec.Command(c.server, "serve", "--addr", c.addr, "--data", filepath.Join(dir, "data"),
-		"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0",
-		"--register-limit", "0", "--login-limit", "0") // 9,000 users and tokens from one address
-	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start server: %w", err)
+	data := filepath.Join(dir, "data")
+	startServer := func() (*exec.Cmd, error) {
+		srv := exec.Command(c.server, "serve", "--addr", c.addr, "--data", data,
+			"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0",
+			"--register-limit", "0", "--login-limit", "0") // 9,000 users and tokens from one address
+		srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+		if err := srv.Start(); err != nil {
+			return nil, fmt.Errorf("start server: %w", err)
+		}
+		return srv, nil
 	}
-	defer srv.Process.Kill()
+	srv, err := startServer()
+	if err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill() }()
 	pid := srv.Process.Pid
 	if err := waitHealthy(base); err != nil {
 		return err
@@ -360,6 +373,14 @@ func coordinate(c config) error {
 			return err
 		}
 		r.UnexpectedDrops += rep.Drops
+	}
+
+	// Phase 8: SIGKILL under load, restart, and every tab back on its own.
+	if c.crash {
+		logf("phase 8: SIGKILL during pings, restart, reconnect")
+		if srv, err = crash(c, base, data, workers, srv, startServer, &r); err != nil {
+			return err
+		}
 	}
 
 	// Graceful stop with everything connected.
@@ -533,6 +554,15 @@ func print(r report) {
 	row("slow consumer: others' one-change p99", fmt.Sprintf("%.1f ms → %.1f ms with a stalled reader (%+.0f%%)", r.SlowControl.P99MS, r.SlowWithStalled.P99MS, r.SlowP99MovedPercent))
 	row("slow consumer: cut off after", fmt.Sprintf("%.1f s after it stopped reading (-1 = never)", r.SlowCutAfterSeconds))
 	row("held", fmt.Sprintf("%.0f s, unexpected drops: %d", r.HoldSeconds, r.UnexpectedDrops))
+	if cr := r.Crash; cr != nil {
+		row("SIGKILL during pings: database", fmt.Sprintf("integrity %s, %d users left online by the crash", cr.Integrity, cr.GhostsInDB))
+		row("restart: healthy after", fmt.Sprintf("%.2f s (start-up reset included), %.2f s after the kill", cr.RestartSeconds, cr.DownSeconds))
+		row("restart: tabs back (WS + SSE)", fmt.Sprintf("p50 %.2f s, p99 %.2f s, last %.2f s after healthy; %d redials for %d connections",
+			cr.Reconnect.P50MS/1000, cr.Reconnect.P99MS/1000, cr.Reconnect.MaxMS/1000, cr.Redials, 2*cr.ExpectedOnline))
+		row("restart: every widget converged", fmt.Sprintf("%.2f s after healthy, showing %d", cr.ConvergedSeconds, cr.ExpectedOnline))
+		row("restart: database", fmt.Sprintf("%d online (want %d), closed tabs online: %d, offline without last_seen: %d",
+			cr.OnlineInDB, cr.ExpectedOnline, cr.ClosedStillOnline, cr.MissingLastSeen))
+	}
 	row("graceful shutdown", fmt.Sprintf("%.2f s", r.ShutdownSeconds))
 	tw.Flush()
 }

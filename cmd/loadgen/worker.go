@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,6 +64,14 @@ type tab struct {
 	pongs    atomic.Int64
 	closing  atomic.Bool
 	sseReady chan struct{}
+
+	// Crash phase: a gone tab was closed by its user while the server was
+	// down and never reconnects; the others do, like presence.js and the
+	// widget's stream.
+	gone        atomic.Bool
+	wsUp, sseUp atomic.Bool
+	wsAt, sseAt atomic.Int64 // when each last (re)connected, unix ns
+	redialing   [2]atomic.Bool
 }
 
 type worker struct {
@@ -72,7 +82,18 @@ type worker struct {
 	http     *http.Client
 	wsDialer *websocket.Dialer
 	drops    atomic.Int64
+
+	reconnect atomic.Bool  // crash phase: redial dropped connections
+	redials   atomic.Int64 // redial attempts, failed ones included
 }
+
+// Backoff of a redialling tab, as presence.js: min(max, min·2ⁿ) ±50%.
+const (
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 30 * time.Second
+)
+
+var errNoConn = errors.New("not connected")
 
 var totalAttr = []byte(`data-presence-total="`)
 
@@ -134,8 +155,8 @@ func (w *worker) do(c command) reply {
 	case "ws-close":
 		for _, t := range w.tabs {
 			t.closing.Store(true)
-			if t.ws != nil {
-				t.ws.Close()
+			if ws := t.conn(); ws != nil {
+				ws.Close()
 			}
 		}
 		return reply{Tabs: len(w.tabs)}
@@ -154,15 +175,20 @@ func (w *worker) do(c command) reply {
 		return w.pings(c.Rate, time.Duration(c.Seconds*float64(time.Second)))
 	case "drops":
 		return reply{Drops: w.drops.Load()}
+	case "crash-prep":
+		// The first Target tabs will be closed during the outage; every
+		// other tab redials when its connections drop.
+		for i, t := range w.tabs {
+			t.gone.Store(i < int(c.Target))
+		}
+		w.reconnect.Store(true)
+		return reply{}
+	case "await-reconnect":
+		return w.awaitReconnect(time.Duration(c.Seconds * float64(time.Second)))
 	case "stop":
 		for _, t := range w.tabs {
 			t.closing.Store(true)
-			if t.ws != nil {
-				t.ws.Close()
-			}
-			if t.sse != nil {
-				t.sse.Close()
-			}
+			t.closeAll()
 		}
 		return reply{}
 	}
@@ -219,18 +245,105 @@ func (w *worker) openWS(t *tab) error {
 		conn.Close()
 		return fmt.Errorf("ws ack: %q %v", ack, err)
 	}
+	t.pmu.Lock()
+	t.pending = nil // pings to a lost connection get no pong
+	t.pmu.Unlock()
+	t.wmu.Lock()
 	t.ws = conn
+	t.wmu.Unlock()
+	t.wsUp.Store(true)
+	t.wsAt.Store(time.Now().UnixNano())
 	go w.readWS(t, conn)
 	return nil
+}
+
+// conn returns the tab's current WebSocket, or nil.
+func (t *tab) conn() *websocket.Conn {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return t.ws
+}
+
+// closeAll closes the tab's WebSocket and stream.
+func (t *tab) closeAll() {
+	t.wmu.Lock()
+	ws, sse := t.ws, t.sse
+	t.wmu.Unlock()
+	if ws != nil {
+		ws.Close()
+	}
+	if sse != nil {
+		sse.Close()
+	}
+}
+
+// dropped handles the end of one of a tab's connections (0 = WebSocket,
+// 1 = SSE): an unexpected drop, or in the crash phase a redial with
+// backoff until it is back.
+func (w *worker) dropped(t *tab, which int) {
+	if t.closing.Load() {
+		return
+	}
+	if !w.reconnect.Load() {
+		w.drops.Add(1)
+		return
+	}
+	if t.gone.Load() || !t.redialing[which].CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer t.redialing[which].Store(false)
+		open := w.openWS
+		if which == 1 {
+			open = w.openSSE
+		}
+		for attempt := 0; ; attempt++ {
+			base := min(backoffMax, backoffMin<<min(attempt, 6))
+			time.Sleep(base/2 + time.Duration(rand.Int64N(int64(base))))
+			if t.closing.Load() || t.gone.Load() {
+				return
+			}
+			w.redials.Add(1)
+			if open(t) == nil {
+				return
+			}
+		}
+	}()
+}
+
+// awaitReconnect waits until every tab that is not gone has both its
+// connections back, and reports when each came back and how many redials
+// it took.
+func (w *worker) awaitReconnect(timeout time.Duration) reply {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := 0
+		var times []int64
+		for _, t := range w.tabs {
+			if t.gone.Load() {
+				continue
+			}
+			if !t.wsUp.Load() || !t.sseUp.Load() {
+				missing++
+			}
+			times = append(times, max(t.wsAt.Load(), t.sseAt.Load()))
+		}
+		if missing == 0 {
+			return reply{Times: times, Sent: w.redials.Load()}
+		}
+		if time.Now().After(deadline) {
+			return reply{Err: fmt.Sprintf("%d tabs not reconnected after %v", missing, timeout)}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (w *worker) readWS(t *tab, conn *websocket.Conn) {
 	for {
 		_, msg, err := conn.ReadMessage()
 		if err != nil {
-			if !t.closing.Load() {
-				w.drops.Add(1)
-			}
+			t.wsUp.Store(false)
+			w.dropped(t, 0)
 			return
 		}
 		now := time.Now().UnixNano()
@@ -262,18 +375,35 @@ func (w *worker) openSSE(t *tab) error {
 		resp.Body.Close()
 		return fmt.Errorf("sse: %s", resp.Status)
 	}
+	t.wmu.Lock()
 	t.sse = resp.Body
+	t.wmu.Unlock()
+	t.sseUp.Store(true)
+	t.sseAt.Store(time.Now().UnixNano())
+	opened := time.Now().UnixNano()
 	go w.readSSE(t, resp.Body)
-	// Like the widget, fetch the current list once the stream is open.
-	lr, _ := http.NewRequest("GET", w.base+"/widgets/online-users/list", nil)
-	lr.Header.Set("Authorization", "Bearer "+t.token)
-	list, err := w.http.Do(lr)
-	if err != nil {
-		return fmt.Errorf("list: %w", err)
+	// Like the widget, fetch the current list once the stream is open. The
+	// stream is up either way, so a failed fetch is retried here (the
+	// widget shows its error state and retries) rather than reported.
+	var body []byte
+	for attempt := range 10 {
+		lr, _ := http.NewRequest("GET", w.base+"/widgets/online-users/list", nil)
+		lr.Header.Set("Authorization", "Bearer "+t.token)
+		list, err := w.http.Do(lr)
+		if err == nil {
+			body, err = io.ReadAll(list.Body)
+			list.Body.Close()
+			if err == nil && list.StatusCode == 200 {
+				break
+			}
+		}
+		if attempt == 9 {
+			fmt.Fprintln(os.Stderr, "loadgen worker: list:", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	body, _ := io.ReadAll(list.Body)
-	list.Body.Close()
-	if n, ok := parseTotal(body); ok && t.totalAt.Load() == 0 {
+	// The list wins unless the stream has pushed since it opened.
+	if n, ok := parseTotal(body); ok && t.totalAt.Load() < opened {
 		t.total.Store(n)
 		t.totalAt.Store(time.Now().UnixNano())
 	}
@@ -290,9 +420,8 @@ func (w *worker) readSSE(t *tab, body io.Reader) {
 			}
 		}
 	}
-	if !t.closing.Load() {
-		w.drops.Add(1)
-	}
+	t.sseUp.Store(false)
+	w.dropped(t, 1)
 }
 
 // awaitTotal waits until every tab's widget shows target, then returns
@@ -300,23 +429,29 @@ func (w *worker) readSSE(t *tab, body io.Reader) {
 func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 	deadline := time.Now().Add(timeout)
 	for {
-		ok := 0
+		ok, open := 0, 0
 		for _, t := range w.tabs {
+			if t.gone.Load() {
+				continue // closed by its user in the crash phase
+			}
+			open++
 			if t.total.Load() == target {
 				ok++
 			}
 		}
-		if ok == len(w.tabs) {
+		if ok == open {
 			break
 		}
 		if time.Now().After(deadline) {
-			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v", ok, len(w.tabs), target, timeout)}
+			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v", ok, open, target, timeout)}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	times := make([]int64, len(w.tabs))
-	for i, t := range w.tabs {
-		times[i] = t.totalAt.Load()
+	times := make([]int64, 0, len(w.tabs))
+	for _, t := range w.tabs {
+		if !t.gone.Load() {
+			times = append(times, t.totalAt.Load())
+		}
 	}
 	return reply{Times: times}
 }
@@ -375,14 +510,14 @@ func (w *worker) pings(rate float64, d time.Duration) reply {
 				}
 				t := group[i%len(group)]
 				i++
-				if t.ws == nil {
-					continue
-				}
-				t.pmu.Lock()
-				t.pending = append(t.pending, time.Now().UnixNano())
-				t.pmu.Unlock()
 				t.wmu.Lock()
-				err := t.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+				err := errNoConn
+				if t.ws != nil && t.wsUp.Load() {
+					t.pmu.Lock()
+					t.pending = append(t.pending, time.Now().UnixNano())
+					t.pmu.Unlock()
+					err = t.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+				}
 				t.wmu.Unlock()
 				if err == nil {
 					sent.Add(1)
