@@ -14,6 +14,7 @@ type connCap struct {
 	max     int64 // 0: no cap
 	cur     atomic.Int64
 	refused atomic.Int64
+	noFDs   atomic.Int64 // refused by the listener's reserve descriptor
 }
 
 // acquire takes a slot; the caller must release it when the connection ends.

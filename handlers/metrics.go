@@ -32,6 +32,7 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *w
 		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hub.received.Load())
 		metric("presence_long_lived_connections", "gauge", "WebSockets plus event streams held, against --max-conns.", capacity.cur.Load())
 		metric("presence_connections_refused_at_capacity_total", "counter", "WebSockets and streams refused with 503 at --max-conns.", capacity.refused.Load())
+		metric("presence_connections_refused_no_fds_total", "counter", "Connections refused with 503 because the process was out of file descriptors.", capacity.noFDs.Load())
 		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(broker.subscribers()))
 		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", broker.published.Load())
 		metric("presence_sse_slow_clients_cut_total", "counter", "Event streams cut off because a write timed out.", broker.cutOff.Load())

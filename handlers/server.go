@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -78,6 +79,7 @@ type Deps struct {
 // Server is the HTTP handler of the presence server. Create it with New;
 // caller must call Shutdown to close the WebSockets it holds.
 type Server struct {
+	log    *slog.Logger
 	conns  *connCap
 	echo   *echo.Echo
 	ws     *wsHub
@@ -113,6 +115,7 @@ func New(d Deps) (*Server, error) {
 	conns := &connCap{max: int64(d.Config.MaxConns)}
 	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
 	s := &Server{
+		log:    d.Log,
 		conns:  conns,
 		echo:   e,
 		ws:     newWSHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
@@ -125,6 +128,14 @@ func New(d Deps) (*Server, error) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Listener wraps ln for serving this server: when the process runs out of
+// file descriptors, clients waiting to connect are answered 503 with
+// Retry-After instead of hanging in the accept queue, and counted in
+// presence_connections_refused_no_fds_total. Closing it closes ln.
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	return newFDReserveListener(ln, s.log, &s.conns.noFDs)
+}
 
 // WebSockets returns how many WebSocket connections are open.
 func (s *Server) WebSockets() int { return s.ws.len() }

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		if err := json.Unmarshal([]byte(args), &argv); err != nil {
 			panic(err)
 		}
+		if n := os.Getenv("PRESENCE_TEST_NOFILE"); n != "" {
+			setFileLimit(n)
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := run(ctx, argv, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 		stop()
@@ -129,11 +132,12 @@ type process struct {
 	base string
 }
 
-func startProcess(tb testing.TB, args []string) *process {
+func startProcess(tb testing.TB, args []string, env ...string) *process {
 	tb.Helper()
 	argv, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PRESENCE_TEST_ARGS="+string(argv))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

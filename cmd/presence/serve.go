@@ -63,7 +63,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
 	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; each account also gets 10)")
 	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
-	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512)")
+	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512, or less a quarter under 2,048)")
 	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (negative = no limit)")
 	fs.IntVar(&cfg.wsMessageBurst, "ws-message-burst", 100, "messages one WebSocket may send at once")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
@@ -200,10 +200,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.addr)
+	tcp, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := srv.Listener(tcp)
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.headerTimeout,
