@@ -30,10 +30,9 @@ type crashReport struct {
 // crash SIGKILLs the server while every tab pings, checks the database the
 // crash left and restarts the server on the same address and data. Some
 // tabs were closed while it was down (their users left: they never
-// redial). The other tabs
-// redial with presence.js's backoff; every widget must converge on the
-// right count and the database must show exactly the reconnected users
-// online. It returns the new server.
+// redial); the others redial with presence.js's backoff. Every widget must
+// converge on the right count and the database must show exactly the
+// reconnected users online. It returns the new server.
 func crash(c config, base, data string, workers []*workerProc, srv *exec.Cmd,
 	start func() (*exec.Cmd, error), r *report) (*exec.Cmd, error) {
 	cr := &crashReport{}
