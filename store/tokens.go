@@ -30,6 +30,10 @@ const (
 // interval.
 const tokenTouchEvery = time.Minute
 
+// tokenTouchTimeout bounds how long recording a token's use may delay the
+// request that uses it.
+const tokenTouchTimeout = 250 * time.Millisecond
+
 // tokenPrefix marks our tokens so secret scanners and humans recognise them.
 const tokenPrefix = "prs_"
 
@@ -88,14 +92,16 @@ func (db *DB) UserByToken(ctx context.Context, kind TokenKind, secret string) (U
 		return User{}, ErrInvalidToken
 	}
 	if !used.Valid || now.Sub(fromMS(used)) >= tokenTouchEvery {
-		err := db.writeTx(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, "UPDATE tokens SET last_used_at = ? WHERE id = ?", toMS(now), tokenID)
+		// Last use is bookkeeping: a failed write (disk full, database
+		// locked by another process) must not lock anyone out or hold
+		// them up for the busy timeout. It is retried at the next use;
+		// presence writes surface the failure.
+		tctx, cancel := context.WithTimeout(ctx, tokenTouchTimeout)
+		db.writeTx(tctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(tctx, "UPDATE tokens SET last_used_at = ? WHERE id = ?", toMS(now), tokenID)
 			return err
 		})
-		// Last use is bookkeeping: a failed write (disk full, database
-		// locked by another process) must not lock anyone out. It is
-		// retried at the next use; presence writes surface the failure.
-		_ = err
+		cancel()
 	}
 	return u, nil
 }

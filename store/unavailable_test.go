@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
@@ -82,6 +83,49 @@ func TestDB_Unavailable(t *testing.T) {
 		if _, err := db.CreateUser(ctx, "alice", "password1"); err != nil {
 			t.Fatalf("after the lock was released: %v", err)
 		}
+	})
+
+	t.Run("TokenUseWhileLocked", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "presence.db")
+		db, err := store.Open(path) // the default 5 s busy timeout
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		db.BcryptCost = 4
+		alice, err := db.CreateUser(ctx, "alice", "password1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret, err := db.CreateToken(ctx, alice.ID, store.TokenAPI, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		lock, err := other.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Close()
+		if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		u, err := db.UserByToken(ctx, store.TokenAPI, secret)
+		if err != nil || u.ID != alice.ID {
+			t.Fatalf("UserByToken while locked = %+v, %v", u, err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("UserByToken waited %v for the lock to record the token's use", took)
+		}
+		lock.ExecContext(ctx, "ROLLBACK")
 	})
 
 	t.Run("OtherErrorsUnmarked", func(t *testing.T) {
