@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -259,6 +261,76 @@ func TestServe_HardKillUnderLoad(t *testing.T) {
 	eventually(t, "reconnected tabs persisted online", 10*time.Second, func() bool {
 		return persisted(t, db, "user001").IsOnline
 	})
+	if err := db.IntegrityCheck(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServe_SIGTERMUnderLoad sends SIGTERM to a real server process holding
+// 30 WebSockets (5 of them never reading) and 10 widget streams, with every
+// presence change still pending (--flush-interval 1h). The process must exit
+// 0 within --shutdown-timeout, send 1001 to every socket that reads, end
+// every stream, and have written everyone offline with a last_seen.
+func TestServe_SIGTERMUnderLoad(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	p := startProcess(t, fastArgs(data, "--shutdown-timeout", "3s", "--flush-interval", "1h", "--register-limit", "0", "--login-limit", "0"))
+	const users, stalled, streams = 30, 5, 10
+	codes := make(chan int, users)
+	ended := make(chan error, streams)
+	for i := range users {
+		tok := mustToken(t, p.base, fmt.Sprintf("user%02d", i))
+		conn := mustDial(t, p.base, tok)
+		if i < streams {
+			req, _ := http.NewRequest("GET", p.base+"/widgets/online-users/stream", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("stream: %v %v", err, resp)
+			}
+			go func() {
+				_, err := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ended <- err
+			}()
+		}
+		if i >= users-stalled {
+			continue // never reads again
+		}
+		go readUntilClosed(conn, codes)
+	}
+
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v, want status 0", err)
+		}
+	case <-time.After(3*time.Second + 2*time.Second):
+		t.Fatal("no exit within the 3 s shutdown timeout (+2 s)")
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	for range users - stalled {
+		if code := <-codes; code != websocket.CloseGoingAway {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	}
+	for range streams {
+		if err := <-ended; err != nil {
+			t.Fatalf("stream ended with %v, want a clean end", err)
+		}
+	}
+	db := openDB(t, data)
+	for i := range users {
+		if u := persisted(t, db, fmt.Sprintf("user%02d", i)); u.IsOnline || u.LastSeen.IsZero() {
+			t.Fatalf("user%02d after SIGTERM: online=%v last_seen=%v", i, u.IsOnline, u.LastSeen)
+		}
+	}
 	if err := db.IntegrityCheck(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,18 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { os.Exit(runProcess(os.Args[1:])) }
+
+// runProcess wires run to the process: SIGINT and SIGTERM start a graceful
+// shutdown, and the result becomes the exit code (0 or 1).
+func runProcess(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "presence: %v\n", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 const usage = `Usage: presence <command> [flags]

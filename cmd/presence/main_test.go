@@ -10,11 +10,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +20,8 @@ import (
 )
 
 // TestMain lets the test binary act as the presence binary, so the crash
-// tests can SIGKILL a real server process without a separate build.
+// and signal tests can SIGKILL or SIGTERM a real server process without a
+// separate build. The child runs exactly what main runs.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("PRESENCE_TEST_ARGS"); args != "" {
 		var argv []string
@@ -32,14 +31,7 @@ func TestMain(m *testing.M) {
 		if n := os.Getenv("PRESENCE_TEST_NOFILE"); n != "" {
 			setFileLimit(n)
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := run(ctx, argv, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-		stop()
-		if err != nil {
-			os.Stderr.WriteString("presence: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(runProcess(argv))
 	}
 	os.Exit(m.Run())
 }
