@@ -63,6 +63,9 @@ func (l *fdReserveListener) Accept() (net.Conn, error) {
 		}
 		c, ok := l.acceptOnReserve()
 		if !ok {
+			if l.restoreSpare() {
+				continue // a descriptor came free: use it as the reserve
+			}
 			// No reserve to free: http.Server logs, backs off and retries.
 			return nil, err
 		}
