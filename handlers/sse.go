@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -48,6 +49,20 @@ import (
 // possible (HTTP/2), the stream is served inside the handler as before.
 
 const sseStream = "presence"
+
+// A stream's first line tells the browser's EventSource how long to wait
+// before reconnecting (its default is a fixed ~3 s): a random delay in
+// [sseRetryMin, sseRetryMin+sseRetrySpread) per stream, so that after a
+// restart thousands of widgets do not all come back in the same instant.
+const (
+	sseRetryMin    = time.Second
+	sseRetrySpread = 3 * time.Second
+)
+
+// sseRetry returns a reconnect delay for one stream.
+func sseRetry() time.Duration {
+	return sseRetryMin + rand.N(sseRetrySpread)
+}
 
 // sseSendBuffer is the kernel send buffer of a stream: a few full pushes,
 // plenty for a few 9 KB pushes a second at 100 ms round trips.
@@ -154,7 +169,7 @@ func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		go func() {
 			hw := &hijackedWriter{conn: conn, header: header, bw: bufio.NewWriterSize(conn, 1024)}
-			b.stream(ctx, &sseWriter{w: hw, flush: hw.flush, deadline: conn.SetWriteDeadline, timeout: b.writeTimeout, fail: fail})
+			b.stream(ctx, &sseWriter{w: hw, flush: hw.flush, deadline: conn.SetWriteDeadline, timeout: b.writeTimeout, retry: sseRetry(), fail: fail})
 			conn.Close()
 			cancel()
 			b.unregister(sub)
@@ -165,7 +180,7 @@ func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
 	stop := context.AfterFunc(r.Context(), cancel)
 	defer stop()
 	rc.SetWriteDeadline(time.Time{}) // the stream outlives any server WriteTimeout
-	b.stream(ctx, &sseWriter{w: w, flush: rc.Flush, deadline: rc.SetWriteDeadline, timeout: b.writeTimeout, fail: fail})
+	b.stream(ctx, &sseWriter{w: w, flush: rc.Flush, deadline: rc.SetWriteDeadline, timeout: b.writeTimeout, retry: sseRetry(), fail: fail})
 	b.unregister(sub)
 	return nil
 }
@@ -212,6 +227,7 @@ type sseWriter struct {
 	flush    func() error
 	deadline func(time.Time) error
 	timeout  time.Duration
+	retry    time.Duration // announced after the header when > 0
 	fail     func()
 	failed   atomic.Bool
 }
@@ -219,7 +235,12 @@ type sseWriter struct {
 var errSlowClient = errors.New("sse: client too slow")
 
 func (s *sseWriter) Header() http.Header  { return s.w.Header() }
-func (s *sseWriter) WriteHeader(code int) { s.w.WriteHeader(code) }
+func (s *sseWriter) WriteHeader(code int) {
+	s.w.WriteHeader(code)
+	if code == http.StatusOK && s.retry > 0 {
+		fmt.Fprintf(s.w, "retry: %d\n\n", s.retry.Milliseconds())
+	}
+}
 
 func (s *sseWriter) Write(p []byte) (int, error) {
 	if s.failed.Load() {

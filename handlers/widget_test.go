@@ -161,7 +161,7 @@ type sseClient struct {
 	events chan sseEvent
 }
 
-type sseEvent struct{ name, data, comment string }
+type sseEvent struct{ name, data, comment, retry string }
 
 func (ts *testServer) MustStream(tb testing.TB, token string) *sseClient {
 	tb.Helper()
@@ -196,6 +196,8 @@ func (ts *testServer) MustStream(tb testing.TB, token string) *sseClient {
 				ev.data += strings.TrimPrefix(line, "data: ")
 			case strings.HasPrefix(line, ": "):
 				ev.comment = strings.TrimPrefix(line, ": ")
+			case strings.HasPrefix(line, "retry: "):
+				ev.retry = strings.TrimPrefix(line, "retry: ")
 			}
 		}
 	}()
@@ -228,6 +230,23 @@ func TestWidgetStream(t *testing.T) {
 	bob, tokB := ts.MustCreateUser(t, "bob")
 	streams := []*sseClient{ts.MustStream(t, tokA), ts.MustStream(t, tokA), ts.MustStream(t, tokB)}
 	eventually(t, "three subscribers", func() bool { return metricValue(t, ts, "presence_sse_subscribers") == 3 })
+
+	t.Run("JitteredRetry", func(t *testing.T) {
+		// Each stream opens with its own reconnect delay in [1 s, 4 s), so
+		// browsers do not all come back at once after a restart.
+		seen := map[string]bool{}
+		for _, c := range append(streams, ts.MustStream(t, tokB), ts.MustStream(t, tokB), ts.MustStream(t, tokB)) {
+			ev := <-c.events
+			ms, err := strconv.Atoi(ev.retry)
+			if err != nil || ms < 1000 || ms >= 4000 {
+				t.Fatalf("first event %+v: want a retry in [1000, 4000) ms", ev)
+			}
+			seen[ev.retry] = true
+		}
+		if len(seen) < 2 {
+			t.Fatalf("6 streams all announced retry %v", seen)
+		}
+	})
 
 	t.Run("KeepAlive", func(t *testing.T) {
 		for ev := range streams[0].events {
