@@ -234,7 +234,7 @@ type sseWriter struct {
 
 var errSlowClient = errors.New("sse: client too slow")
 
-func (s *sseWriter) Header() http.Header  { return s.w.Header() }
+func (s *sseWriter) Header() http.Header { return s.w.Header() }
 func (s *sseWriter) WriteHeader(code int) {
 	s.w.WriteHeader(code)
 	if code == http.StatusOK && s.retry > 0 {
