@@ -30,7 +30,8 @@ type crashReport struct {
 // crash SIGKILLs the server while every tab pings, checks the database the
 // crash left and restarts the server on the same address and data. Some
 // tabs were closed while it was down (their users left: they never
-// redial); the others redial with presence.js's backoff. Every widget must
+// redial); the others redial, their WebSockets with presence.js's backoff
+// and their streams as EventSource does. Every widget must
 // converge on the right count and the database must show exactly the
 // reconnected users online. It returns the new server.
 func crash(c config, base, data string, workers []*workerProc, srv *exec.Cmd,

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,7 @@ type tab struct {
 	// down and never reconnects; the others do, like presence.js and the
 	// widget's stream.
 	gone        atomic.Bool
+	sseRetry    atomic.Int64 // ms, as the stream announced
 	wsUp, sseUp atomic.Bool
 	wsAt, sseAt atomic.Int64 // when each last (re)connected, unix ns
 	redialing   [2]atomic.Bool
@@ -293,23 +295,56 @@ func (w *worker) dropped(t *tab, which int) {
 	}
 	go func() {
 		defer t.redialing[which].Store(false)
-		open := w.openWS
 		if which == 1 {
-			open = w.openSSE
+			w.redialSSE(t)
+			return
 		}
-		for attempt := 0; ; attempt++ {
+		for attempt := 0; ; attempt++ { // presence.js
 			base := min(backoffMax, backoffMin<<min(attempt, 6))
 			time.Sleep(base/2 + time.Duration(rand.Int64N(int64(base))))
 			if t.closing.Load() || t.gone.Load() {
 				return
 			}
 			w.redials.Add(1)
-			if open(t) == nil {
+			if w.openWS(t) == nil {
 				return
 			}
 		}
 	}()
 }
+
+// redialSSE reconnects a tab's stream as the widget's EventSource does: after
+// the delay the stream announced (retry:, or the browser's 3 s), again at
+// that delay while the network fails; after an HTTP error EventSource gives
+// up and htmx's sse extension retries at 0.5 s × 1, 2, 4 … 128.
+func (w *worker) redialSSE(t *tab) {
+	delay := time.Duration(t.sseRetry.Load()) * time.Millisecond
+	if delay <= 0 {
+		delay = 3 * time.Second
+	}
+	htmxRetry := 0
+	for {
+		time.Sleep(delay)
+		if t.closing.Load() || t.gone.Load() {
+			return
+		}
+		w.redials.Add(1)
+		err := w.openSSE(t)
+		if err == nil {
+			return
+		}
+		var se statusError
+		if errors.As(err, &se) {
+			htmxRetry = max(min(htmxRetry*2, 128), 1)
+			delay = time.Duration(htmxRetry) * 500 * time.Millisecond
+		}
+	}
+}
+
+// statusError is an HTTP error answer to a stream request.
+type statusError struct{ status string }
+
+func (e statusError) Error() string { return "sse: " + e.status }
 
 // awaitReconnect waits until every tab that is not gone has both its
 // connections back, and reports when each came back and how many redials
@@ -373,7 +408,7 @@ func (w *worker) openSSE(t *tab) error {
 	}
 	if resp.StatusCode != 200 {
 		resp.Body.Close()
-		return fmt.Errorf("sse: %s", resp.Status)
+		return statusError{resp.Status}
 	}
 	t.wmu.Lock()
 	t.sse = resp.Body
@@ -414,6 +449,12 @@ func (w *worker) readSSE(t *tab, body io.Reader) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
+		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("retry: ")); ok {
+			if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				t.sseRetry.Store(ms)
+			}
+			continue
+		}
 		if n, ok := parseTotal(sc.Bytes()); ok {
 			if t.total.Swap(n) != n {
 				t.totalAt.Store(time.Now().UnixNano())
