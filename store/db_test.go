@@ -19,7 +19,15 @@ var ctx = context.Background()
 // MustOpenDB opens and migrates a database in a temp dir, closed at cleanup.
 func MustOpenDB(tb testing.TB) *store.DB {
 	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "presence.db"))
+	db, _ := MustOpenDBPath(tb)
+	return db
+}
+
+// MustOpenDBPath is MustOpenDB that also returns the database file's path.
+func MustOpenDBPath(tb testing.TB) (*store.DB, string) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "presence.db")
+	db, err := store.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -28,7 +36,7 @@ func MustOpenDB(tb testing.TB) *store.DB {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	return db
+	return db, path
 }
 
 func MustCreateUser(tb testing.TB, db *store.DB, name string) store.User {

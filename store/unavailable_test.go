@@ -4,8 +4,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,73 +50,29 @@ func TestDB_Unavailable(t *testing.T) {
 	})
 
 	t.Run("Locked", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "presence.db")
-		db, err := store.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+		db, path := MustOpenDBPath(t)
 		if err := store.SetWriterPragma(db, "busy_timeout = 50"); err != nil {
 			t.Fatal(err)
 		}
-		other, err := sql.Open("sqlite", "file:"+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		lock, err := other.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			t.Fatal(err)
-		}
-		_, err = db.CreateUser(ctx, "alice", "password1")
+		release := holdWriteLock(t, path)
+		_, err := db.CreateUser(ctx, "alice", "password1")
 		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "locked") {
 			t.Fatalf("err = %v, want ErrUnavailable naming the lock", err)
 		}
-		lock.ExecContext(ctx, "ROLLBACK")
-		lock.Close()
+		release()
 		if _, err := db.CreateUser(ctx, "alice", "password1"); err != nil {
 			t.Fatalf("after the lock was released: %v", err)
 		}
 	})
 
 	t.Run("TokenUseWhileLocked", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "presence.db")
-		db, err := store.Open(path) // the default 5 s busy timeout
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		db.BcryptCost = 4
-		alice, err := db.CreateUser(ctx, "alice", "password1")
-		if err != nil {
-			t.Fatal(err)
-		}
+		db, path := MustOpenDBPath(t) // the default 5 s busy timeout
+		alice := MustCreateUser(t, db, "alice")
 		secret, err := db.CreateToken(ctx, alice.ID, store.TokenAPI, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, err := sql.Open("sqlite", "file:"+path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
-		lock, err := other.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer lock.Close()
-		if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			t.Fatal(err)
-		}
+		holdWriteLock(t, path)
 		start := time.Now()
 		u, err := db.UserByToken(ctx, store.TokenAPI, secret)
 		if err != nil || u.ID != alice.ID {
@@ -125,7 +81,6 @@ func TestDB_Unavailable(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Fatalf("UserByToken waited %v for the lock to record the token's use", took)
 		}
-		lock.ExecContext(ctx, "ROLLBACK")
 	})
 
 	t.Run("OtherErrorsUnmarked", func(t *testing.T) {
@@ -136,4 +91,32 @@ func TestDB_Unavailable(t *testing.T) {
 			t.Fatalf("duplicate username: %v", err)
 		}
 	})
+}
+
+// holdWriteLock takes SQLite's write lock on the database at path from
+// another connection, as a backup or an admin's sqlite3 shell would. The
+// returned function releases it; cleanup does too.
+func holdWriteLock(tb testing.TB, path string) (release func()) {
+	tb.Helper()
+	other, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lock, err := other.Conn(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		tb.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			lock.ExecContext(ctx, "ROLLBACK")
+			lock.Close()
+			other.Close()
+		})
+	}
+	tb.Cleanup(release)
+	return release
 }
