@@ -208,20 +208,7 @@ func (ts *testServer) MustStream(tb testing.TB, token string) *sseClient {
 // nextFragment waits for the next presence event.
 func (c *sseClient) nextFragment(tb testing.TB) string {
 	tb.Helper()
-	timeout := time.After(5 * time.Second)
-	for {
-		select {
-		case ev, ok := <-c.events:
-			if !ok {
-				tb.Fatal("stream ended")
-			}
-			if ev.name == "presence" {
-				return ev.data
-			}
-		case <-timeout:
-			tb.Fatal("no presence event within 5s")
-		}
-	}
+	return nextNamed(tb, c, "presence").data
 }
 
 func TestWidgetStream(t *testing.T) {

@@ -164,6 +164,20 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// aliceSeesBob signs alice and bob in, each in their own browser profile,
+// and waits until alice's widget shows bob.
+func aliceSeesBob(t *testing.T, browser context.Context, base string) (alice, bob context.Context) {
+	t.Helper()
+	mustToken(t, base, "alice")
+	mustToken(t, base, "bob")
+	alice, _ = newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	bob, _ = newTab(t, newPerson(t, browser))
+	login(t, bob, base, "bob")
+	waitFor(t, alice, "alice sees bob", showsExactly("bob"), 5*time.Second)
+	return alice, bob
+}
+
 func browserArgs(data string, extra ...string) []string {
 	return fastArgs(data, append([]string{"--grace", browserGrace.String()}, extra...)...)
 }
@@ -263,14 +277,7 @@ func TestBrowser_RecoversAfterRestart(t *testing.T) {
 	data := dataDir(t)
 	addr := freeAddr(t) // the restart must come back on the same address
 	base, stop := inProcess(t, browserArgs(data, "--addr", addr))
-	mustToken(t, base, "alice")
-	mustToken(t, base, "bob")
-
-	alice, _ := newTab(t, newPerson(t, browser))
-	login(t, alice, base, "alice")
-	bob, _ := newTab(t, newPerson(t, browser))
-	login(t, bob, base, "bob")
-	waitFor(t, alice, "alice sees bob", showsExactly("bob"), 5*time.Second)
+	alice, _ := aliceSeesBob(t, browser, base)
 
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -392,14 +399,7 @@ func TestBrowser_RecoversAfterKill(t *testing.T) {
 	addr := freeAddr(t) // the restart must come back on the same address
 	p := startProcess(t, browserArgs(data, "--addr", addr))
 	base := p.base
-	mustToken(t, base, "alice")
-	mustToken(t, base, "bob")
-
-	alice, _ := newTab(t, newPerson(t, browser))
-	login(t, alice, base, "alice")
-	bob, _ := newTab(t, newPerson(t, browser))
-	login(t, bob, base, "bob")
-	waitFor(t, alice, "alice sees bob", showsExactly("bob"), 5*time.Second)
+	alice, bob := aliceSeesBob(t, browser, base)
 
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
