@@ -4,10 +4,12 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/realtime"
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, conns *realtime.ConnCap) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
 	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour) // and 10 password checks a minute per account
 	base := &baseURL{fixed: d.Config.PublicURL}
@@ -18,7 +20,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
-	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub, feed, broker))
+	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub, feed, broker, conns))
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")
