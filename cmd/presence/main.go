@@ -37,6 +37,8 @@ Commands:
                      issue a read-only widget token (for embedding on other sites)
   user revoke-token TOKEN
                      revoke an API, embed or session token
+  backup FILE        write a consistent copy of the database to FILE (safe while serving)
+  restore FILE       replace the database with a backup (the server must be stopped)
   version            print the version
 
 Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTERVAL.
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "presence", version())
 		return nil

@@ -142,6 +142,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	db, applied, err := openStore(ctx, cfg.data)
 	if err != nil {
 		return err
