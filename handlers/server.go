@@ -49,8 +49,9 @@ type Config struct {
 	// SSEKeepAlive is how often an idle event stream gets a comment.
 	SSEKeepAlive time.Duration
 	// WSMessageRate and WSMessageBurst limit what one WebSocket may send
-	// (messages per second, refilled, and at once). Defaults 10/s and 100;
-	// a negative rate means no limit. A message over the limit is answered
+	// (messages per second, refilled, and at once). Defaults 10/s and 100
+	// when zero; a negative rate means no limit (the serve command maps
+	// --ws-message-rate 0 to it). A message over the limit is answered
 	// with an error and not processed; flooding past twice the burst
 	// closes the socket with 1008.
 	WSMessageRate  float64

@@ -3,7 +3,9 @@ package handlers
 import (
 	"net"
 	"net/http"
+	"strings"
 
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 )
 
@@ -14,7 +16,7 @@ const wsSendBuffer = 64 << 10
 // handleWSUserStatus upgrades /ws/user-status/ to the presence WebSocket.
 // The Origin is checked first (403), then the user (401, from ?token=,
 // Authorization: Bearer or the session cookie). A refused request gets a
-// plain HTTP error and no socket. ?events=0 opts out of status events.
+// JSON HTTP error ({"detail"}) and no socket. ?events=0 opts out of status events.
 func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -24,6 +26,9 @@ func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) 
 		u, err := auth.resolve(c, true)
 		if err != nil {
 			return authError(err)
+		}
+		if err := checkHandshake(r); err != nil {
+			return err
 		}
 		hub.mu.Lock()
 		closed := hub.closed
@@ -48,4 +53,19 @@ func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) 
 		hub.serve(conn, u, r.URL.Query().Get("events") != "0")
 		return nil
 	}
+}
+
+// checkHandshake refuses (400) a request that is not a WebSocket handshake
+// the upgrader would accept, so the refusal goes through the error handler
+// as JSON instead of the upgrader's plain-text answer.
+func checkHandshake(r *http.Request) error {
+	switch {
+	case !websocket.IsWebSocketUpgrade(r):
+		return httpError(http.StatusBadRequest, "not a WebSocket handshake: want Connection: Upgrade and Upgrade: websocket")
+	case !strings.Contains(r.Header.Get("Sec-WebSocket-Version"), "13"):
+		return httpError(http.StatusBadRequest, "unsupported WebSocket version: want Sec-WebSocket-Version: 13")
+	case r.Header.Get("Sec-WebSocket-Key") == "":
+		return httpError(http.StatusBadRequest, "WebSocket handshake lacks Sec-WebSocket-Key")
+	}
+	return nil
 }

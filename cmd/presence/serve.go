@@ -64,7 +64,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; each account also gets 10)")
 	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512, or less a quarter under 2,048)")
-	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (negative = no limit)")
+	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (0 = no limit)")
 	fs.IntVar(&cfg.wsMessageBurst, "ws-message-burst", 100, "messages one WebSocket may send at once")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "public origin of the server (https://presence.example.com) for widget links and streams; default: from each request")
@@ -189,7 +189,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			SessionTTL:      cfg.sessionTTL,
 			TokenTTL:        cfg.tokenTTL,
 			PublicURL:       cfg.publicURL,
-			WSMessageRate:   cfg.wsMessageRate,
+			WSMessageRate:   noLimitIfZero(cfg.wsMessageRate),
 			WSMessageBurst:  cfg.wsMessageBurst,
 			MaxConns:        cfg.maxConns,
 			RegisterPerHour: cfg.registerPerHour,
@@ -240,17 +240,55 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer cancel()
 	var errs []error
 	if err := httpSrv.Shutdown(sctx); err != nil {
+		// A request still sending its body, say: cut it off.
+		httpSrv.Close()
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("websocket shutdown: %w", err))
 	}
+	// The final save gets its own time, whatever the connections used up.
 	engine.Close()
-	if err := batcher.Close(sctx); err != nil {
+	if err := finalSave(batcher, finalSaveTimeout, log); err != nil {
 		errs = append(errs, err)
 	}
 	log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// finalSaveTimeout bounds the last write at shutdown (everyone offline,
+// pending activity), on top of --shutdown-timeout.
+const finalSaveTimeout = 5 * time.Second
+
+// finalSave closes the batcher, writing what is pending, and retries a
+// failed write (database locked by a backup, say) until timeout.
+func finalSave(b *presence.Batcher, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := b.Close(ctx)
+	for attempt, pause := 1, 50*time.Millisecond; err != nil; attempt++ {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("final save gave up after %d attempts in %v: %w", attempt, timeout, err)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+		log.Warn("final save failed; retrying", "attempt", attempt, "err", err)
+		if err = b.Flush(ctx); err == nil {
+			log.Info("final save written", "attempts", attempt+1)
+		}
+	}
+	return nil
+}
+
+// noLimitIfZero maps --ws-message-rate 0 ("no limit", like every other
+// limit flag) to the handlers' negative "no limit"; their zero means the
+// default.
+func noLimitIfZero(rate float64) float64 {
+	if rate == 0 {
+		return -1
+	}
+	return rate
 }
 
 // orNone maps a zero duration flag ("no grace", "no deadline") to the

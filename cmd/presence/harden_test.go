@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServe_FinalSaveAfterSlowRequest: a request still sending its body
+// when SIGTERM arrives uses up the shutdown deadline; the final save (every
+// user offline with last_seen) still gets its own time and lands.
+func TestServe_FinalSaveAfterSlowRequest(t *testing.T) {
+	t.Parallel()
+	data := dataDir(t)
+	p := startProcess(t, fastArgs(data, "--flush-interval", "50ms", "--shutdown-timeout", "1s"))
+	tok := mustToken(t, p.base, "alice")
+	mustDial(t, p.base, tok)
+	db := openDB(t, data)
+	eventually(t, "alice persisted online", 10*time.Second, func() bool { return persisted(t, db, "alice").IsOnline })
+
+	slow, err := net.Dial("tcp", strings.TrimPrefix(p.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprint(slow, "POST /api/auth/token/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	time.Sleep(100 * time.Millisecond) // let the server start reading the body
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		t.Logf("server exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+	if u := persisted(t, db, "alice"); u.IsOnline || u.LastSeen.IsZero() {
+		t.Fatalf("after a graceful stop: online=%v last_seen=%v, want offline with last_seen", u.IsOnline, u.LastSeen)
+	}
+}
+
+// TestServe_WSMessageRateZero: --ws-message-rate 0 means no limit, as its
+// help says, not the default 10 a second.
+func TestServe_WSMessageRateZero(t *testing.T) {
+	base, _ := inProcess(t, fastArgs(dataDir(t), "--ws-message-rate", "0", "--ws-message-burst", "1"))
+	conn := mustDial(t, base, mustToken(t, base, "alice"))
+	const n = 50
+	for range n {
+		if err := conn.WriteMessage(1, []byte(`{"type":"ping"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; i < n; {
+		var m map[string]any
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m["type"] == "user.status.changed" {
+			continue
+		}
+		i++
+		if m["type"] != "pong" {
+			t.Fatalf("message %d = %v, want pong (no rate limit)", i, m)
+		}
+	}
+}
