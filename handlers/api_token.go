@@ -30,6 +30,7 @@ func handleAPIToken(s Store, limits *loginLimits, ttl time.Duration) echo.Handle
 		if err != nil {
 			return err
 		}
+		limits.succeeded(c, cr.Username)
 		tok, err := s.CreateToken(ctx, u.ID, store.TokenAPI, ttl)
 		if err != nil {
 			return err

@@ -2,9 +2,12 @@ package handlers_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -81,5 +84,105 @@ func TestJSONErrorsWhateverAccept(t *testing.T) {
 			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Errorf("GET %s: %d %s %v %v, want %d with JSON {\"detail\"}", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, derr, tc.code)
 		}
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address ip (127.0.0.2, ...): a distinct client address to the server.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// tryLogin asks for a token from client and returns the status and
+// Retry-After.
+func tryLogin(tb testing.TB, client *http.Client, base, name, password string) (int, string) {
+	tb.Helper()
+	resp, err := client.Post(base+"/api/auth/token/", "application/json",
+		strings.NewReader(`{"username":"`+name+`","password":"`+password+`"}`))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// TestLoginLockout: failures count per (account, address), so an attacker
+// hammering alice's name from one address is refused while alice, from an
+// address with no failures, signs in; a guessing attack spread over many
+// addresses still hits the account's global brake. Time is the fake clock.
+func TestLoginLockout(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+	attacker, owner := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+	for i := range 10 {
+		if code, _ := tryLogin(t, attacker, ts.URL, "alice", "guess-guess"); code != 401 {
+			t.Fatalf("attacker attempt %d: %d, want 401", i, code)
+		}
+	}
+	if code, ra := tryLogin(t, attacker, ts.URL, "alice", "guess-guess"); code != 429 || ra == "" {
+		t.Fatalf("attacker's 11th attempt: %d Retry-After=%q, want 429 with it", code, ra)
+	}
+	if code, _ := tryLogin(t, attacker, ts.URL, "alice", "password1"); code != 429 {
+		t.Fatalf("attacker with the right password while locked: %d, want 429", code)
+	}
+	// The owner, from her own address, is not locked out; right passwords
+	// do not count, however many.
+	for i := range 15 {
+		if code, _ := tryLogin(t, owner, ts.URL, "ALICE", "password1"); code != 200 {
+			t.Fatalf("owner's sign-in %d from a fresh address while alice's name is hammered elsewhere: %d, want 200", i, code)
+		}
+	}
+	// The form login shares the budget: attacker still refused, owner in.
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	if code, _ := do(t, attacker, "POST", ts.URL+"/login", "username=alice&password=password1", form); code != 429 {
+		t.Fatalf("attacker's form login: %d, want 429", code)
+	}
+	// A minute later the attacker has one more guess, no more.
+	ts.Clock.Advance(time.Minute)
+	if code, _ := tryLogin(t, attacker, ts.URL, "alice", "guess-guess"); code != 401 {
+		t.Fatalf("attacker after a minute: %d, want 401", code)
+	}
+	if code, _ := tryLogin(t, attacker, ts.URL, "alice", "guess-guess"); code != 429 {
+		t.Fatalf("attacker's second guess after a minute: %d, want 429", code)
+	}
+
+	// Distributed: ten failures from each of many addresses. The brake
+	// stops the attack after at most its burst of failures in all.
+	failures, braked := 11, ""
+	for i := 10; i < 60 && braked == ""; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		c := clientFrom(ip)
+		for range 10 {
+			code, ra := tryLogin(t, c, ts.URL, "alice", "guess-guess")
+			if code == 429 {
+				if ra == "" {
+					t.Fatal("429 without Retry-After")
+				}
+				braked = ip
+				break
+			}
+			if code != 401 {
+				t.Fatalf("from %s: %d", ip, code)
+			}
+			failures++
+		}
+	}
+	if braked == "" {
+		t.Fatalf("%d failures from 50 addresses and no brake", failures)
+	}
+	if failures > 210 {
+		t.Fatalf("the brake let %d failures through", failures)
+	}
+	t.Logf("global brake after %d failures in all, at %s", failures, braked)
+	// Another account is not affected.
+	ts.MustCreateUser(t, "bob")
+	if code, _ := tryLogin(t, clientFrom(braked), ts.URL, "bob", "password1"); code != 200 {
+		t.Fatalf("bob from the braked address: %d, want 200", code)
+	}
+	// The brake refills: an hour on, alice signs in from a fresh address.
+	ts.Clock.Advance(time.Hour)
+	if code, _ := tryLogin(t, clientFrom("127.0.0.99"), ts.URL, "alice", "password1"); code != 200 {
+		t.Fatalf("alice an hour later: %d, want 200", code)
 	}
 }

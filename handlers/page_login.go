@@ -39,6 +39,7 @@ func handleLogin(s Store, limits *loginLimits, auth *authenticator) echo.Handler
 		if err != nil {
 			return err
 		}
+		limits.succeeded(c, cr.Username)
 		if err := auth.signIn(c, u); err != nil {
 			return err
 		}

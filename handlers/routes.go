@@ -9,7 +9,7 @@ import (
 // addRoutes lists every route of the server.
 func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
-	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour) // and 10 password checks a minute per account
+	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))

@@ -57,7 +57,8 @@ type Config struct {
 	WSMessageRate  float64
 	WSMessageBurst int
 	// LoginPerMinute limits password checks per client address per minute
-	// (429 beyond it); 0 means no limit. Each account also gets 10 a minute.
+	// (429 beyond it); 0 means no limit. Failed checks of each account are
+	// limited too, per address and in all (see loginLimits).
 	LoginPerMinute int
 	// RegisterPerHour limits accounts created per client address per hour
 	// (429 beyond it); 0 means no limit.
@@ -74,7 +75,10 @@ type Deps struct {
 	Batcher  *presence.Batcher
 	Sessions *sessions.CookieStore
 	Log      *slog.Logger
-	Config   Config
+	// Clock times the rate limits; nil means presence.SystemClock. Tests
+	// pass the engine's FakeClock.
+	Clock  presence.Clock
+	Config Config
 }
 
 // Server is the HTTP handler of the presence server. Create it with New;
@@ -92,6 +96,9 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = presence.SystemClock{}
 	}
 	origins, err := newOriginPolicy(d.Config.AllowedOrigins)
 	if err != nil {
