@@ -35,7 +35,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				detail = strings.ToLower(http.StatusText(status))
 			}
 		} else {
-			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "client", c.RealIP(), "err", err)
 			if errors.Is(err, store.ErrUnavailable) { // disk full, locked: try again
 				status, detail = http.StatusServiceUnavailable, "temporarily unavailable, try again shortly"
 			}

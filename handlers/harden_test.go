@@ -5,6 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/store"
 )
 
 // browserAccept is what Chromium sends when a page navigates.
@@ -91,7 +97,8 @@ func TestJSONErrorsWhateverAccept(t *testing.T) {
 // address ip (127.0.0.2, ...): a distinct client address to the server.
 func clientFrom(ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // tryLogin asks for a token from client and returns the status and
@@ -185,4 +192,174 @@ func TestLoginLockout(t *testing.T) {
 	if code, _ := tryLogin(t, clientFrom("127.0.0.99"), ts.URL, "alice", "password1"); code != 200 {
 		t.Fatalf("alice an hour later: %d, want 200", code)
 	}
+}
+
+// tlsProxy is a TLS-terminating reverse proxy (httputil.ReverseProxy) in
+// front of backend that rewrites Host to the backend's and sets
+// X-Forwarded-For, -Host and -Proto, as nginx or Caddy would.
+func tlsProxy(tb testing.TB, backend string) *httptest.Server {
+	tb.Helper()
+	target, _ := url.Parse(backend)
+	p := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target) // Host becomes the backend's
+		pr.SetXForwarded()
+	}})
+	tb.Cleanup(p.Close)
+	return p
+}
+
+// proxyClient is a browser-like client (cookie jar, no redirects) of the
+// TLS proxy whose connections come from the loopback address ip.
+func proxyClient(proxy *httptest.Server, ip string) *http.Client {
+	tr := proxy.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Transport: tr, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// TestTrustedProxies puts a real reverse proxy in front, rewriting Host and
+// terminating TLS, with --trusted-proxies naming it: clients behind it are
+// told apart by X-Forwarded-For, so one client's failed logins do not lock
+// out another; sign-in from an old browser (Origin, no Sec-Fetch-Site) and
+// the WebSocket pass their origin checks against X-Forwarded-Host; the
+// session cookie is Secure; the widget links to the public https origin.
+// A client reaching the server directly cannot forge any of it.
+func TestTrustedProxies(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{TrustedProxies: []string{"127.0.0.1/32"}, LoginPerMinute: 5})
+	ts.MustCreateUser(t, "alice")
+	proxy := tlsProxy(t, ts.URL)
+	public := proxy.URL // https://127.0.0.1:PORT, what the browser sees
+	clientA, clientB := proxyClient(proxy, "127.0.0.2"), proxyClient(proxy, "127.0.0.3")
+
+	// Client A spends its address's 5 checks a minute; B is not affected.
+	for i := range 5 {
+		if code, _ := tryLogin(t, clientA, public, fmt.Sprintf("nobody%d", i), "guess-guess"); code != 401 {
+			t.Fatalf("A's attempt %d: %d, want 401", i, code)
+		}
+	}
+	if code, _ := tryLogin(t, clientA, public, "alice", "password1"); code != 429 {
+		t.Fatalf("A's 6th check: %d, want 429", code)
+	}
+	if code, _ := tryLogin(t, clientB, public, "alice", "password1"); code != 200 {
+		t.Fatalf("B through the same proxy after A's failures: %d, want 200 (B has its own address)", code)
+	}
+
+	// Sign-in by form from a browser that sends Origin but not
+	// Sec-Fetch-Site: checked against X-Forwarded-Host.
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {public}}
+	code, body := do(t, clientB, "POST", public+"/login", "username=alice&password=password1", form)
+	if code != 303 {
+		t.Fatalf("form sign-in through the proxy: %d %s, want 303", code, body)
+	}
+	pu, _ := url.Parse(public)
+	var session *http.Cookie
+	for _, c := range clientB.Jar.Cookies(pu) {
+		if c.Name == "presence_session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie after sign-in")
+	}
+	if !strings.Contains(lastSetCookie(t, clientB, public, form), "Secure") {
+		t.Fatal("session cookie over https (via the proxy) is not Secure")
+	}
+
+	// The WebSocket through the proxy, with the browser's Origin and cookie.
+	dialer := websocket.Dialer{
+		TLSClientConfig: clientB.Transport.(*http.Transport).TLSClientConfig,
+		NetDialContext:  clientB.Transport.(*http.Transport).DialContext,
+		Jar:             clientB.Jar,
+	}
+	conn, resp, err := dialer.Dial("wss"+strings.TrimPrefix(public, "https")+"/ws/user-status/", http.Header{"Origin": {public}})
+	if err != nil {
+		t.Fatalf("WebSocket through the proxy: %v %v", err, respStatus(resp))
+	}
+	var ack map[string]any
+	if err := conn.ReadJSON(&ack); err != nil || ack["type"] != "connection.ack" {
+		t.Fatalf("ack through the proxy: %v %v", ack, err)
+	}
+	conn.Close()
+
+	// The widget names the public origin, not the backend's.
+	code, body = do(t, clientB, "GET", public+"/widgets/online-users", "", nil)
+	if code != 200 || !strings.Contains(body, public+"/widgets/online-users/stream") {
+		t.Fatalf("widget through the proxy: %d, want its stream at %s:\n%s", code, public, body)
+	}
+
+	// A client reaching the server directly (127.0.0.4, not a trusted
+	// proxy; the proxy itself is 127.0.0.1) forges every header: all
+	// ignored.
+	direct := clientFrom("127.0.0.4")
+	for i := range 5 {
+		req, _ := http.NewRequest("POST", ts.URL+"/api/auth/token/", strings.NewReader(`{"username":"x`+strconv.Itoa(i)+`","password":"guess-guess"}`))
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+		req.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i))
+		resp, err := direct.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("direct attempt %d: %d, want 401", i, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("POST", ts.URL+"/api/auth/token/", strings.NewReader(`{"username":"alice","password":"password1"}`))
+	req.Header.Set("X-Forwarded-For", "203.0.113.200")
+	if resp, err := direct.Do(req); err != nil || resp.StatusCode != 429 {
+		t.Fatalf("6th direct check with a forged X-Forwarded-For: %v %v, want 429", respStatus(resp), err)
+	}
+	forged := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {"http://evil.example"},
+		"X-Forwarded-Host": {"evil.example"}, "X-Forwarded-Proto": {"https"}}
+	if code, _ := do(t, direct, "POST", ts.URL+"/login", "username=alice&password=password1", forged); code != 403 {
+		t.Fatalf("cross-origin form post with a forged X-Forwarded-Host: %d, want 403", code)
+	}
+	wsForged := http.Header{"Origin": {"http://evil.example"}, "X-Forwarded-Host": {"evil.example"}}
+	directWS := websocket.Dialer{NetDialContext: direct.Transport.(*http.Transport).DialContext}
+	if _, resp, err := directWS.Dial(ts.wsURL(""), wsForged); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("WebSocket with a forged X-Forwarded-Host: %v %v, want 403", err, respStatus(resp))
+	}
+	code, body = do(t, direct, "GET", ts.URL+"/widgets/online-users", "", http.Header{
+		"Authorization": {"Bearer " + mustAPIToken(t, ts)}, "X-Forwarded-Host": {"evil.example"}, "X-Forwarded-Proto": {"https"}})
+	if code != 200 || strings.Contains(body, "evil.example") || !strings.Contains(body, ts.URL+"/widgets/online-users/stream") {
+		t.Fatalf("widget with forged forwarding headers: %d\n%s", code, body)
+	}
+	ts.Clock.Advance(time.Minute) // the direct client's checks refill
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Forwarded-Proto": {"https"}}
+	if sc := lastSetCookie(t, direct, ts.URL, h); sc == "" || strings.Contains(sc, "Secure") {
+		t.Fatalf("plain-http sign-in with a forged X-Forwarded-Proto set %q, want a cookie without Secure", sc)
+	}
+}
+
+// lastSetCookie signs alice in at base with header and returns the
+// response's Set-Cookie.
+func lastSetCookie(tb testing.TB, client *http.Client, base string, header http.Header) string {
+	tb.Helper()
+	req, _ := http.NewRequest("POST", base+"/login", strings.NewReader("username=alice&password=password1"))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 303 {
+		tb.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	return resp.Header.Get("Set-Cookie")
+}
+
+// mustAPIToken returns a fresh API token for alice.
+func mustAPIToken(tb testing.TB, ts *testServer) string {
+	tb.Helper()
+	u, err := ts.DB.UserByName(ctx, "alice")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tok, err := ts.DB.CreateToken(ctx, u.ID, store.TokenAPI, time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }

@@ -37,8 +37,16 @@ type Config struct {
 	// cross-origin WebSocket upgrades and form posts. The server's own origin
 	// is always allowed.
 	AllowedOrigins []string
-	// CookieSecure sets the Secure flag on the session cookie (use it behind HTTPS).
+	// CookieSecure sets the Secure flag on every session cookie. Without
+	// it the cookie is Secure when the request came over https: a TLS
+	// connection, or X-Forwarded-Proto: https from a trusted proxy.
 	CookieSecure bool
+	// TrustedProxies are the addresses (CIDRs or single addresses) of
+	// reverse proxies whose X-Forwarded-For / X-Real-IP, X-Forwarded-Proto
+	// and X-Forwarded-Host are believed, for rate limits, logs, Secure
+	// cookies, the Origin and CSRF checks and the widget's links. Empty:
+	// those headers are ignored and the peer address is the client.
+	TrustedProxies []string
 	// SessionTTL is how long a browser session lasts.
 	SessionTTL time.Duration
 	// TokenTTL is how long an API token lasts; 0 means no expiry.
@@ -104,11 +112,17 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := newProxyTrust(d.Config.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The peer's address, never X-Forwarded-For: a header anyone can set
-	// must not choose whose rate limit a request counts against.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The peer's address; X-Forwarded-For only from --trusted-proxies: a
+	// header anyone can set must not choose whose rate limit a request
+	// counts against.
+	e.IPExtractor = proxies.ipExtractor()
+	e.Pre(proxies.headers)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	if d.Config.WSMessageRate == 0 {
 		d.Config.WSMessageRate = 10

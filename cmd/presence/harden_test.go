@@ -71,3 +71,16 @@ func TestServe_WSMessageRateZero(t *testing.T) {
 		}
 	}
 }
+
+// TestServe_BadTrustedProxies: a malformed --trusted-proxies is refused at
+// start, naming the bad item.
+func TestServe_BadTrustedProxies(t *testing.T) {
+	_, err := runCmd(t, "", nil, "serve", "--data", t.TempDir(), "--trusted-proxies", "127.0.0.1/32,proxy.example")
+	if err == nil || !strings.Contains(err.Error(), "proxy.example") {
+		t.Fatalf("err = %v, want one naming proxy.example", err)
+	}
+	env := map[string]string{"PRESENCE_TRUSTED_PROXIES": "10.0.0.0/33"}
+	if _, err := runCmd(t, "", env, "serve", "--data", t.TempDir()); err == nil {
+		t.Fatal("a bad PRESENCE_TRUSTED_PROXIES was accepted")
+	}
+}

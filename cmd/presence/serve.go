@@ -40,6 +40,7 @@ type serveConfig struct {
 	wsMessageRate   float64
 	wsMessageBurst  int
 	allowedOrigins  string
+	trustedProxies  string
 	publicURL       string
 	cookieSecure    bool
 	sessionTTL      time.Duration
@@ -67,8 +68,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (0 = no limit)")
 	fs.IntVar(&cfg.wsMessageBurst, "ws-message-burst", 100, "messages one WebSocket may send at once")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
+	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed (default: none, the headers are ignored)")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "public origin of the server (https://presence.example.com) for widget links and streams; default: from each request")
-	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "mark the session cookie Secure (set it when serving over HTTPS)")
+	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (without it: Secure when the request came over https, directly or per a trusted proxy)")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
@@ -185,6 +187,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Log:      log,
 		Config: handlers.Config{
 			AllowedOrigins:  origins,
+			TrustedProxies:  splitList(cfg.trustedProxies),
 			CookieSecure:    cfg.cookieSecure,
 			SessionTTL:      cfg.sessionTTL,
 			TokenTTL:        cfg.tokenTTL,
@@ -279,6 +282,17 @@ func finalSave(b *presence.Batcher, timeout time.Duration, log *slog.Logger) err
 		}
 	}
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // noLimitIfZero maps --ws-message-rate 0 ("no limit", like every other
