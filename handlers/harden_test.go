@@ -363,3 +363,41 @@ func mustAPIToken(tb testing.TB, ts *testServer) string {
 	}
 	return tok
 }
+
+// TestMetricsNotPublic: /metrics on the main listener answers a loopback
+// client and 404 to a client on another address. It needs a non-loopback
+// address on this machine.
+func TestMetricsNotPublic(t *testing.T) {
+	var other net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			other = n.IP
+			break
+		}
+	}
+	if other == nil {
+		t.Skip("no non-loopback IPv4 address on this machine")
+	}
+	ts := MustStartServer(t, handlers.Config{})
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(ts.Handler)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if code, _ := do(t, nil, "GET", "http://127.0.0.1:"+port+"/metrics", "", nil); code != 200 {
+		t.Fatalf("loopback scrape: %d, want 200", code)
+	}
+	remote := "http://" + net.JoinHostPort(other.String(), port) + "/metrics"
+	if code, body := do(t, nil, "GET", remote, "", nil); code != 404 || strings.Contains(body, "presence_users_online") {
+		t.Fatalf("scrape from %s: %d, want 404", other, code)
+	}
+	if code, _ := do(t, nil, "GET", "http://127.0.0.1:"+port+"/metrics", "", http.Header{"X-Forwarded-For": {"203.0.113.9"}}); code != 404 {
+		t.Fatalf("loopback scrape relayed by a proxy: %d, want 404", code)
+	}
+}

@@ -7,7 +7,7 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker, metrics echo.HandlerFunc) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
 	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}
@@ -18,7 +18,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
-	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub, feed, broker))
+	e.GET("/metrics", metricsOnMain(metrics, d.Config.SeparateMetrics))
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")

@@ -74,6 +74,10 @@ type Config struct {
 	// MaxConns caps WebSockets plus event streams held at once; beyond it
 	// new ones get 503. 0 means no cap.
 	MaxConns int
+	// SeparateMetrics takes /metrics off this handler (404): the caller
+	// serves Server.MetricsHandler on its own listener (--metrics-addr).
+	// Without it, /metrics here answers only local, unproxied requests.
+	SeparateMetrics bool
 }
 
 // Deps are the handlers' collaborators.
@@ -98,6 +102,8 @@ type Server struct {
 	ws     *wsHub
 	feed   *widgetFeed
 	broker *sseBroker
+
+	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 }
 
 // New builds the server with every route.
@@ -144,8 +150,22 @@ func New(d Deps) (*Server, error) {
 		broker: broker,
 		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
 	}
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics)
 	return s, nil
+}
+
+// MetricsHandler serves GET /metrics to anyone, and 404 for every other
+// path: for a listener of its own that only operators can reach
+// (--metrics-addr), with Config.SeparateMetrics set.
+func (s *Server) MetricsHandler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(s.log)
+	e.Use(recoverPanics(s.log))
+	e.GET("/metrics", s.metrics)
+	return e
 }
 
 // ServeHTTP implements http.Handler.

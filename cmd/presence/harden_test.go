@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,5 +86,92 @@ func TestServe_BadTrustedProxies(t *testing.T) {
 	env := map[string]string{"PRESENCE_TRUSTED_PROXIES": "10.0.0.0/33"}
 	if _, err := runCmd(t, "", env, "serve", "--data", t.TempDir()); err == nil {
 		t.Fatal("a bad PRESENCE_TRUSTED_PROXIES was accepted")
+	}
+}
+
+// getStatus GETs url and returns the status code and body.
+func getStatus(tb testing.TB, url string, header http.Header) (int, string) {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServe_MetricsAddr: with --metrics-addr, /metrics is served on that
+// listener only (the main one answers 404, even to loopback), and the
+// metrics listener stops with the server.
+func TestServe_MetricsAddr(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	env := map[string]string{"PRESENCE_METRICS_ADDR": "127.0.0.1:0"}
+	go func() {
+		done <- run(ctx, fastArgs(dataDir(t)), func(k string) string { return env[k] }, strings.NewReader(""), pw, io.Discard)
+		pw.Close()
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
+	sc := bufio.NewScanner(pr)
+	var base, metrics string
+	for base == "" && sc.Scan() {
+		if _, a, ok := strings.Cut(sc.Text(), "metrics at "); ok {
+			metrics = a
+		}
+		if _, a, ok := strings.Cut(sc.Text(), "listening on "); ok {
+			base = a
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if metrics == "" || base == "" {
+		t.Fatalf("no metrics address announced (base %q)", base)
+	}
+	waitHealthy(t, base)
+	mustDial(t, base, mustToken(t, base, "alice"))
+
+	if code, body := getStatus(t, metrics, nil); code != 200 || !strings.Contains(body, "presence_users_online 1") {
+		t.Fatalf("metrics listener: %d\n%s", code, body)
+	}
+	if code, _ := getStatus(t, base+"/metrics", nil); code != 404 {
+		t.Fatalf("main listener /metrics with --metrics-addr: %d, want 404", code)
+	}
+	if code, _ := getStatus(t, strings.TrimSuffix(metrics, "/metrics")+"/healthz", nil); code != 404 {
+		t.Fatalf("metrics listener serves more than /metrics: %d", code)
+	}
+	cancel()
+	stopped = true
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := http.Get(metrics); err == nil {
+		t.Fatal("metrics listener still answers after shutdown")
+	}
+}
+
+// TestServe_MetricsDefault: without --metrics-addr, /metrics on the main
+// listener answers a scraper on the same host, and 404 to anyone whose
+// request came through a proxy (so a proxy on the same host does not make
+// it public).
+func TestServe_MetricsDefault(t *testing.T) {
+	base, _ := inProcess(t, fastArgs(dataDir(t)))
+	if code, body := getStatus(t, base+"/metrics", nil); code != 200 || !strings.Contains(body, "presence_users_online") {
+		t.Fatalf("local scrape: %d", code)
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
+		if code, _ := getStatus(t, base+"/metrics", http.Header{h: {"203.0.113.9"}}); code != 404 {
+			t.Fatalf("/metrics relayed by a proxy (%s): %d, want 404", h, code)
+		}
 	}
 }

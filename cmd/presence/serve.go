@@ -26,6 +26,7 @@ import (
 // serveConfig is everything `presence serve` can be told.
 type serveConfig struct {
 	addr            string
+	metricsAddr     string
 	data            string
 	grace           time.Duration
 	deadline        time.Duration
@@ -54,6 +55,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	cfg := &serveConfig{}
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&cfg.addr, "addr", "localhost:8080", "address to listen on (host:port)")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "serve /metrics only on this address (127.0.0.1:9090), and 404 on --addr; default: on --addr, to loopback clients only")
 	addDataFlag(fs, &cfg.data)
 	fs.DurationVar(&cfg.grace, "grace", presence.DefaultGrace, "how long a user stays online after their last connection ends")
 	fs.DurationVar(&cfg.deadline, "heartbeat-deadline", presence.DefaultDeadline, "drop a connection silent for this long (no ping, no pong)")
@@ -197,6 +199,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			MaxConns:        cfg.maxConns,
 			RegisterPerHour: cfg.registerPerHour,
 			LoginPerMinute:  cfg.loginPerMinute,
+			SeparateMetrics: cfg.metricsAddr != "",
 		},
 	})
 	if err != nil {
@@ -225,7 +228,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Warn("closing event streams", "err", err)
 		}
 	})
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
+	var metricsSrv *http.Server
+	if cfg.metricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		metricsSrv = &http.Server{
+			Handler:           srv.MetricsHandler(),
+			ReadHeaderTimeout: cfg.headerTimeout,
+			ReadTimeout:       30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { serveErr <- fmt.Errorf("metrics: %w", metricsSrv.Serve(mln)) }()
+		fmt.Fprintf(stdout, "presence: metrics at http://%s/metrics\n", mln.Addr())
+	}
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	fmt.Fprintf(stdout, "presence: listening on http://%s\n", ln.Addr())
 	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.data, "version", version())
@@ -242,6 +261,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	var errs []error
+	if metricsSrv != nil && metricsSrv.Shutdown(sctx) != nil {
+		metricsSrv.Close()
+	}
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		// A request still sending its body, say: cut it off.
 		httpSrv.Close()
