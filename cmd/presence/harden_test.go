@@ -3,14 +3,18 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/presencehq/presence/store"
 )
 
 // TestServe_FinalSaveAfterSlowRequest: a request still sending its body
@@ -174,4 +178,126 @@ func TestServe_MetricsDefault(t *testing.T) {
 			t.Fatalf("/metrics relayed by a proxy (%s): %d, want 404", h, code)
 		}
 	}
+}
+
+// TestUserTokens: embed tokens get their own lifetime (none by default,
+// whatever PRESENCE_TOKEN_TTL says; --embed-token-ttl or
+// PRESENCE_EMBED_TOKEN_TTL; --ttl for one token); `user tokens` lists a
+// user's tokens without their secrets; `user revoke-token` takes a short
+// id or the secret.
+func TestUserTokens(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "d")
+	env := map[string]string{"PRESENCE_DATA": data, "PRESENCE_TOKEN_TTL": "1h"}
+	if _, err := runCmd(t, "s3cret-password\n", env, "user", "add", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(env map[string]string, args ...string) string {
+		t.Helper()
+		out, err := runCmd(t, "", env, append([]string{"user"}, args...)...)
+		if err != nil || !strings.HasPrefix(out, "prs_") {
+			t.Fatalf("user %v: %q %v", args, out, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	embedForever := issue(env, "embed-token", "alice")
+	embed48h := issue(env, "embed-token", "--ttl", "48h", "alice")
+	embedEnv := issue(map[string]string{"PRESENCE_DATA": data, "PRESENCE_EMBED_TOKEN_TTL": "24h"}, "embed-token", "alice")
+	embedFlag := issue(env, "embed-token", "--embed-token-ttl", "12h", "alice")
+	api := issue(env, "token", "alice")
+	apiForever := issue(env, "token", "--ttl", "0", "alice")
+
+	db := openDB(t, data)
+	u := persisted(t, db, "alice")
+	list, err := db.TokensOf(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	life := map[string]time.Duration{}
+	for _, tok := range list {
+		life[tok.ShortID] = -1
+		if !tok.ExpiresAt.IsZero() {
+			life[tok.ShortID] = tok.ExpiresAt.Sub(tok.CreatedAt)
+		}
+	}
+	for _, c := range []struct {
+		name, tok string
+		want      time.Duration
+	}{
+		{"embed token by default (PRESENCE_TOKEN_TTL=1h set)", embedForever, -1},
+		{"embed token --ttl 48h", embed48h, 48 * time.Hour},
+		{"embed token PRESENCE_EMBED_TOKEN_TTL=24h", embedEnv, 24 * time.Hour},
+		{"embed token --embed-token-ttl 12h", embedFlag, 12 * time.Hour},
+		{"API token (PRESENCE_TOKEN_TTL=1h)", api, time.Hour},
+		{"API token --ttl 0", apiForever, -1},
+	} {
+		if got, ok := life[store.TokenShortID(c.tok)]; !ok || got != c.want {
+			t.Errorf("%s: lifetime %v (listed %v), want %v (-1 = never expires)", c.name, got, ok, c.want)
+		}
+	}
+
+	out, err := runCmd(t, "", env, "user", "tokens", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("user tokens alice:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "ID") || strings.Contains(out, "prs_") {
+		t.Fatalf("user tokens: want a header and 6 tokens, no secrets:\n%s", out)
+	}
+	for _, h := range []string{"KIND", "CREATED", "EXPIRES", "LAST USED", "REVOKED"} {
+		if !strings.Contains(lines[0], h) {
+			t.Errorf("no %s column", h)
+		}
+	}
+	embedLine := lineWith(lines, store.TokenShortID(embedForever))
+	if !strings.Contains(embedLine, "embed") || !strings.Contains(embedLine, "never") || !strings.HasSuffix(embedLine, "live") {
+		t.Fatalf("embed token listed as %q", embedLine)
+	}
+
+	// Revoke by short id: only that token stops working.
+	id := store.TokenShortID(embedForever)
+	if out, err := runCmd(t, "", env, "user", "revoke-token", id); err != nil || !strings.Contains(out, "revoked embed token") {
+		t.Fatalf("revoke-token %s: %q %v", id, out, err)
+	}
+	if _, err := db.UserByToken(context.Background(), store.TokenEmbed, embedForever); !errors.Is(err, store.ErrInvalidToken) {
+		t.Fatalf("revoked by id, still valid: %v", err)
+	}
+	if _, err := db.UserByToken(context.Background(), store.TokenEmbed, embed48h); err != nil {
+		t.Fatalf("another embed token was revoked too: %v", err)
+	}
+	out, _ = runCmd(t, "", env, "user", "tokens", "alice")
+	if l := lineWith(strings.Split(out, "\n"), id); !strings.HasSuffix(l, "revoked") {
+		t.Fatalf("after revoking, listed as %q", l)
+	}
+	// The secret still works as before.
+	if out, err := runCmd(t, "", env, "user", "revoke-token", api); err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke by secret: %q %v", out, err)
+	}
+	if _, err := db.UserByToken(context.Background(), store.TokenAPI, api); !errors.Is(err, store.ErrInvalidToken) {
+		t.Fatal("revoked by secret, still valid")
+	}
+	if _, err := runCmd(t, "", env, "user", "revoke-token", "0123456789"); err == nil || !strings.Contains(err.Error(), "no token") {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if _, err := runCmd(t, "", env, "user", "tokens", "nobody"); err == nil {
+		t.Fatal("tokens of an unknown user")
+	}
+	// PRESENCE_TTL does not exist: --ttl is for one token only.
+	tok := issue(map[string]string{"PRESENCE_DATA": data, "PRESENCE_TTL": "1h"}, "embed-token", "alice")
+	list, _ = db.TokensOf(context.Background(), u.ID)
+	for _, l := range list {
+		if l.ShortID == store.TokenShortID(tok) && !l.ExpiresAt.IsZero() {
+			t.Fatal("PRESENCE_TTL was applied")
+		}
+	}
+}
+
+// lineWith returns the first line containing s.
+func lineWith(lines []string, s string) string {
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
 }
