@@ -4,10 +4,12 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/realtime"
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker, metrics echo.HandlerFunc) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
 	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}

@@ -1,5 +1,8 @@
-// Package handlers is the HTTP layer: echo routes, the WebSocket keep-alive,
-// the JSON API and the HTML pages. routes.go lists every route.
+// Package handlers is the HTTP layer: echo routes and their handlers for the
+// JSON API, the HTML pages, the widget and the WebSocket handshake.
+// routes.go lists every route. What a connection becomes after the handler
+// has authorised it (a WebSocket in the hub, an event stream in the broker)
+// lives in package realtime.
 package handlers
 
 import (
@@ -14,7 +17,9 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/listener"
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 )
 
@@ -97,11 +102,11 @@ type Deps struct {
 // caller must call Shutdown to close the WebSockets it holds.
 type Server struct {
 	log    *slog.Logger
-	conns  *connCap
+	conns  *realtime.ConnCap
 	echo   *echo.Echo
-	ws     *wsHub
-	feed   *widgetFeed
-	broker *sseBroker
+	ws     *realtime.Hub
+	feed   *realtime.Feed
+	broker *realtime.Broker
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 }
@@ -140,17 +145,17 @@ func New(d Deps) (*Server, error) {
 		d.Config.SSEKeepAlive = 15 * time.Second
 	}
 	d.Config.PublicURL = strings.TrimRight(d.Config.PublicURL, "/")
-	conns := &connCap{max: int64(d.Config.MaxConns)}
-	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
+	conns := &realtime.ConnCap{Max: int64(d.Config.MaxConns)}
+	broker := realtime.NewBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
 	s := &Server{
 		log:    d.Log,
 		conns:  conns,
 		echo:   e,
-		ws:     newWSHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
+		ws:     realtime.NewHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
 		broker: broker,
-		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
+		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Log),
 	}
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics)
 	return s, nil
 }
@@ -176,11 +181,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // Retry-After instead of hanging in the accept queue, and counted in
 // presence_connections_refused_no_fds_total. Closing it closes ln.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	return newFDReserveListener(ln, s.log, &s.conns.noFDs)
+	return listener.WithFDReserve(ln, s.log, &s.conns.NoFDs)
 }
 
 // WebSockets returns how many WebSocket connections are open.
-func (s *Server) WebSockets() int { return s.ws.len() }
+func (s *Server) WebSockets() int { return s.ws.Len() }
 
 // sseWriteTimeout bounds one write to an event stream; a client that cannot
 // take a write within it is cut off.
@@ -190,13 +195,13 @@ const sseWriteTimeout = 2 * time.Second
 // whichever server answers next). Call it when the HTTP server starts
 // shutting down, since http.Server.Shutdown waits for streams to end.
 func (s *Server) CloseStreams(ctx context.Context) error {
-	s.feed.close()
-	return s.broker.shutdown(ctx)
+	s.feed.Close()
+	return s.broker.Shutdown(ctx)
 }
 
 // Shutdown ends every event stream, then refuses new WebSockets, sends every
 // open one a close frame (1001 going away) and waits, until ctx is done, for
 // them to finish. Connections still open then are closed hard.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.CloseStreams(ctx), s.ws.shutdown(ctx))
+	return errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
 )
@@ -101,24 +101,17 @@ func handleWidget(base *baseURL) echo.HandlerFunc {
 
 // handleWidgetList serves the current shared list fragment: the same bytes
 // the stream pushes, so a (re)connecting widget resyncs to the truth.
-func handleWidgetList(feed *widgetFeed) echo.HandlerFunc {
+func handleWidgetList(feed *realtime.Feed) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.HTMLBlob(http.StatusOK, feed.fragment())
+		return c.HTMLBlob(http.StatusOK, feed.Fragment())
 	}
 }
 
 // handleWidgetStream is the SSE stream of list fragments.
-func handleWidgetStream(b *sseBroker) echo.HandlerFunc {
+func handleWidgetStream(b *realtime.Broker) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		err := b.serve(c.Response().Writer, c.Request())
-		switch {
-		case errors.Is(err, errSSEFull):
-			return atCapacity(c)
-		case errors.Is(err, errSSEClosed):
-			return httpError(http.StatusServiceUnavailable, err.Error())
-		}
-		return err
+		return refusal(c, b.Serve(c.Response().Writer, c.Request()))
 	}
 }
 

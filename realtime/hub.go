@@ -1,4 +1,4 @@
-package handlers
+package realtime
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presencehq/presence/presence"
-	"github.com/presencehq/presence/store"
 )
 
 const (
@@ -48,7 +48,6 @@ var (
 	msgRateLimited = errorMessage("rate limit exceeded")
 	msgPong        = []byte(`{"type":"pong"}`)
 	msgPing        = []byte(`{"type":"ping"}`)
-	errHubClosed   = errors.New("server is shutting down")
 )
 
 var upgrader = websocket.Upgrader{
@@ -61,11 +60,11 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-// wsHub holds every open WebSocket so they can be counted, sent status
+// Hub holds every open WebSocket so they can be counted, sent status
 // events and closed cleanly on shutdown. It subscribes to the bus once and
 // encodes each event once for every socket that wants events.
-type wsHub struct {
-	conns  *connCap
+type Hub struct {
+	conns  *ConnCap
 	engine *presence.Engine
 	log    *slog.Logger
 	rate   float64 // messages per second a socket may send, refilled
@@ -82,14 +81,18 @@ type wsHub struct {
 	accepted, kicked, received, slow, limited atomic.Int64
 }
 
-func newWSHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *connCap) *wsHub {
-	h := &wsHub{conns: conns, engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
+// NewHub returns a hub whose sockets register with e. Each socket may send
+// rate messages a second, burst at once (rate <= 0: no limit); conns bounds
+// sockets together with the event streams. Caller must call Shutdown.
+func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *ConnCap) *Hub {
+	h := &Hub{conns: conns, engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go h.fanOut()
 	return h
 }
 
-func (h *wsHub) len() int {
+// Len returns how many WebSockets are open.
+func (h *Hub) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)
@@ -97,7 +100,7 @@ func (h *wsHub) len() int {
 
 // fanOut delivers each status event, encoded once, to every socket that
 // asked for events.
-func (h *wsHub) fanOut() {
+func (h *Hub) fanOut() {
 	defer close(h.done)
 	for {
 		sub := h.engine.Bus().Subscribe(4096)
@@ -130,9 +133,9 @@ func (h *wsHub) fanOut() {
 // socket idle (the reader for its own replies, a short-lived goroutine for
 // events and pings), so an idle socket costs one goroutine and no timer.
 type wsClient struct {
-	hub    *wsHub
+	hub    *Hub
 	conn   *websocket.Conn
-	user   store.User
+	user   presence.User
 	pc     *presence.Conn
 	events bool
 
@@ -172,7 +175,7 @@ func (cl *wsClient) allow() bool {
 // returns at once: the reader owns the connection from then on. With
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
-func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
+func (h *Hub) serve(conn *websocket.Conn, u presence.User, events bool) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
@@ -183,17 +186,17 @@ func (h *wsHub) serve(conn *websocket.Conn, u store.User, events bool) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		h.conns.release()
-		closeWith(conn, closeGoingAway, errHubClosed.Error())
+		h.conns.Release()
+		closeWith(conn, closeGoingAway, ErrClosed.Error())
 		return
 	}
 	h.clients[cl] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
 
-	pc, err := h.engine.Connect(presence.User{ID: u.ID, Username: u.Username}, cl)
+	pc, err := h.engine.Connect(u, cl)
 	if err != nil {
-		code, reason := closeGoingAway, errHubClosed.Error()
+		code, reason := closeGoingAway, ErrClosed.Error()
 		if errors.Is(err, presence.ErrTooManyConnections) {
 			code, reason = closePolicy, "too many connections for this user"
 		}
@@ -303,7 +306,7 @@ func (cl *wsClient) finish() {
 		h.mu.Lock()
 		delete(h.clients, cl)
 		h.mu.Unlock()
-		h.conns.release()
+		h.conns.Release()
 		h.wg.Done()
 	})
 }
@@ -376,8 +379,9 @@ func (cl *wsClient) handle(data []byte) []byte {
 	}
 }
 
-// shutdown closes every socket with 1001 and waits for them to end.
-func (h *wsHub) shutdown(ctx context.Context) error {
+// Shutdown refuses new sockets, closes every open one with 1001 and waits,
+// until ctx is done, for them to end; those still open then are cut.
+func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
 	clients := make([]*wsClient, 0, len(h.clients))
@@ -448,7 +452,75 @@ type statusJSON struct {
 func statusMessage(ev presence.Event) []byte {
 	b, _ := json.Marshal(statusJSON{
 		Type: "user.status.changed", UserID: ev.UserID, Username: ev.Username,
-		IsOnline: ev.Online, LastSeen: jsonTime(ev.LastSeen),
+		IsOnline: ev.Online, LastSeen: rfc3339(ev.LastSeen),
 	})
 	return b
+}
+
+// Errors Accept and Broker.Serve return before taking over a connection.
+var (
+	// ErrClosed means the server is shutting down.
+	ErrClosed = errors.New("server is shutting down")
+	// ErrFull means the connection cap is reached.
+	ErrFull = errors.New("server is at capacity")
+)
+
+// wsSendBuffer is the kernel send buffer of a WebSocket: hundreds of
+// status events, far more than a reading peer ever has in flight.
+const wsSendBuffer = 64 << 10
+
+// Accept upgrades r to a presence WebSocket for u, whom the caller has
+// authenticated (and whose Origin it has checked). With events false the
+// socket gets no user.status.changed messages: a keep-alive that does not
+// read them should not cost N² deliveries. Before upgrading it returns
+// ErrClosed or ErrFull, for the caller to answer; when the upgrade itself
+// fails the upgrader has answered and Accept returns nil. Otherwise the
+// hub owns the connection from then on.
+func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, events bool) error {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if !h.conns.Acquire() {
+		return ErrFull
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		h.conns.Release()
+		return nil // the upgrader has answered with an HTTP error
+	}
+	// A bounded kernel send buffer: a peer that stops reading pins at
+	// most this much and is detected (queue full, 1013) after ~1,000
+	// status events instead of after 4 MiB of auto-tuned buffer.
+	if tc, ok := conn.NetConn().(*net.TCPConn); ok {
+		tc.SetWriteBuffer(wsSendBuffer)
+	}
+	h.serve(conn, u, events)
+	return nil
+}
+
+// HubStats are the hub's counters since it started.
+type HubStats struct {
+	Open                                      int
+	Accepted, Kicked, Received, Slow, Limited int64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() HubStats {
+	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load()}
+}
+
+// timeFormat is RFC 3339 in UTC with milliseconds, as the JSON API uses.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// rfc3339 formats t for JSON, or nil (null) for the zero time.
+func rfc3339(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(timeFormat)
+	return &s
 }

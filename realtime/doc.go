@@ -1,0 +1,14 @@
+// Package realtime is the server's real-time machinery, apart from the
+// HTTP routes that lead to it:
+//
+//   - Hub holds every presence WebSocket: one reader goroutine per socket,
+//     writes on demand, status events encoded once for all sockets.
+//   - Broker serves the widget's Server-Sent Events streams.
+//   - Feed turns presence changes into widget fragments, rendered once per
+//     change whatever the number of viewers, and publishes them to a Broker.
+//   - ConnCap bounds the long-lived connections of both kinds.
+//
+// It depends on presence (the domain core), views (the fragments) and
+// store's user type; it knows nothing of routes or authentication, which
+// package handlers does before it hands a connection over.
+package realtime
