@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -328,6 +329,23 @@ func TestTrustedProxies(t *testing.T) {
 	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Forwarded-Proto": {"https"}}
 	if sc := lastSetCookie(t, direct, ts.URL, h); sc == "" || strings.Contains(sc, "Secure") {
 		t.Fatalf("plain-http sign-in with a forged X-Forwarded-Proto set %q, want a cookie without Secure", sc)
+	}
+	// Nor can a request line in absolute form (POST https://…) claim https.
+	raw, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.4")}}).Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	formBody := "username=alice&password=password1"
+	fmt.Fprintf(raw, "POST https://%s/login HTTP/1.1\r\nHost: %[1]s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		strings.TrimPrefix(ts.URL, "http://"), len(formBody), formBody)
+	resp, err = http.ReadResponse(bufio.NewReader(raw), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if sc := resp.Header.Get("Set-Cookie"); resp.StatusCode != 303 || strings.Contains(sc, "Secure") {
+		t.Fatalf("absolute-form https request line: %d Set-Cookie %q, want 303 without Secure", resp.StatusCode, sc)
 	}
 }
 

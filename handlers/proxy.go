@@ -102,6 +102,9 @@ func (p *proxyTrust) ipExtractor() echo.IPExtractor {
 func (p *proxyTrust) headers(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		// A request line in absolute form (GET https://host/path) fills
+		// r.URL.Scheme from the client: only a trusted proxy may say https.
+		r.URL.Scheme = ""
 		if p.peerTrusted(r) {
 			if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
 				r.Host = h
