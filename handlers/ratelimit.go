@@ -80,8 +80,8 @@ func accountKeys(c echo.Context, username string) (account, accountAddr string) 
 // check answers 429 with Retry-After when the address, the account from
 // this address, or the account as a whole is over its limit. The same
 // answer whatever the account's existence. When it lets the attempt
-// through, it has counted it as a failure: call succeeded if the password
-// was right.
+// through, it has counted it as a failure: call notAFailure if the
+// password was right (or could not be checked).
 func (ll *loginLimits) check(c echo.Context, username string) error {
 	account, pair := accountKeys(c, username)
 	ok, wait := true, time.Duration(0)
@@ -103,9 +103,9 @@ func (ll *loginLimits) check(c echo.Context, username string) error {
 	return httpError(http.StatusTooManyRequests, "too many login attempts; try again in "+secs+" s")
 }
 
-// succeeded gives back the account tokens check took: a right password is
-// not a failure.
-func (ll *loginLimits) succeeded(c echo.Context, username string) {
+// notAFailure gives back the account tokens check took: a right password,
+// or a check the database could not make, is not a failed guess.
+func (ll *loginLimits) notAFailure(c echo.Context, username string) {
 	account, pair := accountKeys(c, username)
 	ll.byAccountAddr.Return(pair)
 	ll.byAccount.Return(account)
