@@ -140,6 +140,7 @@ func (a *authenticator) signIn(c echo.Context, u store.User) error {
 	}
 	sess := sessions.NewSession(a.sessions, sessionCookie)
 	opts := *a.sessions.Options
+	opts.Secure = opts.Secure || isHTTPS(r)
 	sess.Options = &opts
 	sess.IsNew = true
 	sess.Values["token"] = tok
@@ -156,6 +157,7 @@ func (a *authenticator) signOut(c echo.Context) error {
 	}
 	sess := sessions.NewSession(a.sessions, sessionCookie)
 	opts := *a.sessions.Options
+	opts.Secure = opts.Secure || isHTTPS(r)
 	opts.MaxAge = -1
 	sess.Options = &opts
 	return sess.Save(r, c.Response())

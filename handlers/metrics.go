@@ -2,6 +2,9 @@ package handlers
 
 import (
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -12,6 +15,38 @@ import (
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
 )
+
+// metricsOnMain guards /metrics on the main listener. With a metrics
+// listener of its own (separate), the main one answers 404. Otherwise only
+// a request from a loopback address that carries no forwarding header is
+// answered (a scraper on the same host): how many people are online is not
+// for the public, and behind a proxy on the same host every request comes
+// from loopback but carries the proxy's X-Forwarded-For. Others get 404,
+// as if there were no such page.
+func metricsOnMain(h echo.HandlerFunc, separate bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if separate || !localUnproxied(c.Request()) {
+			return echo.ErrNotFound
+		}
+		return h(c)
+	}
+}
+
+// localUnproxied reports whether r comes straight from a loopback address,
+// not relayed by a proxy (no X-Forwarded-For, X-Real-IP or Forwarded).
+func localUnproxied(r *http.Request) bool {
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if len(r.Header[h]) > 0 {
+			return false
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
+}
 
 // handleMetrics serves counters in the Prometheus text format.
 func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap) echo.HandlerFunc {

@@ -9,9 +9,9 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, conns *realtime.ConnCap) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
-	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour) // and 10 password checks a minute per account
+	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))
@@ -20,7 +20,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
-	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub, feed, broker, conns))
+	e.GET("/metrics", metricsOnMain(metrics, d.Config.SeparateMetrics))
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")

@@ -42,8 +42,16 @@ type Config struct {
 	// cross-origin WebSocket upgrades and form posts. The server's own origin
 	// is always allowed.
 	AllowedOrigins []string
-	// CookieSecure sets the Secure flag on the session cookie (use it behind HTTPS).
+	// CookieSecure sets the Secure flag on every session cookie. Without
+	// it the cookie is Secure when the request came over https: a TLS
+	// connection, or X-Forwarded-Proto: https from a trusted proxy.
 	CookieSecure bool
+	// TrustedProxies are the addresses (CIDRs or single addresses) of
+	// reverse proxies whose X-Forwarded-For / X-Real-IP, X-Forwarded-Proto
+	// and X-Forwarded-Host are believed, for rate limits, logs, Secure
+	// cookies, the Origin and CSRF checks and the widget's links. Empty:
+	// those headers are ignored and the peer address is the client.
+	TrustedProxies []string
 	// SessionTTL is how long a browser session lasts.
 	SessionTTL time.Duration
 	// TokenTTL is how long an API token lasts; 0 means no expiry.
@@ -54,14 +62,16 @@ type Config struct {
 	// SSEKeepAlive is how often an idle event stream gets a comment.
 	SSEKeepAlive time.Duration
 	// WSMessageRate and WSMessageBurst limit what one WebSocket may send
-	// (messages per second, refilled, and at once). Defaults 10/s and 100;
-	// a negative rate means no limit. A message over the limit is answered
+	// (messages per second, refilled, and at once). Defaults 10/s and 100
+	// when zero; a negative rate means no limit (the serve command maps
+	// --ws-message-rate 0 to it). A message over the limit is answered
 	// with an error and not processed; flooding past twice the burst
 	// closes the socket with 1008.
 	WSMessageRate  float64
 	WSMessageBurst int
 	// LoginPerMinute limits password checks per client address per minute
-	// (429 beyond it); 0 means no limit. Each account also gets 10 a minute.
+	// (429 beyond it); 0 means no limit. Failed checks of each account are
+	// limited too, per address and in all (see loginLimits).
 	LoginPerMinute int
 	// RegisterPerHour limits accounts created per client address per hour
 	// (429 beyond it); 0 means no limit.
@@ -69,6 +79,10 @@ type Config struct {
 	// MaxConns caps WebSockets plus event streams held at once; beyond it
 	// new ones get 503. 0 means no cap.
 	MaxConns int
+	// SeparateMetrics takes /metrics off this handler (404): the caller
+	// serves Server.MetricsHandler on its own listener (--metrics-addr).
+	// Without it, /metrics here answers only local, unproxied requests.
+	SeparateMetrics bool
 }
 
 // Deps are the handlers' collaborators.
@@ -78,7 +92,10 @@ type Deps struct {
 	Batcher  *presence.Batcher
 	Sessions *sessions.CookieStore
 	Log      *slog.Logger
-	Config   Config
+	// Clock times the rate limits; nil means presence.SystemClock. Tests
+	// pass the engine's FakeClock.
+	Clock  presence.Clock
+	Config Config
 }
 
 // Server is the HTTP handler of the presence server. Create it with New;
@@ -90,6 +107,8 @@ type Server struct {
 	ws     *realtime.Hub
 	feed   *realtime.Feed
 	broker *realtime.Broker
+
+	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 }
 
 // New builds the server with every route.
@@ -97,15 +116,24 @@ func New(d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Clock == nil {
+		d.Clock = presence.SystemClock{}
+	}
 	origins, err := newOriginPolicy(d.Config.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	proxies, err := newProxyTrust(d.Config.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The peer's address, never X-Forwarded-For: a header anyone can set
-	// must not choose whose rate limit a request counts against.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The peer's address; X-Forwarded-For only from --trusted-proxies: a
+	// header anyone can set must not choose whose rate limit a request
+	// counts against.
+	e.IPExtractor = proxies.ipExtractor()
+	e.Pre(proxies.headers)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	if d.Config.WSMessageRate == 0 {
 		d.Config.WSMessageRate = 10
@@ -127,8 +155,22 @@ func New(d Deps) (*Server, error) {
 		broker: broker,
 		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Log),
 	}
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, conns)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics)
 	return s, nil
+}
+
+// MetricsHandler serves GET /metrics to anyone, and 404 for every other
+// path: for a listener of its own that only operators can reach
+// (--metrics-addr), with Config.SeparateMetrics set.
+func (s *Server) MetricsHandler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(s.log)
+	e.Use(recoverPanics(s.log))
+	e.GET("/metrics", s.metrics)
+	return e
 }
 
 // ServeHTTP implements http.Handler.

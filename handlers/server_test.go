@@ -66,6 +66,7 @@ func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger
 		Store: db, Engine: e, Batcher: b,
 		Sessions: sessions.NewCookieStore(make([]byte, 64), make([]byte, 32)),
 		Log:      log,
+		Clock:    clock,
 		Config:   cfg,
 	})
 	if err != nil {

@@ -124,8 +124,8 @@ func (b *baseURL) of(r *http.Request) string {
 		return b.fixed
 	}
 	scheme := "http"
-	if r.TLS != nil {
+	if isHTTPS(r) { // TLS, or a trusted proxy's X-Forwarded-Proto
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host
+	return scheme + "://" + r.Host // a trusted proxy's X-Forwarded-Host
 }

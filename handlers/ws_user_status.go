@@ -3,7 +3,9 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/presencehq/presence/presence"
@@ -13,7 +15,7 @@ import (
 // handleWSUserStatus upgrades /ws/user-status/ to the presence WebSocket.
 // The Origin is checked first (403), then the user (401, from ?token=,
 // Authorization: Bearer or the session cookie). A refused request gets a
-// plain HTTP error and no socket. ?events=0 opts out of status events.
+// JSON HTTP error ({"detail"}) and no socket. ?events=0 opts out of status events.
 func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -23,6 +25,9 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		u, err := auth.resolve(c, true)
 		if err != nil {
 			return authError(err)
+		}
+		if err := checkHandshake(r); err != nil {
+			return err
 		}
 		err = hub.Accept(c.Response(), r, presence.User{ID: u.ID, Username: u.Username}, r.URL.Query().Get("events") != "0")
 		return refusal(c, err)
@@ -46,4 +51,19 @@ func refusal(c echo.Context, err error) error {
 func atCapacity(c echo.Context) error {
 	c.Response().Header().Set("Retry-After", "5")
 	return httpError(http.StatusServiceUnavailable, "server is at capacity; try again shortly")
+}
+
+// checkHandshake refuses (400) a request that is not a WebSocket handshake
+// the upgrader would accept, so the refusal goes through the error handler
+// as JSON instead of the upgrader's plain-text answer.
+func checkHandshake(r *http.Request) error {
+	switch {
+	case !websocket.IsWebSocketUpgrade(r):
+		return httpError(http.StatusBadRequest, "not a WebSocket handshake: want Connection: Upgrade and Upgrade: websocket")
+	case !strings.Contains(r.Header.Get("Sec-WebSocket-Version"), "13"):
+		return httpError(http.StatusBadRequest, "unsupported WebSocket version: want Sec-WebSocket-Version: 13")
+	case r.Header.Get("Sec-WebSocket-Key") == "":
+		return httpError(http.StatusBadRequest, "WebSocket handshake lacks Sec-WebSocket-Key")
+	}
+	return nil
 }
