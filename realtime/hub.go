@@ -41,7 +41,7 @@ const (
 	closeUnsupported = websocket.CloseUnsupportedData         // 1003: binary frame
 	closeBadData     = websocket.CloseInvalidFramePayloadData // 1007: invalid UTF-8
 	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding
-	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up
+	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up, or events were lost
 )
 
 var (
@@ -78,7 +78,7 @@ type Hub struct {
 	stop chan struct{}
 	done chan struct{}
 
-	accepted, kicked, received, slow, limited atomic.Int64
+	accepted, kicked, received, slow, limited, gaps atomic.Int64
 }
 
 // NewHub returns a hub whose sockets register with e. Each socket may send
@@ -98,34 +98,59 @@ func (h *Hub) Len() int {
 	return len(h.clients)
 }
 
+// busBuffer is how many events the hub's bus subscription holds while the
+// fan-out is busy. Beyond it the bus drops the subscription (see gap).
+const busBuffer = 4096
+
 // fanOut delivers each status event, encoded once, to every socket that
 // asked for events.
 func (h *Hub) fanOut() {
 	defer close(h.done)
+	sub := h.engine.Bus().Subscribe(busBuffer)
 	for {
-		sub := h.engine.Bus().Subscribe(4096)
-		for open := true; open; {
-			select {
-			case ev, ok := <-sub.C:
-				if !ok {
-					open = false
-					h.log.Warn("websocket fan-out fell behind the bus; resubscribing")
-					continue
-				}
-				msg := statusMessage(ev)
-				h.mu.Lock()
-				for cl := range h.clients {
-					if cl.events {
-						cl.send(msg)
-					}
-				}
-				h.mu.Unlock()
-			case <-h.stop:
-				sub.Close()
-				return
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				// Subscribe again first, then cut: a socket still open
+				// after the cut was registered after the new subscription
+				// and misses nothing.
+				sub = h.engine.Bus().Subscribe(busBuffer)
+				h.gap()
+				continue
 			}
+			msg := statusMessage(ev)
+			h.mu.Lock()
+			for cl := range h.clients {
+				if cl.events {
+					cl.send(msg)
+				}
+			}
+			h.mu.Unlock()
+		case <-h.stop:
+			sub.Close()
+			return
 		}
 	}
+}
+
+// gap handles a dropped bus subscription: the fan-out fell so far behind
+// that the bus cut it off, and the events published until it subscribed
+// again are lost. Every socket that wants events would silently keep a
+// wrong picture, so each is closed with 1013: the client reconnects and
+// fetches a fresh snapshot. Keep-alive sockets (events=0) missed nothing
+// and stay open. docs/PROTOCOL.md says why this beats resending state.
+func (h *Hub) gap() {
+	h.gaps.Add(1)
+	h.mu.Lock()
+	n := 0
+	for cl := range h.clients {
+		if cl.events {
+			cl.cut(closeTryLater, "missed events while the server was overloaded; reconnect to resync", closeGrace)
+			n++
+		}
+	}
+	h.mu.Unlock()
+	h.log.Warn("websocket fan-out fell behind the bus: events were lost; closed the sockets that wanted them (1013)", "sockets", n)
 }
 
 // wsClient is one open WebSocket. Its reader goroutine is the only
@@ -229,6 +254,20 @@ func (cl *wsClient) Ping() {
 func (cl *wsClient) Kick() {
 	cl.hub.kicked.Add(1)
 	cl.conn.Close()
+}
+
+// cut stops queuing and writing to the socket, then sends it a close
+// frame with code and reason (waiting at most wait) and closes it; the
+// reader then ends and releases it. It does not block.
+func (cl *wsClient) cut(code int, reason string, wait time.Duration) {
+	cl.mu.Lock()
+	if cl.done {
+		cl.mu.Unlock()
+		return
+	}
+	cl.done = true
+	cl.mu.Unlock()
+	go closeWithin(cl.conn, code, reason, wait)
 }
 
 // send queues msg from a goroutine that must not block (the hub).
@@ -505,12 +544,15 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, ev
 type HubStats struct {
 	Open                                      int
 	Accepted, Kicked, Received, Slow, Limited int64
+	// Gaps counts the times the hub fell behind the bus and closed the
+	// sockets that wanted events (1013).
+	Gaps int64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
-		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load()}
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load()}
 }
 
 // timeFormat is RFC 3339 in UTC with milliseconds, as the JSON API uses.
