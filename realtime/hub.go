@@ -40,9 +40,12 @@ const (
 	closeGoingAway   = websocket.CloseGoingAway               // 1001: server shutting down
 	closeUnsupported = websocket.CloseUnsupportedData         // 1003: binary frame
 	closeBadData     = websocket.CloseInvalidFramePayloadData // 1007: invalid UTF-8
-	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding
+	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding, revoked credentials
 	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up, or events were lost
 )
+
+// reasonRevoked is the close reason of a socket whose credentials ended.
+const reasonRevoked = "session ended: signed out or token revoked"
 
 var (
 	msgRateLimited = errorMessage("rate limit exceeded")
@@ -78,7 +81,7 @@ type Hub struct {
 	stop chan struct{}
 	done chan struct{}
 
-	accepted, kicked, received, slow, limited, gaps atomic.Int64
+	accepted, kicked, received, slow, limited, gaps, revoked atomic.Int64
 }
 
 // NewHub returns a hub whose sockets register with e. Each socket may send
@@ -163,6 +166,8 @@ type wsClient struct {
 	user   presence.User
 	pc     *presence.Conn
 	events bool
+	// unwatch stops watching the context given to Accept.
+	unwatch func() bool
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -200,7 +205,7 @@ func (cl *wsClient) allow() bool {
 // returns at once: the reader owns the connection from then on. With
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
-func (h *Hub) serve(conn *websocket.Conn, u presence.User, events bool) {
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, events bool) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
@@ -231,6 +236,12 @@ func (h *Hub) serve(conn *websocket.Conn, u presence.User, events bool) {
 	}
 	cl.pc = pc
 	h.accepted.Add(1)
+	// Signed out, or the token revoked: end the socket (at once if that
+	// has already happened).
+	cl.unwatch = context.AfterFunc(ctx, func() {
+		h.revoked.Add(1)
+		cl.cut(closePolicy, reasonRevoked, closeGrace)
+	})
 	go cl.readLoop()
 }
 
@@ -337,6 +348,9 @@ func (cl *wsClient) finish() {
 		cl.mu.Lock()
 		cl.done = true
 		cl.mu.Unlock()
+		if cl.unwatch != nil {
+			cl.unwatch()
+		}
 		if cl.pc != nil {
 			cl.pc.Close()
 		}
@@ -511,11 +525,13 @@ const wsSendBuffer = 64 << 10
 // Accept upgrades r to a presence WebSocket for u, whom the caller has
 // authenticated (and whose Origin it has checked). With events false the
 // socket gets no user.status.changed messages: a keep-alive that does not
-// read them should not cost N² deliveries. Before upgrading it returns
-// ErrClosed or ErrFull, for the caller to answer; when the upgrade itself
-// fails the upgrader has answered and Accept returns nil. Otherwise the
-// hub owns the connection from then on.
-func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, events bool) error {
+// read them should not cost N² deliveries. When ctx is done (the
+// credentials that opened the socket were revoked) the socket is closed
+// with 1008; ctx must outlive the request, so not r.Context(). Before
+// upgrading it returns ErrClosed or ErrFull, for the caller to answer;
+// when the upgrade itself fails the upgrader has answered and Accept
+// returns nil. Otherwise the hub owns the connection from then on.
+func (h *Hub) Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, u presence.User, events bool) error {
 	h.mu.Lock()
 	closed := h.closed
 	h.mu.Unlock()
@@ -536,7 +552,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, ev
 	if tc, ok := conn.NetConn().(*net.TCPConn); ok {
 		tc.SetWriteBuffer(wsSendBuffer)
 	}
-	h.serve(conn, u, events)
+	h.serve(ctx, conn, u, events)
 	return nil
 }
 
@@ -547,12 +563,15 @@ type HubStats struct {
 	// Gaps counts the times the hub fell behind the bus and closed the
 	// sockets that wanted events (1013).
 	Gaps int64
+	// Revoked counts sockets closed (1008) because their session ended
+	// or their token was revoked.
+	Revoked int64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
-		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load()}
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load()}
 }
 
 // timeFormat is RFC 3339 in UTC with milliseconds, as the JSON API uses.

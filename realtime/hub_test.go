@@ -41,7 +41,7 @@ func startHub(t *testing.T, buffer int) *hubServer {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
 		u := presence.User{ID: id, Username: "u" + r.URL.Query().Get("id")}
-		if err := h.Accept(w, r, u, r.URL.Query().Get("events") != "0"); err != nil {
+		if err := h.Accept(context.Background(), w, r, u, r.URL.Query().Get("events") != "0"); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	}))
