@@ -7,6 +7,8 @@
 //   - Feed turns presence changes into widget fragments, rendered once per
 //     change whatever the number of viewers, and publishes them to a Broker.
 //   - ConnCap bounds the long-lived connections of both kinds.
+//   - Revocations ends the connections of a session or token once it is
+//     revoked, here or by another process writing the database.
 //
 // It depends on presence (the domain core), views (the fragments) and
 // store's user type; it knows nothing of routes or authentication, which
