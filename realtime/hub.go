@@ -90,7 +90,9 @@ type Hub struct {
 func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *ConnCap) *Hub {
 	h := &Hub{conns: conns, engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	go h.fanOut()
+	// Subscribed before any socket can be accepted, so none misses the
+	// events of its own arrival.
+	go h.fanOut(e.Bus().Subscribe(busBuffer))
 	return h
 }
 
@@ -107,9 +109,8 @@ const busBuffer = 4096
 
 // fanOut delivers each status event, encoded once, to every socket that
 // asked for events.
-func (h *Hub) fanOut() {
+func (h *Hub) fanOut(sub *presence.Subscription) {
 	defer close(h.done)
-	sub := h.engine.Bus().Subscribe(busBuffer)
 	for {
 		select {
 		case ev, ok := <-sub.C:
@@ -148,7 +149,7 @@ func (h *Hub) gap() {
 	n := 0
 	for cl := range h.clients {
 		if cl.events {
-			cl.cut(closeTryLater, "missed events while the server was overloaded; reconnect to resync", closeGrace)
+			cl.cut(closeTryLater, "missed events while the server was overloaded; reconnect to resync")
 			n++
 		}
 	}
@@ -174,6 +175,8 @@ type wsClient struct {
 	pingDue bool
 	writing bool
 	done    bool
+
+	closing atomic.Bool // cut: only the client's close frame is awaited
 
 	// Message rate limit, used by the reader only.
 	tokens   float64
@@ -240,7 +243,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, 
 	// has already happened).
 	cl.unwatch = context.AfterFunc(ctx, func() {
 		h.revoked.Add(1)
-		cl.cut(closePolicy, reasonRevoked, closeGrace)
+		cl.cut(closePolicy, reasonRevoked)
 	})
 	go cl.readLoop()
 }
@@ -267,10 +270,15 @@ func (cl *wsClient) Kick() {
 	cl.conn.Close()
 }
 
-// cut stops queuing and writing to the socket, then sends it a close
-// frame with code and reason (waiting at most wait) and closes it; the
-// reader then ends and releases it. It does not block.
-func (cl *wsClient) cut(code int, reason string, wait time.Duration) {
+// cut stops queuing and writing to the socket and sends it a close frame
+// with code and reason. It does not block. The connection is not closed
+// here: as RFC 6455 §7.1.1 has it, the server waits for the client's own
+// close frame, which ends the reader, which closes the connection (or the
+// read deadline does, after closeGrace). Closing at once, with messages
+// from the client still unread, would make the kernel reset the
+// connection, which can destroy the close frame before the client reads
+// it, and the client would see 1006 instead of the reason.
+func (cl *wsClient) cut(code int, reason string) {
 	cl.mu.Lock()
 	if cl.done {
 		cl.mu.Unlock()
@@ -278,7 +286,11 @@ func (cl *wsClient) cut(code int, reason string, wait time.Duration) {
 	}
 	cl.done = true
 	cl.mu.Unlock()
-	go closeWithin(cl.conn, code, reason, wait)
+	cl.closing.Store(true)
+	go func() {
+		cl.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
+		cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	}()
 }
 
 // send queues msg from a goroutine that must not block (the hub).
@@ -302,6 +314,7 @@ func (cl *wsClient) enqueue(msg []byte) (start, ok bool) {
 		return false, false
 	}
 	if len(cl.queue) >= maxQueue {
+		cl.done = true // nothing more is queued, nor a second close started
 		cl.mu.Unlock()
 		cl.hub.slow.Add(1)
 		// The peer is not reading: offer the close frame briefly, then cut.
@@ -331,15 +344,28 @@ func (cl *wsClient) drain() {
 		for _, msg := range batch {
 			cl.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := cl.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				cl.conn.Close()
+				cl.writeFailed(err)
 				return // writing stays true: nobody writes to a dead socket
 			}
 		}
-		if ping && cl.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
-			cl.conn.Close()
-			return
+		if ping {
+			if err := cl.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				cl.writeFailed(err)
+				return
+			}
 		}
 	}
+}
+
+// writeFailed closes the connection after a failed write, unless the
+// socket is being cut: its close frame went out (the failure is gorilla's
+// ErrCloseSent) and the reader is waiting for the client's; closing now
+// could destroy the frame before the client reads it.
+func (cl *wsClient) writeFailed(err error) {
+	if errors.Is(err, websocket.ErrCloseSent) && cl.closing.Load() {
+		return
+	}
+	cl.conn.Close()
 }
 
 // finish releases everything the client holds. Only the first call acts.
@@ -376,6 +402,9 @@ func (cl *wsClient) readLoop() {
 			return // oversized frames: gorilla has already sent 1009
 		}
 		cl.hub.received.Add(1)
+		if cl.closing.Load() {
+			continue // being cut: nothing more is answered or counted as activity
+		}
 		cl.pc.Alive()
 		if mt != websocket.TextMessage {
 			closeWith(c, closeUnsupported, "binary frames are not supported")
@@ -401,7 +430,10 @@ func (cl *wsClient) readLoop() {
 		// backpressure, and one that never reads hits the write deadline.
 		start, ok := cl.enqueue(reply)
 		if !ok {
-			return
+			// Cut as too slow: its close frame is on its way and the
+			// connection closes right after, which ends this loop.
+			// Returning now would close it first and lose the frame.
+			continue
 		}
 		if start {
 			cl.drain()

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,8 +30,9 @@ func (b smallBus) Subscribe(int) *presence.Subscription { return b.LocalBus.Subs
 // the hub as user ?id=, with ?events=0 honoured.
 type hubServer struct {
 	*httptest.Server
-	hub *Hub
-	bus smallBus
+	hub  *Hub
+	bus  smallBus
+	ctxs sync.Map // ?id → the context its socket is accepted with
 }
 
 func startHub(t *testing.T, buffer int) *hubServer {
@@ -38,10 +40,15 @@ func startHub(t *testing.T, buffer int) *hubServer {
 	bus := smallBus{presence.NewLocalBus(), buffer}
 	e := presence.New(presence.Config{Clock: presence.NewFakeClock(time.Unix(0, 0)), Bus: bus, Grace: -1, Deadline: -1})
 	h := NewHub(e, slog.New(slog.DiscardHandler), -1, 100, &ConnCap{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := &hubServer{hub: h, bus: bus}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
 		u := presence.User{ID: id, Username: "u" + r.URL.Query().Get("id")}
-		if err := h.Accept(context.Background(), w, r, u, r.URL.Query().Get("events") != "0"); err != nil {
+		ctx := context.Background()
+		if c, ok := s.ctxs.Load(r.URL.Query().Get("id")); ok {
+			ctx = c.(context.Context)
+		}
+		if err := h.Accept(ctx, w, r, u, r.URL.Query().Get("events") != "0"); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	}))
@@ -49,10 +56,10 @@ func startHub(t *testing.T, buffer int) *hubServer {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		h.Shutdown(sctx)
-		srv.Close()
+		s.Close()
 		e.Close()
 	})
-	return &hubServer{Server: srv, hub: h, bus: bus}
+	return s
 }
 
 // testSocket reads a hub socket in the background.
@@ -186,4 +193,52 @@ func TestHub_BusGap(t *testing.T) {
 	s.bus.Publish(presence.Event{UserID: 200, Username: "y", Online: true})
 	fresh.statusOf(200)
 	keepAlive.ping()
+}
+
+// TestHub_ContextEnds: when the context a socket was accepted with ends
+// (its credentials were revoked), the socket is closed with 1008 — and
+// the close frame arrives even while the client keeps sending, which the
+// reader must not cut short by closing first.
+func TestHub_ContextEnds(t *testing.T) {
+	s := startHub(t, 16)
+	ctx, revoke := context.WithCancel(context.Background())
+	s.ctxs.Store("1", ctx)
+	busy := s.dial(t, "id=1")
+	quiet := s.dial(t, "id=1&events=0")
+	other := s.dial(t, "id=2")
+	go func() {
+		for busy.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)) == nil {
+		}
+	}()
+	for busy.next()["type"] != "pong" { // the flood is under way
+	}
+	revoke()
+	for _, c := range []*testSocket{busy, quiet} {
+		if ce := c.closeError(); ce.Code != websocket.ClosePolicyViolation || ce.Text != reasonRevoked {
+			t.Fatalf("closed with %d %q, want 1008 %q", ce.Code, ce.Text, reasonRevoked)
+		}
+	}
+	other.ping()
+	if got := s.hub.Stats().Revoked; got != 2 {
+		t.Fatalf("revoked = %d, want 2", got)
+	}
+
+	// A context that has already ended: the socket is closed at once.
+	s.ctxs.Store("3", ctx)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/?id=3", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := conn.ReadMessage() // the ack may or may not come first
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("late socket ended with %v, want close 1008", err)
+		}
+		break
+	}
 }
