@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/ratelimit"
 )
 
 const (
@@ -178,28 +179,20 @@ type wsClient struct {
 
 	closing atomic.Bool // cut: only the client's close frame is awaited
 
-	// Message rate limit, used by the reader only.
-	tokens   float64
-	refilled time.Time
-	denied   int // consecutive messages over the limit
+	// Message rate limit, used by the reader only; nil means no limit.
+	limit  *ratelimit.Bucket
+	denied int // consecutive messages over the limit
 
 	once sync.Once
 }
 
 // allow takes one token from the socket's bucket. Reader goroutine only.
 func (cl *wsClient) allow() bool {
-	h := cl.hub
-	if h.rate <= 0 {
+	if cl.limit == nil {
 		return true
 	}
-	now := time.Now()
-	cl.tokens = min(h.burst, cl.tokens+now.Sub(cl.refilled).Seconds()*h.rate)
-	cl.refilled = now
-	if cl.tokens < 1 {
-		return false
-	}
-	cl.tokens--
-	return true
+	ok, _ := cl.limit.Allow()
+	return ok
 }
 
 // serve registers the socket with the engine and starts its reader. The
@@ -212,8 +205,10 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, 
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
-	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true,
-		tokens: h.burst, refilled: time.Now()}
+	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
+	if h.rate > 0 {
+		cl.limit = ratelimit.NewBucket(ratelimit.PerSecond(h.rate), int(h.burst), h.engine.Clock())
+	}
 	// Registered before the engine hears of it, so the socket receives the
 	// events that its own connection causes (its user coming online).
 	h.mu.Lock()
