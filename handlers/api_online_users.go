@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -12,18 +13,21 @@ import (
 // onlineUserJSON is one element of GET /api/users/online/, in the original
 // app's shape.
 type onlineUserJSON struct {
-	ID              int64   `json:"id"`
-	Username        string  `json:"username"`
-	ProfileImageURL *string `json:"profile_image_url"`
-	IsOnline        bool    `json:"is_online"`
-	LastSeen        *string `json:"last_seen"`
-	LastActivity    *string `json:"last_activity"`
+	// ID is the public id: the host's id for a host user (a number when
+	// it is a whole number, else a string), the row id of a local account
+	// ("local:N" when host users are on). See idPolicy.
+	ID              json.RawMessage `json:"id"`
+	Username        string          `json:"username"`
+	ProfileImageURL *string         `json:"profile_image_url"`
+	IsOnline        bool            `json:"is_online"`
+	LastSeen        *string         `json:"last_seen"`
+	LastActivity    *string         `json:"last_activity"`
 }
 
 // handleAPIOnlineUsers lists every online user except the requester, as a
 // plain (unpaginated) JSON array ordered by username. Who is online comes
 // from the engine, the source of truth; profiles come from the database.
-func handleAPIOnlineUsers(s Store, engine *presence.Engine) echo.HandlerFunc {
+func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		online := engine.Online()
@@ -44,7 +48,7 @@ func handleAPIOnlineUsers(s Store, engine *presence.Engine) echo.HandlerFunc {
 				continue
 			}
 			item := onlineUserJSON{
-				ID:           u.ID,
+				ID:           restID(idp.public(u)),
 				Username:     u.Username,
 				IsOnline:     true,
 				LastSeen:     jsonTime(u.LastSeen),

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -31,6 +32,16 @@ type authenticator struct {
 	cfg      Config
 	// revocations ends the connections of revoked sessions and tokens.
 	revocations *realtime.Revocations
+	// host verifies JWTs signed by the host site; nil when none is
+	// configured. userEnds ends a host user's connections on the server
+	// API's word (their JWTs have no revocable row).
+	host     *hostVerifier
+	userEnds *realtime.UserEnds
+	ids      idPolicy
+	log      *slog.Logger
+	// noLocal refuses local accounts' API tokens and sessions
+	// (--local-accounts=false); embed tokens still work.
+	noLocal bool
 }
 
 func newAuthenticator(s Store, cs *sessions.CookieStore, cfg Config) *authenticator {
@@ -59,17 +70,66 @@ func (a *authenticator) resolve(c echo.Context, allowQueryToken bool) (store.Use
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return store.User{}, store.ErrInvalidToken
 		}
-		return a.lookup(c, store.TokenAPI, strings.TrimSpace(tok))
+		return a.bearer(c, strings.TrimSpace(tok))
 	}
 	if allowQueryToken {
 		if tok := r.URL.Query().Get("token"); tok != "" {
-			return a.lookup(c, store.TokenAPI, tok)
+			return a.bearer(c, tok)
 		}
 	}
 	if tok := a.sessionToken(r); tok != "" {
+		if a.noLocal {
+			return store.User{}, store.ErrInvalidToken
+		}
 		return a.lookup(c, store.TokenSession, tok)
 	}
 	return store.User{}, errNoCredentials
+}
+
+// errServerKeyHere refuses a server key outside /api/server/.
+var errServerKeyHere = errors.New("a server key is only accepted on /api/server/")
+
+// bearer resolves a Bearer or ?token= credential: a host JWT when one is
+// configured, else one of our API tokens. A server key is refused: it
+// speaks for the host's backend, never for a user.
+func (a *authenticator) bearer(c echo.Context, tok string) (store.User, error) {
+	switch {
+	case store.IsServerKey(tok):
+		return store.User{}, errServerKeyHere
+	case a.host != nil && looksLikeJWT(tok):
+		return a.hostUser(c, tok)
+	case a.noLocal:
+		return store.User{}, store.ErrInvalidToken
+	}
+	return a.lookup(c, store.TokenAPI, tok)
+}
+
+// hostAuth marks a request authenticated by a host JWT, for watch.
+type hostAuth struct {
+	userID int64
+	at     time.Time // the UserEnds clock, taken before the lookup
+}
+
+const hostAuthKey = "presence.hostauth"
+
+// hostUser verifies a host JWT and returns its user, created on first
+// sight and updated when the token's name or avatar changed.
+func (a *authenticator) hostUser(c echo.Context, tok string) (store.User, error) {
+	at := a.userEnds.Now()
+	p, err := a.host.verify(tok)
+	if err != nil {
+		a.log.Debug("host token refused", "client", c.RealIP(), "err", err) // the client learns only "invalid token"
+		return store.User{}, store.ErrInvalidToken
+	}
+	u, _, err := a.store.UpsertHostUser(c.Request().Context(), p)
+	if err != nil {
+		if errors.Is(err, store.ErrInvalidHostUser) {
+			return store.User{}, store.ErrInvalidToken
+		}
+		return store.User{}, err
+	}
+	c.Set(hostAuthKey, hostAuth{userID: u.ID, at: at})
+	return u, nil
 }
 
 // authToken is the token that authenticated a request, for watch.
@@ -95,6 +155,14 @@ func (a *authenticator) lookup(c echo.Context, kind store.TokenKind, secret stri
 // request is revoked (signed out, revoked from the CLI), for a connection
 // that outlives the request; 401 if that has already happened.
 func (a *authenticator) watch(c echo.Context) (context.Context, error) {
+	if h, ok := c.Get(hostAuthKey).(hostAuth); ok {
+		// A host JWT: ended by the server API (disconnect, delete).
+		ctx := a.userEnds.Watch(h.userID, h.at)
+		if ctx.Err() != nil {
+			return nil, authError(store.ErrInvalidToken)
+		}
+		return ctx, nil
+	}
 	t, ok := c.Get(tokenKey).(authToken)
 	if !ok {
 		return nil, authError(errNoCredentials)
@@ -136,6 +204,9 @@ func authError(err error) error {
 	}
 	if errors.Is(err, store.ErrInvalidToken) {
 		return httpError(http.StatusUnauthorized, "invalid, expired or revoked token")
+	}
+	if errors.Is(err, errServerKeyHere) {
+		return httpError(http.StatusUnauthorized, errServerKeyHere.Error())
 	}
 	return err
 }

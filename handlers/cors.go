@@ -38,3 +38,40 @@ func (p *originPolicy) widgetCORS(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// apiCORS lets allow-listed origins (--allowed-origins) call the JSON API
+// from the browser: a frontend on app.example.com calling a Presence on
+// presence.example.com with its Bearer token. It answers preflights
+// (Authorization and Content-Type headers) itself. The server API
+// (/api/server/) is left out: a server key must never be in a browser.
+// Other origins get no CORS headers, so browsers keep the response from
+// them, and their preflights get 403.
+func (p *originPolicy) apiCORS(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		path := r.URL.Path
+		if !strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/api/server/") || path == "/api/server" {
+			return next(c)
+		}
+		h := c.Response().Header()
+		h.Add("Vary", "Origin")
+		origin := r.Header.Get("Origin")
+		if origin == "" || !p.allowed[strings.ToLower(strings.TrimRight(origin, "/"))] {
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				return httpError(http.StatusForbidden, "origin not allowed")
+			}
+			return next(c)
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+			return c.NoContent(http.StatusNoContent)
+		}
+		return next(c)
+	}
+}

@@ -9,15 +9,20 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations, host hostSetup) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
 	auth.revocations = revs
+	auth.host, auth.userEnds, auth.log = host.verifier, host.userEnds, d.Log
+	auth.ids = idPolicy{hostMode: host.verifier != nil}
+	auth.noLocal = d.Config.NoLocalAccounts
+	local := localAccounts(!d.Config.NoLocalAccounts)
 	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))
 	e.Use(origins.securityHeaders)
-	e.Use(origins.csrf) // cross-origin POSTs are refused
+	e.Use(origins.apiCORS) // allow-listed origins may call /api/ (not /api/server/)
+	e.Use(origins.csrf)    // cross-origin POSTs are refused
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
@@ -25,11 +30,18 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")
-	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits))
-	both(api, http.MethodPost, "/auth/token/", handleAPIToken(d.Store, limits, d.Config.TokenTTL))
-	online := handleAPIOnlineUsers(d.Store, d.Engine)
+	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits), local)
+	both(api, http.MethodPost, "/auth/token/", handleAPIToken(d.Store, limits, d.Config.TokenTTL), local)
+	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
 	both(api, http.MethodGet, "/auth/online/", online, auth.requireAPI) // where the original mounted it
+
+	// The host site's backend, with a server key (api_server.go).
+	srv := api.Group("/server", requireServerKey(d.Store))
+	both(srv, http.MethodPut, "/users/:id/", handleServerPutUser(d.Store, auth.ids))
+	both(srv, http.MethodDelete, "/users/:id/", handleServerDeleteUser(d.Store, host.userEnds))
+	both(srv, http.MethodPost, "/users/:id/disconnect/", handleServerDisconnect(d.Store, host.userEnds))
+	both(srv, http.MethodPost, "/presence/query/", handleServerPresenceQuery(d.Store, d.Engine, auth.ids))
 
 	// WebSocket keep-alive.
 	e.GET("/ws/user-status/", handleWSUserStatus(hub, auth, origins))
@@ -50,14 +62,27 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/", handleHomePage(base), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.requirePage)
 	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.requirePage)
-	e.GET("/login", handleLoginPage(), auth.optional)
-	e.POST("/login", handleLogin(d.Store, limits, auth))
-	e.GET("/register", handleRegisterPage(), auth.optional)
-	e.POST("/register", handleRegister(d.Store, limits, auth))
+	e.GET("/login", handleLoginPage(), local, auth.optional)
+	e.POST("/login", handleLogin(d.Store, limits, auth), local)
+	e.GET("/register", handleRegisterPage(), local, auth.optional)
+	e.POST("/register", handleRegister(d.Store, limits, auth), local)
 	e.POST("/logout", handleLogout(auth))
 
 	// Assets.
 	e.GET("/static/*", handleStatic())
+}
+
+// localAccounts is middleware for sign-up and password sign-in: 404 when
+// local accounts are off (--local-accounts=false).
+func localAccounts(on bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if on {
+			return next
+		}
+		return func(echo.Context) error {
+			return httpError(http.StatusNotFound, "local accounts are turned off on this server: sign in on the host site")
+		}
+	}
 }
 
 // noContent answers preflights that widgetCORS let through.

@@ -40,6 +40,13 @@ type Store interface {
 	UsersByIDs(ctx context.Context, ids []int64) (map[int64]store.User, error)
 	Ping(ctx context.Context) error
 	Stats() store.Stats
+
+	// Host users and server keys (host sites: api_server.go, hostauth.go).
+	UpsertHostUser(ctx context.Context, p store.HostProfile) (store.User, bool, error)
+	HostUsers(ctx context.Context, externalIDs []string) (map[string]store.User, error)
+	DeleteHostUser(ctx context.Context, externalID string) (store.User, error)
+	HostUser(ctx context.Context, externalID string) (store.User, error)
+	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
 }
 
 // Config holds the HTTP layer's settings.
@@ -89,6 +96,17 @@ type Config struct {
 	// serves Server.MetricsHandler on its own listener (--metrics-addr).
 	// Without it, /metrics here answers only local, unproxied requests.
 	SeparateMetrics bool
+
+	// JWTSecret (HS256) or JWTPublicKey (PEM: RS256, ES256 or EdDSA) lets
+	// the host site's own access tokens sign its users in, on the
+	// WebSocket, the JSON API and the widget (docs/INTEGRATION.md). At
+	// most one may be set.
+	JWTSecret    string
+	JWTPublicKey []byte
+	// NoLocalAccounts turns local accounts off (--local-accounts=false):
+	// sign-up and password sign-in answer 404, and local API tokens and
+	// sessions are refused. Embed tokens keep working.
+	NoLocalAccounts bool
 }
 
 // Deps are the handlers' collaborators.
@@ -117,6 +135,14 @@ type Server struct {
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 	revs    *realtime.Revocations
+	// userEnds ends a user's connections on the server API's word.
+	userEnds *realtime.UserEnds
+}
+
+// hostSetup is what host-site integration adds to the routes.
+type hostSetup struct {
+	verifier *hostVerifier // nil: no host JWTs
+	userEnds *realtime.UserEnds
 }
 
 // New builds the server with every route.
@@ -134,6 +160,13 @@ func New(d Deps) (*Server, error) {
 	proxies, err := newProxyTrust(d.Config.TrustedProxies)
 	if err != nil {
 		return nil, err
+	}
+	verifier, err := newHostVerifier(d.Config.JWTSecret, d.Config.JWTPublicKey, d.Clock)
+	if err != nil {
+		return nil, err
+	}
+	if d.Config.NoLocalAccounts && verifier == nil {
+		return nil, errors.New("handlers: local accounts are off and no host JWT key is set: nobody could sign in")
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -165,7 +198,8 @@ func New(d Deps) (*Server, error) {
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs)
+	s.userEnds = realtime.NewUserEnds(d.Clock)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds})
 	s.revs.Start()
 	return s, nil
 }

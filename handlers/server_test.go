@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -232,7 +233,7 @@ func (c *wsClient) expectStatus(user store.User, online bool) map[string]any {
 	c.tb.Helper()
 	for {
 		m := c.nextOfType("user.status.changed")
-		if int64(m["user_id"].(float64)) != user.ID {
+		if m["user_id"] != strconv.FormatInt(user.ID, 10) { // a string, as the original sent it
 			continue
 		}
 		if m["is_online"] != online || m["username"] != user.Username {

@@ -8,7 +8,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
-	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
 )
 
@@ -33,7 +32,7 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		if err != nil {
 			return err
 		}
-		err = hub.Accept(ctx, c.Response(), r, presence.User{ID: u.ID, Username: u.Username}, r.URL.Query().Get("events") != "0")
+		err = hub.Accept(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0")
 		return refusal(c, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 type Event struct {
 	UserID   int64
 	Username string
+	// PublicID is the user's User.PublicID (empty: UserID is shown).
+	PublicID string
 	Online   bool
 	// LastSeen is when the user's last connection ended for an offline
 	// event, and when the user came online for an online event.

@@ -26,6 +26,10 @@ var ErrTooManyConnections = errors.New("presence: too many connections for user"
 type User struct {
 	ID       int64
 	Username string
+	// PublicID is the id clients see, when it is not ID in decimal: a
+	// host site's id for its users ("42", a UUID). The engine only carries
+	// it into events and snapshots.
+	PublicID string
 }
 
 // Status is one online user in a snapshot.
@@ -184,7 +188,7 @@ func (e *Engine) Connect(u User, p Peer) (*Conn, error) {
 		e.users[u.ID] = us
 		e.rec.RecordStatus(u.ID, true, time.Time{})
 		e.rec.RecordActivity(u.ID, now)
-		e.bus.Publish(Event{UserID: u.ID, Username: u.Username, Online: true, LastSeen: now})
+		e.bus.Publish(Event{UserID: u.ID, Username: u.Username, PublicID: u.PublicID, Online: true, LastSeen: now})
 	} else if us.grace != nil {
 		us.grace.Stop()
 		us.grace = nil
@@ -258,7 +262,7 @@ func (e *Engine) graceExpired(us *userState, gen uint64) {
 func (e *Engine) goOffline(us *userState, lastSeen time.Time) {
 	delete(e.users, us.user.ID)
 	e.rec.RecordStatus(us.user.ID, false, lastSeen)
-	e.bus.Publish(Event{UserID: us.user.ID, Username: us.user.Username, Online: false, LastSeen: lastSeen})
+	e.bus.Publish(Event{UserID: us.user.ID, Username: us.user.Username, PublicID: us.user.PublicID, Online: false, LastSeen: lastSeen})
 }
 
 // sweepInterval is how often the engine checks deadlines and sends pings:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,10 @@ const (
 
 // reasonRevoked is the close reason of a socket whose credentials ended.
 const reasonRevoked = "session ended: signed out or token revoked"
+
+// reasonUserEnded is the close reason of a socket whose user the host site
+// disconnected or deleted (UserEnds).
+const reasonUserEnded = "disconnected by the site"
 
 var (
 	msgRateLimited = errorMessage("rate limit exceeded")
@@ -202,7 +207,7 @@ func (cl *wsClient) allow() bool {
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
 func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, events bool) {
-	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
+	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": wireID(u.ID, u.PublicID)})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
 	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
@@ -238,7 +243,11 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, 
 	// has already happened).
 	cl.unwatch = context.AfterFunc(ctx, func() {
 		h.revoked.Add(1)
-		cl.cut(closePolicy, reasonRevoked)
+		reason := reasonRevoked
+		if errors.Is(context.Cause(ctx), ErrUserEnded) {
+			reason = reasonUserEnded
+		}
+		cl.cut(closePolicy, reason)
 	})
 	go cl.readLoop()
 }
@@ -520,10 +529,20 @@ func errorMessage(detail string) []byte {
 	return b
 }
 
+// wireID is a user's id in WebSocket messages: always a JSON string, as
+// the original app sent it (str(user.id)); a host user's id as the host
+// gave it (docs/PROTOCOL.md, "User ids").
+func wireID(id int64, public string) string {
+	if public != "" {
+		return public
+	}
+	return strconv.FormatInt(id, 10)
+}
+
 // statusJSON is the user.status.changed message.
 type statusJSON struct {
 	Type     string  `json:"type"`
-	UserID   int64   `json:"user_id"`
+	UserID   string  `json:"user_id"`
 	Username string  `json:"username"`
 	IsOnline bool    `json:"is_online"`
 	LastSeen *string `json:"last_seen"`
@@ -531,7 +550,7 @@ type statusJSON struct {
 
 func statusMessage(ev presence.Event) []byte {
 	b, _ := json.Marshal(statusJSON{
-		Type: "user.status.changed", UserID: ev.UserID, Username: ev.Username,
+		Type: "user.status.changed", UserID: wireID(ev.UserID, ev.PublicID), Username: ev.Username,
 		IsOnline: ev.Online, LastSeen: rfc3339(ev.LastSeen),
 	})
 	return b

@@ -125,7 +125,7 @@ func (c *testSocket) ping() {
 func (c *testSocket) statusOf(id int64) map[string]any {
 	c.t.Helper()
 	for {
-		if m := c.next(); m["type"] == "user.status.changed" && int64(m["user_id"].(float64)) == id {
+		if m := c.next(); m["type"] == "user.status.changed" && m["user_id"] == strconv.FormatInt(id, 10) {
 			return m
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +57,8 @@ func TestMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	applied, err := db.Migrate(ctx)
-	if err != nil || len(applied) != 3 || applied[0] != "0001_init.sql" || applied[1] != "0002_embed_tokens.sql" || applied[2] != "0003_token_revocations.sql" {
+	if err != nil || len(applied) < 4 || applied[0] != "0001_init.sql" || applied[1] != "0002_embed_tokens.sql" || applied[2] != "0003_token_revocations.sql" ||
+		!slices.Contains(applied, "0005_host_users.sql") || !slices.IsSorted(applied) {
 		t.Fatalf("first migrate = %v, %v", applied, err)
 	}
 	applied, err = db.Migrate(ctx)

@@ -30,7 +30,15 @@ type User struct {
 	LastSeen        time.Time // zero if never
 	LastActivity    time.Time // zero if never
 	CreatedAt       time.Time
+	// ExternalID is the host site's id of a host user (one signed in by a
+	// host JWT or made by the server API), as text: "42" or a UUID. It is
+	// empty for a local account, whose id is ID. The two never mix: see
+	// HostIssuer.
+	ExternalID string
 }
+
+// IsHost reports whether u is a host user rather than a local account.
+func (u User) IsHost() bool { return u.ExternalID != "" }
 
 // ValidateUsername returns an error wrapping ErrInvalidUsername that says
 // what is wrong, or nil. Usernames are 3–32 letters, digits or the
@@ -127,20 +135,24 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (User
 	if err != nil {
 		return User{}, fmt.Errorf("store: authenticate: %w", err)
 	}
+	if u.IsHost() { // host users sign in on the host: they have no password here
+		bcrypt.CompareHashAndPassword(db.dummyHash(), []byte(password))
+		return User{}, ErrInvalidLogin
+	}
 	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
 		return User{}, ErrInvalidLogin
 	}
 	return u, nil
 }
 
-const userColumns = `SELECT id, username, profile_image_url, is_online, last_seen, last_activity, created_at`
+const userColumns = `SELECT id, username, profile_image_url, is_online, last_seen, last_activity, created_at, COALESCE(external_id, '')`
 
 func (db *DB) scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var (
 		u                    User
 		seen, act, createdAt sql.NullInt64
 	)
-	dest := append([]any{&u.ID, &u.Username, &u.ProfileImageURL, &u.IsOnline, &seen, &act, &createdAt}, extra...)
+	dest := append([]any{&u.ID, &u.Username, &u.ProfileImageURL, &u.IsOnline, &seen, &act, &createdAt, &u.ExternalID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return User{}, ErrNotFound

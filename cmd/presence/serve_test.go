@@ -140,7 +140,7 @@ func TestOriginalClient(t *testing.T) {
 
 	type msg struct {
 		Type     string  `json:"type"`
-		UserID   int64   `json:"user_id"`
+		UserID   string  `json:"user_id"`
 		Username string  `json:"username"`
 		IsOnline bool    `json:"is_online"`
 		LastSeen *string `json:"last_seen"`
