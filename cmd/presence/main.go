@@ -39,6 +39,10 @@ Commands:
   user tokens NAME   list a user's tokens: id, kind, created, expires, last used, revoked
   user revoke-token TOKEN|ID
                      revoke an API, embed or session token, by its secret or its id
+  apikey create NAME print a new server key for the host site's backend (/api/server/); shown once
+  apikey list        list server keys: id, name, created, last used, revoked
+  apikey revoke NAME|ID|KEY
+                     revoke a server key
   backup FILE        write a consistent copy of the database to FILE (safe while serving)
   restore FILE       replace the database with a backup (the server must be stopped)
   version            print the version
@@ -61,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "apikey":
+		return runAPIKey(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":
 		return runBackup(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":

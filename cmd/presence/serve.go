@@ -49,6 +49,8 @@ type serveConfig struct {
 	bcryptCost      int
 	logLevel        string
 	logFormat       string
+	// Host sites (hostflags.go).
+	host hostFlags
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -78,6 +80,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
+	cfg.host.register(fs) // --jwt-secret, --jwt-public-key, --local-accounts
 	return fs, cfg
 }
 
@@ -185,6 +188,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PingAfter:       cfg.pingInterval,
 		MaxConnsPerUser: cfg.maxConnsPerUser,
 	})
+	host, err := cfg.host.load()
+	if err != nil {
+		return err
+	}
 	var origins []string
 	if cfg.allowedOrigins != "" {
 		origins = strings.Split(cfg.allowedOrigins, ",")
@@ -208,6 +215,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			RegisterPerHour: cfg.registerPerHour,
 			LoginPerMinute:  cfg.loginPerMinute,
 			SeparateMetrics: cfg.metricsAddr != "",
+			JWTSecret:       host.secret,
+			JWTPublicKey:    host.publicKey,
+			NoLocalAccounts: host.noLocal,
 		},
 	})
 	if err != nil {
