@@ -114,14 +114,16 @@ func (db *DB) UpsertHostUser(ctx context.Context, p HostProfile) (User, bool, er
 		return User{}, false, err
 	}
 	u, err := db.HostUser(ctx, p.ExternalID)
+	exists := err == nil
 	switch {
-	case err == nil:
+	case exists:
 		if (p.Username == "" || p.Username == u.Username) && (p.ProfileImageURL == "" || p.ProfileImageURL == u.ProfileImageURL) {
 			return u, false, nil
 		}
 	case !errors.Is(err, ErrNotFound):
 		return User{}, false, err
 	}
+	old := u
 	var created bool
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
 		name := p.Username
@@ -145,6 +147,12 @@ func (db *DB) UpsertHostUser(ctx context.Context, p HostProfile) (User, bool, er
 			p.Username, p.Username, p.ProfileImageURL, p.ProfileImageURL, HostIssuer, p.ExternalID)
 		return err
 	})
+	if exists && errors.Is(err, ErrUnavailable) {
+		// A known user whose new name or avatar cannot be written now
+		// (disk full, database locked) is still let in, as they were: a
+		// profile refresh is bookkeeping, and the next token retries it.
+		return old, false, nil
+	}
 	if err != nil {
 		return User{}, false, fmt.Errorf("store: upsert host user: %w", err)
 	}
