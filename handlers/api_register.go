@@ -11,7 +11,8 @@ import (
 
 // handleAPIRegister creates an account: 201 {"id","username"}, 400 for
 // invalid input, 409 when the name is taken, 429 past the per-address limit.
-func handleAPIRegister(s Store, limits *loginLimits) echo.HandlerFunc {
+// The id is the public one: "local:N" on a server that takes host JWTs.
+func handleAPIRegister(s Store, limits *loginLimits, idp idPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cr, err := readCredentials(c)
 		if err != nil {
@@ -24,7 +25,7 @@ func handleAPIRegister(s Store, limits *loginLimits) echo.HandlerFunc {
 		if err != nil {
 			return accountError(err)
 		}
-		return c.JSON(http.StatusCreated, map[string]any{"id": u.ID, "username": u.Username})
+		return c.JSON(http.StatusCreated, map[string]any{"id": restID(idp.public(u)), "username": u.Username})
 	}
 }
 

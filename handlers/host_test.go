@@ -337,6 +337,14 @@ func TestHostJWT_IDCollision(t *testing.T) {
 	if code, _ := do(t, nil, "POST", ts.URL+"/api/auth/token/", `{"username":"@host:1","password":""}`, nil); code == 200 {
 		t.Fatal("signed in as a host user with a password")
 	}
+	// A local account made now is shown with its prefix too.
+	code, body := do(t, nil, "POST", ts.URL+"/api/auth/register/", `{"username":"carol","password":"password1"}`, nil)
+	if code != 201 || !strings.Contains(body, `"id":"local:`) {
+		t.Fatalf("register in host mode: %d %s, want a local: id", code, body)
+	}
+	if st := ts.Engine.Online(); len(st) != 2 || st[0].PublicID == st[1].PublicID {
+		t.Fatalf("engine snapshot = %+v, want each user's public id", st)
+	}
 	// Without host JWTs, local ids are plain numbers (strings on the socket).
 	plain := MustStartServer(t, handlers.Config{})
 	_, tok := plain.MustCreateUser(t, "carol")

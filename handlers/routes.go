@@ -30,7 +30,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")
-	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits), local)
+	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits, auth.ids), local)
 	both(api, http.MethodPost, "/auth/token/", handleAPIToken(d.Store, limits, d.Config.TokenTTL), local)
 	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)

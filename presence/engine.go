@@ -36,6 +36,7 @@ type User struct {
 type Status struct {
 	UserID       int64
 	Username     string
+	PublicID     string    // the user's User.PublicID (empty: UserID is shown)
 	Since        time.Time // when the user came online
 	LastActivity time.Time // last activity signal (a ping), or Since
 }
@@ -344,6 +345,7 @@ func (e *Engine) Online() []Status {
 		out = append(out, Status{
 			UserID:       us.user.ID,
 			Username:     us.user.Username,
+			PublicID:     us.user.PublicID,
 			Since:        us.since,
 			LastActivity: time.Unix(0, us.lastActivity.Load()).UTC(),
 		})
