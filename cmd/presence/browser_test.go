@@ -136,7 +136,7 @@ func showsExactly(names ...string) string {
 // metric reads one value from /metrics.
 func metric(t *testing.T, base, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	resp, err := testClient.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

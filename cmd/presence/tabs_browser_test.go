@@ -132,6 +132,24 @@ func TestBrowser_TenTabsNotSecureContext(t *testing.T) {
 	}
 }
 
+// TestBrowser_TenTabsHTTPS is TestBrowser_TenTabs over HTTPS with a
+// certificate the test made: every page comes over HTTP/2.
+func TestBrowser_TenTabsHTTPS(t *testing.T) {
+	browser := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true))
+	cert, key := writeTestCert(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--tls-cert", cert, "--tls-key", key))
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("serving %s", base)
+	}
+	tabs := tenTabsLive(t, browser, base, base)
+	for i, tab := range tabs {
+		proto, err := chromedp.Run(tab, chromedp.Evaluate[string](`performance.getEntriesByType('navigation')[0].nextHopProtocol`))
+		if err != nil || proto != "h2" {
+			t.Fatalf("tab %d: page came over %q (%v), want h2", i+1, proto, err)
+		}
+	}
+}
+
 // TestBrowser_TabLeaderCloses: closing the tab that holds the shared stream
 // leaves the others live; another tab takes the stream over within two
 // seconds and a change made right after the close reaches every tab.
