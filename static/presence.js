@@ -63,7 +63,12 @@
     }
   }
 
+  // Only the widget's streams are shared: a host page's own SSE streams
+  // (docs/EMBEDDING.md) keep an EventSource per tab, as the extension does.
+  var SHARED = /\/widgets\/online-users\/stream(\?|$)/;
+
   function createEventSource(url) {
+    if (!SHARED.test(url)) return nativeSource(url);
     var store = typeof BroadcastChannel === "function" ? usableStorage() : null;
     if (!store) return nativeSource(url);
     try {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -257,5 +258,36 @@ func closeTab(t *testing.T, tab context.Context) {
 	t.Helper()
 	if err := chromedp.Cancel(tab); err != nil {
 		t.Fatalf("close tab: %v", err)
+	}
+}
+
+// TestBrowser_TabsWithoutSharing: a browser without BroadcastChannel, or
+// whose storage is blocked, cannot share: each tab opens its own stream,
+// as before, and stays live.
+func TestBrowser_TabsWithoutSharing(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	bob := mustToken(t, base, "bob")
+	var tabs []context.Context
+	for _, c := range []struct{ name, breakJS string }{
+		{"alice", `delete window.BroadcastChannel`},
+		{"carol", `Object.defineProperty(window, 'localStorage', {get() { throw new DOMException('blocked', 'SecurityError') }})`},
+	} {
+		mustToken(t, base, c.name)
+		tab, _ := newTab(t, newPerson(t, browser))
+		if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: c.breakJS}); err != nil {
+			t.Fatal(err)
+		}
+		login(t, tab, base, c.name)
+		waitFor(t, tab, c.name+"'s widget ready", `!!document.querySelector('[data-testid=online-users-widget]') && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'ready'`, 5*time.Second)
+		if n, err := chromedp.Run(tab, chromedp.Evaluate[int](`window.__presenceStreams().length`)); err != nil || n != 0 {
+			t.Fatalf("%s: %d shared streams (%v), want none", c.name, n, err)
+		}
+		tabs = append(tabs, tab)
+	}
+	eventually(t, "a stream per tab", 5*time.Second, func() bool { return metric(t, base, "presence_sse_subscribers") == 2 })
+	mustDial(t, base, bob)
+	for _, tab := range tabs {
+		waitFor(t, tab, "bob shown live", `(`+widgetNames+`).includes('bob')`, 5*time.Second)
 	}
 }
