@@ -119,7 +119,7 @@ func TestServe_TLSFlags(t *testing.T) {
 // SSE broker cannot hijack an HTTP/2 stream and serves it in the handler).
 func TestServe_TLS(t *testing.T) {
 	cert, key := writeTestCert(t)
-	base, _ := inProcess(t, fastArgs(dataDir(t), "--tls-cert", cert, "--tls-key", key))
+	base, stop := inProcess(t, fastArgs(dataDir(t), "--tls-cert", cert, "--tls-key", key))
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("the server says it listens on %s", base)
 	}
@@ -151,18 +151,28 @@ func TestServe_TLS(t *testing.T) {
 		}
 	}
 
-	// Ten streams on one connection; bob comes online; every stream says so.
-	const streams = 10
+	// Ten streams on one HTTP/2 connection, and one over HTTP/1.1 (a
+	// client without h2: the broker hijacks the TLS connection); bob comes
+	// online; every stream says so.
+	h1 := testClient.Transport.(*http.Transport).Clone()
+	h1.ForceAttemptHTTP2 = false
+	h1.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	h1.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	const streams = 11
 	lines := make(chan string, 64)
 	for i := range streams {
+		client, major := testClient, 2
+		if i == streams-1 {
+			client, major = &http.Client{Transport: h1}, 1
+		}
 		req, _ := http.NewRequest("GET", base+"/widgets/online-users/stream", nil)
 		req.Header.Set("Authorization", "Bearer "+alice)
-		resp, err := testClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { resp.Body.Close() })
-		if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		if resp.StatusCode != 200 || resp.ProtoMajor != major || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			t.Fatalf("stream %d: %s %s %q", i, resp.Proto, resp.Status, resp.Header.Get("Content-Type"))
 		}
 		go func() {
@@ -176,7 +186,7 @@ func TestServe_TLS(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, "ten subscribers", 5*time.Second, func() bool { return metric(t, base, "presence_sse_subscribers") == streams })
+	eventually(t, "all subscribers", 5*time.Second, func() bool { return metric(t, base, "presence_sse_subscribers") == streams })
 	mustDial(t, base, bob) // over wss://
 	deadline := time.After(5 * time.Second)
 	for i := range streams {
@@ -185,5 +195,9 @@ func TestServe_TLS(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d of %d streams showed bob within 5 s", i, streams)
 		}
+	}
+	// A graceful shutdown ends the HTTP/2 streams too.
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown with streams open: %v", err)
 	}
 }
