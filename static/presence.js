@@ -229,6 +229,7 @@
       clearInterval(timer);
       writeLease();
       post({ t: "leader" });
+      want(keys(names)); // this page's own events, then the others' (hello)
       openNative();
       timer = setInterval(function () { writeLease(); }, LEASE_RENEW);
     }
