@@ -291,3 +291,52 @@ func TestBrowser_TabsWithoutSharing(t *testing.T) {
 		waitFor(t, tab, "bob shown live", `(`+widgetNames+`).includes('bob')`, 5*time.Second)
 	}
 }
+
+// TestBrowser_TabsOpenAtOnce: a browser restoring its session loads every
+// tab at the same moment, so they all find no leader and race to claim the
+// stream. One wins, the others follow, and every tab is live.
+func TestBrowser_TabsOpenAtOnce(t *testing.T) {
+	browser := newBrowser(t, chromedp.Flag("host-resolver-rules", "MAP presence.test 127.0.0.1"))
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	page := strings.Replace(base, "127.0.0.1", "presence.test", 1)
+	mustToken(t, base, "alice")
+	bob := mustToken(t, base, "bob")
+	person := newPerson(t, browser)
+	first := openTabs(t, person, page, 1)[0]
+	closeTab(t, first) // signed in; now no tab holds the stream
+
+	const n = 8
+	tabs := make([]context.Context, n)
+	for i := range tabs {
+		tabs[i], _ = newTab(t, person)
+	}
+	errs := make(chan error, n)
+	for _, tab := range tabs {
+		go func() {
+			ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+			defer cancel()
+			errs <- chromedp.Do(ctx, chromedp.Navigate(page+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=greeting]`)))
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a tab did not load: %v", err)
+		}
+	}
+	allShow(t, tabs, 10*time.Second)
+	eventually(t, "exactly one leader", 5*time.Second, func() bool {
+		leaders := 0
+		for _, tab := range tabs {
+			if ok, _ := chromedp.Run(tab, chromedp.Evaluate[bool](leaderJS)); ok {
+				leaders++
+			}
+		}
+		return leaders == 1
+	})
+	mustDial(t, base, bob)
+	took := allShow(t, tabs, 5*time.Second, "bob")
+	t.Logf("all %d tabs showed bob within %v", n, took)
+	// Streams a losing claimer opened are closed by the browser; the server
+	// notices at its next keep-alive write at the latest.
+	eventually(t, "one stream", 20*time.Second, func() bool { return metric(t, base, "presence_sse_subscribers") == 1 })
+}
