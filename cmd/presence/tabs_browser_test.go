@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -251,6 +252,49 @@ func TestBrowser_TabsBFCacheAndReload(t *testing.T) {
 	mustDial(t, base, dave)
 	took = allShow(t, tabs, 5*time.Second, "carol", "dave")
 	t.Logf("after a reload, dave shown in every tab within %v", took)
+}
+
+// TestBrowser_TabLeaderCrashes: the tab holding the stream dies without a
+// word (its renderer crashes: no pagehide, no bye). The others notice the
+// stale lease, find nobody answering, and one takes over within seconds.
+func TestBrowser_TabLeaderCrashes(t *testing.T) {
+	browser := newBrowser(t, chromedp.Flag("host-resolver-rules", "MAP presence.test 127.0.0.1"))
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	site := strings.Replace(base, "127.0.0.1", "presence.test", 1)
+	mustToken(t, base, "alice")
+	carol := mustToken(t, base, "carol")
+	tabs := openTabs(t, newPerson(t, browser), site, 4)
+	leader := -1
+	eventually(t, "one tab leads", 5*time.Second, func() bool {
+		for i, tab := range tabs {
+			if ok, _ := chromedp.Run(tab, chromedp.Evaluate[bool](leaderJS)); ok {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	crashed := time.Now()
+	ctx, cancel := context.WithTimeout(tabs[leader], time.Second)
+	chromedp.Call(ctx, page.Crash, cdp.Empty{}) // no answer: the renderer is gone
+	cancel()
+	ctx, cancel = context.WithTimeout(tabs[leader], time.Second)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`true`)); err == nil {
+		t.Fatal("the crashed tab still runs script")
+	}
+	cancel()
+	rest := append(append([]context.Context{}, tabs[:leader]...), tabs[leader+1:]...)
+	eventually(t, "a new leader", 4*time.Second-time.Since(crashed), func() bool {
+		for _, tab := range rest {
+			if ok, _ := chromedp.Run(tab, chromedp.Evaluate[bool](leaderJS)); ok {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("tab %d crashed; another took the stream over within %v", leader+1, time.Since(crashed))
+	mustDial(t, base, carol)
+	allShow(t, rest, 5*time.Second, "carol")
 }
 
 // closeTab closes the browser tab of ctx (a context from newTab).
