@@ -20,7 +20,7 @@ test: vet
 ## runs in every plain `go test` too)
 FUZZTIME ?= 5s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzWSMessage$$' -fuzztime $(FUZZTIME) ./handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzWSMessage$$' -fuzztime $(FUZZTIME) ./realtime
 	$(GO) test -run '^$$' -fuzz '^FuzzWidgetOptions$$' -fuzztime $(FUZZTIME) ./handlers
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateUsername$$' -fuzztime $(FUZZTIME) ./store
 	$(GO) test -run '^$$' -fuzz '^FuzzValidatePassword$$' -fuzztime $(FUZZTIME) ./store

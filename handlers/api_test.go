@@ -202,9 +202,10 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestLoginRateLimit: an account gets 10 password checks a minute whatever
-// the address, and the answer does not reveal whether it exists; an
-// address gets its own budget across accounts.
+// TestLoginRateLimit: an account gets 10 failed password checks from one
+// address, and the answer does not reveal whether it exists; an address
+// gets its own budget across accounts. The limits run on the server's fake
+// clock, so a slow machine cannot refill them mid-test; advancing it does.
 func TestLoginRateLimit(t *testing.T) {
 	ts := MustStartServer(t, handlers.Config{LoginPerMinute: 30})
 	ts.MustCreateUser(t, "alice")
@@ -242,6 +243,14 @@ func TestLoginRateLimit(t *testing.T) {
 	}
 	if code, _ := try("fresh-last"); code != 429 {
 		t.Fatalf("31st check from one address: %d, want 429", code)
+	}
+	// Two seconds on, the address has one check again (30 a minute).
+	ts.Clock.Advance(2 * time.Second)
+	if code, _ := try("fresh-later"); code != 401 {
+		t.Fatalf("after the refill: %d, want 401", code)
+	}
+	if code, _ := try("fresh-later2"); code != 429 {
+		t.Fatalf("refilled beyond the rate: %d, want 429", code)
 	}
 }
 

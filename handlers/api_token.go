@@ -27,6 +27,7 @@ func handleAPIToken(s Store, limits *loginLimits, ttl time.Duration) echo.Handle
 		if errors.Is(err, store.ErrInvalidLogin) {
 			return httpError(http.StatusUnauthorized, "no active account found with the given credentials")
 		}
+		limits.notAFailure(c, cr.Username) // a right password, or a database failure
 		if err != nil {
 			return err
 		}

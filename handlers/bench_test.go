@@ -5,25 +5,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
-	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/views"
 )
-
-// BenchmarkStatusMessage encodes one user.status.changed frame payload.
-func BenchmarkStatusMessage(b *testing.B) {
-	ev := presence.Event{UserID: 42, Username: "alice", Online: true, LastSeen: time.Now()}
-	b.ReportAllocs()
-	for b.Loop() {
-		statusMessage(ev)
-	}
-}
 
 // BenchmarkWidgetRender renders the shared widget fragment with the most
 // users it carries: the cost of one push, paid once for all viewers.
 func BenchmarkWidgetRender(b *testing.B) {
-	users := make([]views.WidgetUser, widgetMaxShown)
+	users := make([]views.WidgetUser, maxWidgetMax+1)
 	for i := range users {
 		users[i] = views.WidgetUser{ID: int64(i), Username: fmt.Sprintf("user%04d", i)}
 	}

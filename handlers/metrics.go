@@ -2,6 +2,9 @@ package handlers
 
 import (
 	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -10,33 +13,66 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/realtime"
 )
 
+// metricsOnMain guards /metrics on the main listener. With a metrics
+// listener of its own (separate), the main one answers 404. Otherwise only
+// a request from a loopback address that carries no forwarding header is
+// answered (a scraper on the same host): how many people are online is not
+// for the public, and behind a proxy on the same host every request comes
+// from loopback but carries the proxy's X-Forwarded-For. Others get 404,
+// as if there were no such page.
+func metricsOnMain(h echo.HandlerFunc, separate bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if separate || !localUnproxied(c.Request()) {
+			return echo.ErrNotFound
+		}
+		return h(c)
+	}
+}
+
+// localUnproxied reports whether r comes straight from a loopback address,
+// not relayed by a proxy (no X-Forwarded-For, X-Real-IP or Forwarded).
+func localUnproxied(r *http.Request) bool {
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if len(r.Header[h]) > 0 {
+			return false
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
+}
+
 // handleMetrics serves counters in the Prometheus text format.
-func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *wsHub, feed *widgetFeed, broker *sseBroker) echo.HandlerFunc {
-	capacity := hub.conns
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
+		hs, bs := hub.Stats(), broker.Stats()
 		var sb strings.Builder
 		metric := func(name, typ, help string, v int64) {
 			fmt.Fprintf(&sb, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, typ, name, v)
 		}
 		metric("presence_users_online", "gauge", "Users online (including those in their grace period).", int64(users))
 		metric("presence_connections", "gauge", "Live presence connections.", int64(conns))
-		metric("presence_websockets_open", "gauge", "Open WebSocket connections.", int64(hub.len()))
-		metric("presence_websockets_accepted_total", "counter", "WebSocket connections accepted.", hub.accepted.Load())
-		metric("presence_websockets_kicked_total", "counter", "WebSocket connections dropped by the heartbeat deadline.", hub.kicked.Load())
-		metric("presence_websockets_slow_cut_total", "counter", "WebSocket connections cut off for falling behind.", hub.slow.Load())
-		metric("presence_ws_messages_rate_limited_total", "counter", "WebSocket messages refused by the per-socket rate limit.", hub.limited.Load())
-		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hub.received.Load())
-		metric("presence_long_lived_connections", "gauge", "WebSockets plus event streams held, against --max-conns.", capacity.cur.Load())
-		metric("presence_connections_refused_at_capacity_total", "counter", "WebSockets and streams refused with 503 at --max-conns.", capacity.refused.Load())
-		metric("presence_connections_refused_no_fds_total", "counter", "Connections refused with 503 because the process was out of file descriptors.", capacity.noFDs.Load())
-		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(broker.subscribers()))
-		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", broker.published.Load())
-		metric("presence_sse_slow_clients_cut_total", "counter", "Event streams cut off because a write timed out.", broker.cutOff.Load())
-		metric("presence_widget_renders_total", "counter", "Shared widget fragment renders.", feed.renders.Load())
+		metric("presence_websockets_open", "gauge", "Open WebSocket connections.", int64(hs.Open))
+		metric("presence_websockets_accepted_total", "counter", "WebSocket connections accepted.", hs.Accepted)
+		metric("presence_websockets_kicked_total", "counter", "WebSocket connections dropped by the heartbeat deadline.", hs.Kicked)
+		metric("presence_websockets_slow_cut_total", "counter", "WebSocket connections cut off for falling behind.", hs.Slow)
+		metric("presence_ws_messages_rate_limited_total", "counter", "WebSocket messages refused by the per-socket rate limit.", hs.Limited)
+		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hs.Received)
+		metric("presence_long_lived_connections", "gauge", "WebSockets plus event streams held, against --max-conns.", capacity.Held())
+		metric("presence_connections_refused_at_capacity_total", "counter", "WebSockets and streams refused with 503 at --max-conns.", capacity.Refused())
+		metric("presence_connections_refused_no_fds_total", "counter", "Connections refused with 503 because the process was out of file descriptors.", capacity.NoFDs.Load())
+		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(bs.Subscribers))
+		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", bs.Published)
+		metric("presence_sse_slow_clients_cut_total", "counter", "Event streams cut off because a write timed out.", bs.CutOff)
+		metric("presence_widget_renders_total", "counter", "Shared widget fragment renders.", feed.Renders())
 		metric("presence_db_write_transactions_total", "counter", "Committed database write transactions.", st.WriteTxs)
 		metric("presence_db_presence_rows_written_total", "counter", "User rows written by presence batches.", st.WriteRows)
 		if b != nil {

@@ -38,7 +38,9 @@ func newOriginPolicy(allowList []string) (*originPolicy, error) {
 // allowWebSocket reports whether a WebSocket handshake's Origin is
 // acceptable. Browsers always send Origin on WebSocket handshakes, so a
 // missing one means a non-browser client, which cannot be used for
-// cross-site hijacking and is allowed.
+// cross-site hijacking and is allowed. r.Host is the host the browser
+// asked for: behind a trusted proxy that rewrites Host, its
+// X-Forwarded-Host (proxyTrust.headers).
 func (p *originPolicy) allowWebSocket(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -55,7 +57,9 @@ func (p *originPolicy) allowWebSocket(r *http.Request) bool {
 }
 
 // csrf is middleware refusing cross-origin state-changing requests from
-// browsers (Go's CrossOriginProtection: Sec-Fetch-Site, then Origin).
+// browsers (Go's CrossOriginProtection: Sec-Fetch-Site, then Origin against
+// r.Host, which proxyTrust.headers has set to a trusted proxy's
+// X-Forwarded-Host).
 func (p *originPolicy) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if err := p.cop.Check(c.Request()); err != nil {

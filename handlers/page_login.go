@@ -36,6 +36,7 @@ func handleLogin(s Store, limits *loginLimits, auth *authenticator) echo.Handler
 			form.Error = "Invalid username or password."
 			return render(c, http.StatusUnauthorized, views.LoginPage(pageFor(c, "Log in"), form))
 		}
+		limits.notAFailure(c, cr.Username) // a right password, or a database failure
 		if err != nil {
 			return err
 		}

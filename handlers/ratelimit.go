@@ -5,89 +5,55 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/ratelimit"
 )
 
-// limiter is a set of token buckets keyed by string (an IP, an account).
-// Memory is bounded: buckets that have refilled are forgotten, and past
-// maxKeys the oldest are dropped. Safe for concurrent use.
-type limiter struct {
-	rate  float64 // tokens per second
-	burst float64
-	Now   func() time.Time
+// Failed password checks allowed per account. From one client address an
+// account gets accountAddrBurst failures, then one a minute: the owner,
+// from an address that has not failed, is not locked out by someone
+// hammering her name elsewhere. From all addresses together an account
+// gets accountBurst failures, refilled at accountPerHour: a guessing
+// attack spread over many addresses still hits this brake (and while it
+// holds, the owner waits too).
+const (
+	accountAddrBurst     = 10
+	accountAddrPerMinute = 1
+	accountBurst         = 200
+	accountPerHour       = 200
+)
 
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-const maxLimiterKeys = 100_000
-
-func newLimiter(perMinute float64, burst int) *limiter {
-	return &limiter{rate: perMinute / 60, burst: float64(burst), Now: time.Now, buckets: map[string]*bucket{}}
-}
-
-// allow takes a token for key, or reports how long until one is free.
-func (l *limiter) allow(key string) (bool, time.Duration) {
-	now := l.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[key]
-	if b == nil {
-		if len(l.buckets) >= maxLimiterKeys {
-			l.sweep(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-}
-
-// sweep forgets full buckets, then, if still too many, half of the rest.
-// Caller must hold l.mu.
-func (l *limiter) sweep(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
-	for k := range l.buckets {
-		if len(l.buckets) < maxLimiterKeys/2 {
-			break
-		}
-		delete(l.buckets, k)
-	}
-}
-
-// loginLimits throttles password checks by client IP and by account, so
-// neither one address nor many addresses can guess one user's password,
-// and account creation by client IP.
+// loginLimits throttles password checks and account creation:
+//   - byIP: every password check from one client address (--login-limit a
+//     minute), whatever the account, since each costs a bcrypt compare;
+//   - byAccountAddr: failed checks of one account from one address;
+//   - byAccount: failed checks of one account from anywhere, the brake;
+//   - register: accounts created from one address (--register-limit an hour).
+//
+// Only failures count against an account: a check takes a token up front
+// (so concurrent attempts cannot overrun the limit) and a successful login
+// gives it back.
 type loginLimits struct {
-	byIP      *limiter // nil: no limit
-	byAccount *limiter
-	register  *limiter // nil: no limit
+	byIP          *ratelimit.Limiter // nil: no limit
+	byAccountAddr *ratelimit.Limiter
+	byAccount     *ratelimit.Limiter
+	register      *ratelimit.Limiter // nil: no limit
 }
 
-func newLoginLimits(loginPerMinutePerIP, registerPerHour int) *loginLimits {
-	ll := &loginLimits{byAccount: newLimiter(10, 10)}
+func newLoginLimits(loginPerMinutePerIP, registerPerHour int, clock presence.Clock) *loginLimits {
+	ll := &loginLimits{
+		byAccountAddr: ratelimit.New(ratelimit.PerMinute(accountAddrPerMinute), accountAddrBurst, clock),
+		byAccount:     ratelimit.New(ratelimit.PerHour(accountPerHour), accountBurst, clock),
+	}
 	if loginPerMinutePerIP > 0 {
-		ll.byIP = newLimiter(float64(loginPerMinutePerIP), loginPerMinutePerIP)
+		ll.byIP = ratelimit.New(ratelimit.PerMinute(float64(loginPerMinutePerIP)), loginPerMinutePerIP, clock)
 	}
 	if registerPerHour > 0 {
-		ll.register = newLimiter(float64(registerPerHour)/60, registerPerHour)
+		ll.register = ratelimit.New(ratelimit.PerHour(float64(registerPerHour)), registerPerHour, clock)
 	}
 	return ll
 }
@@ -98,28 +64,57 @@ func (ll *loginLimits) checkRegister(c echo.Context) error {
 	if ll.register == nil {
 		return nil
 	}
-	if ok, wait := ll.register.allow(c.RealIP()); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-		return httpError(http.StatusTooManyRequests, "too many new accounts from this address; try again in "+strconv.Itoa(secs)+" s")
+	if ok, wait := ll.register.Allow(c.RealIP()); !ok {
+		secs := retryAfter(c, wait)
+		return httpError(http.StatusTooManyRequests, "too many new accounts from this address; try again in "+secs+" s")
 	}
 	return nil
 }
 
-// check answers 429 with Retry-After when the IP or the account is over
-// its limit. The same answer whatever the account's existence.
+// accountKeys are the limiter keys of a login attempt.
+func accountKeys(c echo.Context, username string) (account, accountAddr string) {
+	account = strings.ToLower(username)
+	return account, account + "\x00" + c.RealIP()
+}
+
+// check answers 429 with Retry-After when the address, the account from
+// this address, or the account as a whole is over its limit. The same
+// answer whatever the account's existence. When it lets the attempt
+// through, it has counted it as a failure: call notAFailure if the
+// password was right (or could not be checked).
 func (ll *loginLimits) check(c echo.Context, username string) error {
+	account, pair := accountKeys(c, username)
 	ok, wait := true, time.Duration(0)
 	if ll.byIP != nil {
-		ok, wait = ll.byIP.allow(c.RealIP())
+		ok, wait = ll.byIP.Allow(c.RealIP())
 	}
 	if ok {
-		ok, wait = ll.byAccount.allow(strings.ToLower(username))
+		ok, wait = ll.byAccountAddr.Allow(pair)
+		if ok {
+			if ok, wait = ll.byAccount.Allow(account); !ok {
+				ll.byAccountAddr.Return(pair)
+			}
+		}
 	}
 	if ok {
 		return nil
 	}
-	secs := int(math.Ceil(wait.Seconds()))
-	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
-	return httpError(http.StatusTooManyRequests, "too many login attempts; try again in "+strconv.Itoa(secs)+" s")
+	secs := retryAfter(c, wait)
+	return httpError(http.StatusTooManyRequests, "too many login attempts; try again in "+secs+" s")
+}
+
+// notAFailure gives back the account tokens check took: a right password,
+// or a check the database could not make, is not a failed guess.
+func (ll *loginLimits) notAFailure(c echo.Context, username string) {
+	account, pair := accountKeys(c, username)
+	ll.byAccountAddr.Return(pair)
+	ll.byAccount.Return(account)
+}
+
+// retryAfter sets the Retry-After header to wait, rounded up to whole
+// seconds, and returns it as text.
+func retryAfter(c echo.Context, wait time.Duration) string {
+	secs := strconv.Itoa(int(math.Max(1, math.Ceil(wait.Seconds()))))
+	c.Response().Header().Set("Retry-After", secs)
+	return secs
 }

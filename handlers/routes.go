@@ -4,12 +4,15 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/presencehq/presence/realtime"
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *widgetFeed, broker *sseBroker) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
-	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour) // and 10 password checks a minute per account
+	auth.revocations = revs
+	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))
@@ -18,7 +21,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
-	e.GET("/metrics", handleMetrics(d.Store, d.Engine, d.Batcher, hub, feed, broker))
+	e.GET("/metrics", metricsOnMain(metrics, d.Config.SeparateMetrics))
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).
 	api := e.Group("/api")
@@ -37,7 +40,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *wsHub, feed *wi
 	widgets := e.Group("/widgets/online-users", origins.widgetCORS)
 	widgets.GET("", handleWidget(base), auth.requireViewer)
 	widgets.GET("/list", handleWidgetList(feed), auth.requireViewer)
-	widgets.GET("/stream", handleWidgetStream(broker), auth.requireViewer)
+	widgets.GET("/stream", handleWidgetStream(broker, auth), auth.requireViewer)
 	widgets.OPTIONS("", noContent)
 	widgets.OPTIONS("/list", noContent)
 	widgets.OPTIONS("/stream", noContent)

@@ -1,5 +1,8 @@
-// Package handlers is the HTTP layer: echo routes, the WebSocket keep-alive,
-// the JSON API and the HTML pages. routes.go lists every route.
+// Package handlers is the HTTP layer: echo routes and their handlers for the
+// JSON API, the HTML pages, the widget and the WebSocket handshake.
+// routes.go lists every route. What a connection becomes after the handler
+// has authorised it (a WebSocket in the hub, an event stream in the broker)
+// lives in package realtime.
 package handlers
 
 import (
@@ -14,7 +17,9 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/listener"
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 )
 
@@ -25,6 +30,12 @@ type Store interface {
 	CreateToken(ctx context.Context, userID int64, kind store.TokenKind, ttl time.Duration) (string, error)
 	UserByToken(ctx context.Context, kind store.TokenKind, secret string) (store.User, error)
 	RevokeToken(ctx context.Context, secret string) error
+	// ResolveToken, RevokeTokenReturningID and the revocation cursor let
+	// revoking a token end the connections it opened (realtime.Revocations).
+	ResolveToken(ctx context.Context, kind store.TokenKind, secret string) (store.User, int64, error)
+	RevokeTokenReturningID(ctx context.Context, secret string) (int64, error)
+	RevocationCursorNow() store.RevocationCursor
+	RevokedTokens(ctx context.Context, after store.RevocationCursor) ([]int64, store.RevocationCursor, error)
 	UserByName(ctx context.Context, username string) (store.User, error)
 	UsersByIDs(ctx context.Context, ids []int64) (map[int64]store.User, error)
 	Ping(ctx context.Context) error
@@ -37,8 +48,16 @@ type Config struct {
 	// cross-origin WebSocket upgrades and form posts. The server's own origin
 	// is always allowed.
 	AllowedOrigins []string
-	// CookieSecure sets the Secure flag on the session cookie (use it behind HTTPS).
+	// CookieSecure sets the Secure flag on every session cookie. Without
+	// it the cookie is Secure when the request came over https: a TLS
+	// connection, or X-Forwarded-Proto: https from a trusted proxy.
 	CookieSecure bool
+	// TrustedProxies are the addresses (CIDRs or single addresses) of
+	// reverse proxies whose X-Forwarded-For / X-Real-IP, X-Forwarded-Proto
+	// and X-Forwarded-Host are believed, for rate limits, logs, Secure
+	// cookies, the Origin and CSRF checks and the widget's links. Empty:
+	// those headers are ignored and the peer address is the client.
+	TrustedProxies []string
 	// SessionTTL is how long a browser session lasts.
 	SessionTTL time.Duration
 	// TokenTTL is how long an API token lasts; 0 means no expiry.
@@ -49,14 +68,16 @@ type Config struct {
 	// SSEKeepAlive is how often an idle event stream gets a comment.
 	SSEKeepAlive time.Duration
 	// WSMessageRate and WSMessageBurst limit what one WebSocket may send
-	// (messages per second, refilled, and at once). Defaults 10/s and 100;
-	// a negative rate means no limit. A message over the limit is answered
+	// (messages per second, refilled, and at once). Defaults 10/s and 100
+	// when zero; a negative rate means no limit (the serve command maps
+	// --ws-message-rate 0 to it). A message over the limit is answered
 	// with an error and not processed; flooding past twice the burst
 	// closes the socket with 1008.
 	WSMessageRate  float64
 	WSMessageBurst int
 	// LoginPerMinute limits password checks per client address per minute
-	// (429 beyond it); 0 means no limit. Each account also gets 10 a minute.
+	// (429 beyond it); 0 means no limit. Failed checks of each account are
+	// limited too, per address and in all (see loginLimits).
 	LoginPerMinute int
 	// RegisterPerHour limits accounts created per client address per hour
 	// (429 beyond it); 0 means no limit.
@@ -64,6 +85,10 @@ type Config struct {
 	// MaxConns caps WebSockets plus event streams held at once; beyond it
 	// new ones get 503. 0 means no cap.
 	MaxConns int
+	// SeparateMetrics takes /metrics off this handler (404): the caller
+	// serves Server.MetricsHandler on its own listener (--metrics-addr).
+	// Without it, /metrics here answers only local, unproxied requests.
+	SeparateMetrics bool
 }
 
 // Deps are the handlers' collaborators.
@@ -74,17 +99,24 @@ type Deps struct {
 	Sessions *sessions.CookieStore
 	Log      *slog.Logger
 	Config   Config
+	// Clock times the rate limits and paces the poll for tokens revoked by
+	// other processes; nil means presence.SystemClock. Tests pass the
+	// engine's FakeClock.
+	Clock presence.Clock
 }
 
 // Server is the HTTP handler of the presence server. Create it with New;
 // caller must call Shutdown to close the WebSockets it holds.
 type Server struct {
 	log    *slog.Logger
-	conns  *connCap
+	conns  *realtime.ConnCap
 	echo   *echo.Echo
-	ws     *wsHub
-	feed   *widgetFeed
-	broker *sseBroker
+	ws     *realtime.Hub
+	feed   *realtime.Feed
+	broker *realtime.Broker
+
+	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
+	revs    *realtime.Revocations
 }
 
 // New builds the server with every route.
@@ -92,15 +124,24 @@ func New(d Deps) (*Server, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Clock == nil {
+		d.Clock = presence.SystemClock{}
+	}
 	origins, err := newOriginPolicy(d.Config.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	proxies, err := newProxyTrust(d.Config.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The peer's address, never X-Forwarded-For: a header anyone can set
-	// must not choose whose rate limit a request counts against.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The peer's address; X-Forwarded-For only from --trusted-proxies: a
+	// header anyone can set must not choose whose rate limit a request
+	// counts against.
+	e.IPExtractor = proxies.ipExtractor()
+	e.Pre(proxies.headers)
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	if d.Config.WSMessageRate == 0 {
 		d.Config.WSMessageRate = 10
@@ -112,18 +153,34 @@ func New(d Deps) (*Server, error) {
 		d.Config.SSEKeepAlive = 15 * time.Second
 	}
 	d.Config.PublicURL = strings.TrimRight(d.Config.PublicURL, "/")
-	conns := &connCap{max: int64(d.Config.MaxConns)}
-	broker := newSSEBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
+	conns := &realtime.ConnCap{Max: int64(d.Config.MaxConns)}
+	broker := realtime.NewBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
 	s := &Server{
 		log:    d.Log,
 		conns:  conns,
 		echo:   e,
-		ws:     newWSHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
+		ws:     realtime.NewHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
 		broker: broker,
-		feed:   newWidgetFeed(d.Engine, d.Store, broker, d.Log),
+		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Log),
+		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs)
+	s.revs.Start()
 	return s, nil
+}
+
+// MetricsHandler serves GET /metrics to anyone, and 404 for every other
+// path: for a listener of its own that only operators can reach
+// (--metrics-addr), with Config.SeparateMetrics set.
+func (s *Server) MetricsHandler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(s.log)
+	e.Use(recoverPanics(s.log))
+	e.GET("/metrics", s.metrics)
+	return e
 }
 
 // ServeHTTP implements http.Handler.
@@ -134,11 +191,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // Retry-After instead of hanging in the accept queue, and counted in
 // presence_connections_refused_no_fds_total. Closing it closes ln.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	return newFDReserveListener(ln, s.log, &s.conns.noFDs)
+	return listener.WithFDReserve(ln, s.log, &s.conns.NoFDs)
 }
 
 // WebSockets returns how many WebSocket connections are open.
-func (s *Server) WebSockets() int { return s.ws.len() }
+func (s *Server) WebSockets() int { return s.ws.Len() }
 
 // sseWriteTimeout bounds one write to an event stream; a client that cannot
 // take a write within it is cut off.
@@ -148,13 +205,14 @@ const sseWriteTimeout = 2 * time.Second
 // whichever server answers next). Call it when the HTTP server starts
 // shutting down, since http.Server.Shutdown waits for streams to end.
 func (s *Server) CloseStreams(ctx context.Context) error {
-	s.feed.close()
-	return s.broker.shutdown(ctx)
+	s.feed.Close()
+	return s.broker.Shutdown(ctx)
 }
 
 // Shutdown ends every event stream, then refuses new WebSockets, sends every
 // open one a close frame (1001 going away) and waits, until ctx is done, for
 // them to finish. Connections still open then are closed hard.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.CloseStreams(ctx), s.ws.shutdown(ctx))
+	defer s.revs.Close()
+	return errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
 }

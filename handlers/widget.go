@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
 )
@@ -35,7 +35,7 @@ type widgetViewer struct {
 func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if tok := c.QueryParam("embed_token"); tok != "" && c.Request().Header.Get("Authorization") == "" {
-			if _, err := a.store.UserByToken(c.Request().Context(), store.TokenEmbed, tok); err != nil {
+			if _, err := a.lookup(c, store.TokenEmbed, tok); err != nil {
 				return authError(err)
 			}
 			c.Set(viewerKey, widgetViewer{embedToken: tok})
@@ -101,24 +101,22 @@ func handleWidget(base *baseURL) echo.HandlerFunc {
 
 // handleWidgetList serves the current shared list fragment: the same bytes
 // the stream pushes, so a (re)connecting widget resyncs to the truth.
-func handleWidgetList(feed *widgetFeed) echo.HandlerFunc {
+func handleWidgetList(feed *realtime.Feed) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.HTMLBlob(http.StatusOK, feed.fragment())
+		return c.HTMLBlob(http.StatusOK, feed.Fragment())
 	}
 }
 
-// handleWidgetStream is the SSE stream of list fragments.
-func handleWidgetStream(b *sseBroker) echo.HandlerFunc {
+// handleWidgetStream is the SSE stream of list fragments. It ends when the
+// session or token that opened it is revoked.
+func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		err := b.serve(c.Response().Writer, c.Request())
-		switch {
-		case errors.Is(err, errSSEFull):
-			return atCapacity(c)
-		case errors.Is(err, errSSEClosed):
-			return httpError(http.StatusServiceUnavailable, err.Error())
+		ctx, err := auth.watch(c)
+		if err != nil {
+			return err
 		}
-		return err
+		return refusal(c, b.Serve(ctx, c.Response().Writer, c.Request(), ""))
 	}
 }
 
@@ -131,8 +129,8 @@ func (b *baseURL) of(r *http.Request) string {
 		return b.fixed
 	}
 	scheme := "http"
-	if r.TLS != nil {
+	if isHTTPS(r) { // TLS, or a trusted proxy's X-Forwarded-Proto
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host
+	return scheme + "://" + r.Host // a trusted proxy's X-Forwarded-Host
 }

@@ -1,21 +1,22 @@
 package handlers
 
 import (
-	"net"
+	"errors"
 	"net/http"
+	"strings"
 
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
-)
 
-// wsSendBuffer is the kernel send buffer of a WebSocket: hundreds of
-// status events, far more than a reading peer ever has in flight.
-const wsSendBuffer = 64 << 10
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/realtime"
+)
 
 // handleWSUserStatus upgrades /ws/user-status/ to the presence WebSocket.
 // The Origin is checked first (403), then the user (401, from ?token=,
 // Authorization: Bearer or the session cookie). A refused request gets a
-// plain HTTP error and no socket. ?events=0 opts out of status events.
-func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
+// JSON HTTP error ({"detail"}) and no socket. ?events=0 opts out of status events.
+func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if !origins.allowWebSocket(r) {
@@ -25,27 +26,48 @@ func handleWSUserStatus(hub *wsHub, auth *authenticator, origins *originPolicy) 
 		if err != nil {
 			return authError(err)
 		}
-		hub.mu.Lock()
-		closed := hub.closed
-		hub.mu.Unlock()
-		if closed {
-			return httpError(http.StatusServiceUnavailable, errHubClosed.Error())
+		if err := checkHandshake(r); err != nil {
+			return err
 		}
-		if !hub.conns.acquire() {
-			return atCapacity(c)
-		}
-		conn, err := upgrader.Upgrade(c.Response(), r, nil)
+		ctx, err := auth.watch(c) // signing out or revoking the token closes the socket (1008)
 		if err != nil {
-			hub.conns.release()
-			return nil // the upgrader has answered with an HTTP error
+			return err
 		}
-		// A bounded kernel send buffer: a peer that stops reading pins at
-		// most this much and is detected (queue full, 1013) after ~1,000
-		// status events instead of after 4 MiB of auto-tuned buffer.
-		if tc, ok := conn.NetConn().(*net.TCPConn); ok {
-			tc.SetWriteBuffer(wsSendBuffer)
-		}
-		hub.serve(conn, u, r.URL.Query().Get("events") != "0")
-		return nil
+		err = hub.Accept(ctx, c.Response(), r, presence.User{ID: u.ID, Username: u.Username}, r.URL.Query().Get("events") != "0")
+		return refusal(c, err)
 	}
+}
+
+// refusal answers a real-time connection the hub or broker refused before
+// taking it over: 503 with Retry-After, so clients back off.
+func refusal(c echo.Context, err error) error {
+	switch {
+	case errors.Is(err, realtime.ErrFull):
+		return atCapacity(c)
+	case errors.Is(err, realtime.ErrClosed):
+		c.Response().Header().Set("Retry-After", "5")
+		return httpError(http.StatusServiceUnavailable, err.Error())
+	}
+	return err
+}
+
+// atCapacity is the refusal at --max-conns: 503 with a Retry-After.
+func atCapacity(c echo.Context) error {
+	c.Response().Header().Set("Retry-After", "5")
+	return httpError(http.StatusServiceUnavailable, "server is at capacity; try again shortly")
+}
+
+// checkHandshake refuses (400) a request that is not a WebSocket handshake
+// the upgrader would accept, so the refusal goes through the error handler
+// as JSON instead of the upgrader's plain-text answer.
+func checkHandshake(r *http.Request) error {
+	switch {
+	case !websocket.IsWebSocketUpgrade(r):
+		return httpError(http.StatusBadRequest, "not a WebSocket handshake: want Connection: Upgrade and Upgrade: websocket")
+	case !strings.Contains(r.Header.Get("Sec-WebSocket-Version"), "13"):
+		return httpError(http.StatusBadRequest, "unsupported WebSocket version: want Sec-WebSocket-Version: 13")
+	case r.Header.Get("Sec-WebSocket-Key") == "":
+		return httpError(http.StatusBadRequest, "WebSocket handshake lacks Sec-WebSocket-Key")
+	}
+	return nil
 }

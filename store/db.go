@@ -155,10 +155,14 @@ func classify(err error) error {
 }
 
 // Migrate applies, in name order, every migration not applied yet, each in
-// its own transaction. It returns the names it applied.
+// its own transaction. It returns the names it applied. It refuses, with
+// ErrSchemaTooNew, a database that a newer version has migrated.
 func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	if err := db.checkSchema(ctx); err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
 	names, err := fs.Glob(migrations.FS, "*.sql")

@@ -15,6 +15,10 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// noEnv lists flags that have no environment variable: --ttl applies to
+// one token, and a PRESENCE_TTL set for it would silently apply to all.
+var noEnv = map[string]bool{"ttl": true}
+
 // parseFlags parses args, then fills every flag not given on the command
 // line from its environment variable: --flush-interval from
 // PRESENCE_FLUSH_INTERVAL. Command-line flags win over the environment.
@@ -26,7 +30,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
+		if given[f.Name] || noEnv[f.Name] || err != nil {
 			return
 		}
 		name := envName(f.Name)

@@ -34,9 +34,13 @@ Commands:
   user add NAME      create a user; the password is read from standard input
   user token NAME    issue an API access token for a user and print it
   user embed-token NAME
-                     issue a read-only widget token (for embedding on other sites)
-  user revoke-token TOKEN
-                     revoke an API, embed or session token
+                     issue a read-only widget token (for embedding on other sites);
+                     it never expires unless --embed-token-ttl or --ttl says so
+  user tokens NAME   list a user's tokens: id, kind, created, expires, last used, revoked
+  user revoke-token TOKEN|ID
+                     revoke an API, embed or session token, by its secret or its id
+  backup FILE        write a consistent copy of the database to FILE (safe while serving)
+  restore FILE       replace the database with a backup (the server must be stopped)
   version            print the version
 
 Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTERVAL.
@@ -57,6 +61,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "presence", version())
 		return nil

@@ -27,6 +27,7 @@ import (
 // serveConfig is everything `presence serve` can be told.
 type serveConfig struct {
 	addr            string
+	metricsAddr     string
 	data            string
 	grace           time.Duration
 	deadline        time.Duration
@@ -41,6 +42,7 @@ type serveConfig struct {
 	wsMessageRate   float64
 	wsMessageBurst  int
 	allowedOrigins  string
+	trustedProxies  string
 	publicURL       string
 	cookieSecure    bool
 	tlsCert         string
@@ -56,6 +58,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	cfg := &serveConfig{}
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&cfg.addr, "addr", "localhost:8080", "address to listen on (host:port)")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "serve /metrics only on this address (127.0.0.1:9090), and 404 on --addr; default: on --addr, to loopback clients only")
 	addDataFlag(fs, &cfg.data)
 	fs.DurationVar(&cfg.grace, "grace", presence.DefaultGrace, "how long a user stays online after their last connection ends")
 	fs.DurationVar(&cfg.deadline, "heartbeat-deadline", presence.DefaultDeadline, "drop a connection silent for this long (no ping, no pong)")
@@ -64,14 +67,15 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.DurationVar(&cfg.headerTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send request headers (slowloris)")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
-	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; each account also gets 10)")
+	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; failures per account are limited too)")
 	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512, or less a quarter under 2,048)")
-	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (negative = no limit)")
+	fs.Float64Var(&cfg.wsMessageRate, "ws-message-rate", 10, "messages per second one WebSocket may send, refilled (0 = no limit)")
 	fs.IntVar(&cfg.wsMessageBurst, "ws-message-burst", 100, "messages one WebSocket may send at once")
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
+	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed (default: none, the headers are ignored)")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "public origin of the server (https://presence.example.com) for widget links and streams; default: from each request")
-	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "mark the session cookie Secure (set it when serving over HTTPS; implied by --tls-cert)")
+	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (implied by --tls-cert; without it: Secure when the request came over https, directly or per a trusted proxy)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and HTTP/2 (needs --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
@@ -175,6 +179,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.cookieSecure = true // the browser only ever sees HTTPS
 	}
 
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	db, applied, err := openStore(ctx, cfg.data)
 	if err != nil {
 		return err
@@ -218,15 +230,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Log:      log,
 		Config: handlers.Config{
 			AllowedOrigins:  origins,
+			TrustedProxies:  splitList(cfg.trustedProxies),
 			CookieSecure:    cfg.cookieSecure,
 			SessionTTL:      cfg.sessionTTL,
 			TokenTTL:        cfg.tokenTTL,
 			PublicURL:       cfg.publicURL,
-			WSMessageRate:   cfg.wsMessageRate,
+			WSMessageRate:   noLimitIfZero(cfg.wsMessageRate),
 			WSMessageBurst:  cfg.wsMessageBurst,
 			MaxConns:        cfg.maxConns,
 			RegisterPerHour: cfg.registerPerHour,
 			LoginPerMinute:  cfg.loginPerMinute,
+			SeparateMetrics: cfg.metricsAddr != "",
 		},
 	})
 	if err != nil {
@@ -263,7 +277,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Warn("closing event streams", "err", err)
 		}
 	})
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
+	var metricsSrv *http.Server
+	if cfg.metricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		metricsSrv = &http.Server{
+			Handler:           srv.MetricsHandler(),
+			ReadHeaderTimeout: cfg.headerTimeout,
+			ReadTimeout:       30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { serveErr <- fmt.Errorf("metrics: %w", metricsSrv.Serve(mln)) }()
+		fmt.Fprintf(stdout, "presence: metrics at http://%s/metrics\n", mln.Addr())
+	}
 	go func() {
 		if tlsConf != nil {
 			// ServeTLS enables HTTP/2 (ALPN h2) with the certificate in TLSConfig.
@@ -287,18 +317,70 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	var errs []error
+	if metricsSrv != nil && metricsSrv.Shutdown(sctx) != nil {
+		metricsSrv.Close()
+	}
 	if err := httpSrv.Shutdown(sctx); err != nil {
+		// A request still sending its body, say: cut it off.
+		httpSrv.Close()
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("websocket shutdown: %w", err))
 	}
+	// The final save gets its own time, whatever the connections used up.
 	engine.Close()
-	if err := batcher.Close(sctx); err != nil {
+	if err := finalSave(batcher, finalSaveTimeout, log); err != nil {
 		errs = append(errs, err)
 	}
 	log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// finalSaveTimeout bounds the last write at shutdown (everyone offline,
+// pending activity), on top of --shutdown-timeout.
+const finalSaveTimeout = 5 * time.Second
+
+// finalSave closes the batcher, writing what is pending, and retries a
+// failed write (database locked by a backup, say) until timeout.
+func finalSave(b *presence.Batcher, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := b.Close(ctx)
+	for attempt, pause := 1, 50*time.Millisecond; err != nil; attempt++ {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("final save gave up after %d attempts in %v: %w", attempt, timeout, err)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+		log.Warn("final save failed; retrying", "attempt", attempt, "err", err)
+		if err = b.Flush(ctx); err == nil {
+			log.Info("final save written", "attempts", attempt+1)
+		}
+	}
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// noLimitIfZero maps --ws-message-rate 0 ("no limit", like every other
+// limit flag) to the handlers' negative "no limit"; their zero means the
+// default.
+func noLimitIfZero(rate float64) float64 {
+	if rate == 0 {
+		return -1
+	}
+	return rate
 }
 
 // orNone maps a zero duration flag ("no grace", "no deadline") to the

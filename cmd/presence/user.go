@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/presencehq/presence/store"
@@ -33,20 +35,44 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
+// userUsage lists the user subcommands.
+const userUsage = "usage: presence user add|token|embed-token|tokens NAME, presence user revoke-token TOKEN|ID"
+
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "token" && args[0] != "embed-token" && args[0] != "revoke-token") {
-		return fmt.Errorf("usage: presence user add|token|embed-token NAME, presence user revoke-token TOKEN")
+	if len(args) == 0 {
+		return errors.New(userUsage)
 	}
 	sub := args[0]
+	switch sub {
+	case "add", "token", "embed-token", "tokens", "revoke-token":
+	default:
+		return errors.New(userUsage)
+	}
 	fs := newFlagSet("user "+sub, stderr)
 	var data string
 	addDataFlag(fs, &data)
-	ttl := fs.Duration("token-ttl", 30*24*time.Hour, "token lifetime for user token (0 = never expires)")
+	var ttl, defaultTTL *time.Duration
+	switch sub {
+	case "token":
+		defaultTTL = fs.Duration("token-ttl", 30*24*time.Hour, "lifetime of the API token (0 = never expires)")
+	case "embed-token":
+		defaultTTL = fs.Duration("embed-token-ttl", 0, "lifetime of the embed token (0 = never expires; revoke it to end it)")
+	}
+	if defaultTTL != nil {
+		ttl = fs.Duration("ttl", 0, "lifetime of this token, overriding the default above (0 = never expires)")
+	}
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: presence user %s [flags] NAME", sub)
+		what := "NAME"
+		if sub == "revoke-token" {
+			what = "TOKEN|ID"
+		}
+		return fmt.Errorf("usage: presence user %s [flags] %s", sub, what)
+	}
+	if ttl != nil && !flagGiven(fs, "ttl") {
+		ttl = defaultTTL
 	}
 	name := fs.Arg(0)
 	db, _, err := openStore(ctx, data)
@@ -54,15 +80,10 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.Close()
-	if sub == "revoke-token" {
-		if err := db.RevokeToken(ctx, name); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, "revoked")
-		return nil
-	}
 
 	switch sub {
+	case "revoke-token":
+		return revokeToken(ctx, db, name, stdout)
 	case "add":
 		line, err := bufio.NewReader(stdin).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -73,17 +94,26 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		fmt.Fprintf(stdout, "created user %s (id %d)\n", u.Username, u.ID)
+		return nil
+	}
+	u, err := db.UserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user named %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "tokens":
+		list, err := db.TokensOf(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		printTokens(stdout, list, time.Now())
 	case "token", "embed-token":
 		kind := store.TokenAPI
 		if sub == "embed-token" {
 			kind = store.TokenEmbed
-		}
-		u, err := db.UserByName(ctx, name)
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no user named %q", name)
-		}
-		if err != nil {
-			return err
 		}
 		tok, err := db.CreateToken(ctx, u.ID, kind, *ttl)
 		if err != nil {
@@ -92,4 +122,61 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintln(stdout, tok)
 	}
 	return nil
+}
+
+// flagGiven reports whether the flag was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+// revokeToken revokes a token by its secret (prs_…) or by the short id
+// `presence user tokens` shows.
+func revokeToken(ctx context.Context, db *store.DB, arg string, stdout io.Writer) error {
+	if strings.HasPrefix(arg, "prs_") {
+		if err := db.RevokeToken(ctx, arg); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked")
+		return nil
+	}
+	t, err := db.RevokeTokenByShortID(ctx, arg)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no token with id %q (give the token itself, prs_…, or an id from presence user tokens NAME)", arg)
+	case errors.Is(err, store.ErrAmbiguousToken):
+		return fmt.Errorf("id %q matches more than one token: give more of its digits", arg)
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %s token %s\n", t.Kind, arg)
+	return nil
+}
+
+// printTokens writes a table of tokens: short id, kind, created, expires,
+// last used, revoked, and whether it still works.
+func printTokens(w io.Writer, list []store.TokenInfo, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tCREATED\tEXPIRES\tLAST USED\tREVOKED\tSTATUS")
+	for _, t := range list {
+		status := "live"
+		switch {
+		case !t.RevokedAt.IsZero():
+			status = "revoked"
+		case !t.Live(now):
+			status = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ShortID, t.Kind, when(t.CreatedAt, "-"),
+			when(t.ExpiresAt, "never"), when(t.LastUsedAt, "never"), when(t.RevokedAt, "-"), status)
+	}
+	tw.Flush()
+}
+
+// when formats t in UTC to the second, or none for the zero time.
+func when(t time.Time, none string) string {
+	if t.IsZero() {
+		return none
+	}
+	return t.UTC().Format(time.RFC3339)
 }

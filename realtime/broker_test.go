@@ -1,7 +1,8 @@
-package handlers
+package realtime
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,8 +17,8 @@ import (
 // the write deadline; a healthy subscriber keeps receiving every event, in
 // order, and the publisher is never stuck behind the stalled one.
 func TestSSEBroker_SlowConsumer(t *testing.T) {
-	b := newSSEBroker(time.Hour, 300*time.Millisecond, &connCap{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r) }))
+	b := NewBroker(time.Hour, 300*time.Millisecond, &ConnCap{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Serve(context.Background(), w, r, "") }))
 	defer srv.Close()
 
 	// The stalled peer: sends its request, then never reads a byte.
@@ -47,7 +48,7 @@ func TestSSEBroker_SlowConsumer(t *testing.T) {
 		}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
-	for b.subscribers() != 2 {
+	for b.Subscribers() != 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("subscribers did not connect")
 		}
@@ -59,7 +60,7 @@ func TestSSEBroker_SlowConsumer(t *testing.T) {
 	published := make(chan struct{})
 	go func() {
 		for i := range events {
-			b.publish("presence", []byte(fmt.Sprintf("%d %s", i, pad)))
+			b.Publish("presence", []byte(fmt.Sprintf("%d %s", i, pad)))
 		}
 		close(published)
 	}()
@@ -74,15 +75,15 @@ func TestSSEBroker_SlowConsumer(t *testing.T) {
 		}
 	}
 	<-published
-	for b.cutOff.Load() != 1 || b.subscribers() != 1 {
+	for b.cutOff.Load() != 1 || b.Subscribers() != 1 {
 		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("stalled subscriber not cut off: cut=%d subscribers=%d", b.cutOff.Load(), b.subscribers())
+			t.Fatalf("stalled subscriber not cut off: cut=%d subscribers=%d", b.cutOff.Load(), b.Subscribers())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	goroutines := runtime.NumGoroutine()
 	resp.Body.Close()
-	if err := b.shutdown(t.Context()); err != nil {
+	if err := b.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("goroutines before shutdown: %d", goroutines)
@@ -91,20 +92,20 @@ func TestSSEBroker_SlowConsumer(t *testing.T) {
 // TestSSEBroker_RefusesEmptyEvents: an empty event would end every stream
 // in r3labs/sse; publish must drop it.
 func TestSSEBroker_RefusesEmptyEvents(t *testing.T) {
-	b := newSSEBroker(time.Hour, time.Second, &connCap{})
-	defer b.shutdown(t.Context())
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r) }))
+	b := NewBroker(time.Hour, time.Second, &ConnCap{})
+	defer b.Shutdown(t.Context())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Serve(context.Background(), w, r, "") }))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	for b.subscribers() != 1 {
+	for b.Subscribers() != 1 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	b.publish("presence", nil)
-	b.publish("presence", []byte("still here"))
+	b.Publish("presence", nil)
+	b.Publish("presence", []byte("still here"))
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if sc.Text() == "data: still here" {

@@ -1,4 +1,7 @@
-package handlers
+// Package listener holds net.Listener wrappers for the server: today the
+// one that keeps a file descriptor in reserve so that a process out of
+// descriptors still answers 503 instead of leaving clients hanging.
+package listener
 
 import (
 	"bufio"
@@ -44,7 +47,11 @@ type fdReserveListener struct {
 	lastLog atomic.Int64  // unix ns of the last warning
 }
 
-func newFDReserveListener(ln net.Listener, log *slog.Logger, shed *atomic.Int64) *fdReserveListener {
+// WithFDReserve wraps ln so that when the process runs out of file
+// descriptors, clients waiting to connect are answered 503 with Retry-After
+// instead of hanging in the accept queue; each one is counted in shed.
+// Closing the returned listener closes ln.
+func WithFDReserve(ln net.Listener, log *slog.Logger, shed *atomic.Int64) net.Listener {
 	l := &fdReserveListener{Listener: ln, log: log, shed: shed}
 	l.restoreSpare()
 	return l

@@ -1,4 +1,4 @@
-package handlers
+package realtime
 
 import (
 	"bytes"
@@ -11,14 +11,11 @@ import (
 	"time"
 
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
 )
 
 const (
-	// widgetMaxShown is how many users the shared fragment carries: the
-	// largest allowed ?max plus one, so a viewer hidden from their own list
-	// still leaves max others to show.
-	widgetMaxShown = maxWidgetMax + 1
 	// feedWindow is the shortest time between two pushes. The first change
 	// after a quiet spell is pushed at once; changes that follow within the
 	// window are gathered into one render and one push at its end.
@@ -30,15 +27,16 @@ const (
 	feedBytesPerSecond = 256 << 20
 )
 
-// widgetFeed keeps the current shared widget fragment and pushes a new one
+// Feed keeps the current shared widget fragment and pushes a new one
 // to every SSE subscriber when presence changes. One change costs one
 // render, whatever the number of viewers.
-type widgetFeed struct {
-	engine *presence.Engine
-	store  Store
-	broker *sseBroker
-	log    *slog.Logger
-	window time.Duration
+type Feed struct {
+	engine   *presence.Engine
+	store    Profiles
+	maxShown int
+	broker   *Broker
+	log      *slog.Logger
+	window   time.Duration
 
 	mu        sync.RWMutex
 	current   []byte // the whole list fragment, for (re)connecting widgets
@@ -51,22 +49,32 @@ type widgetFeed struct {
 	done    chan struct{}
 }
 
-func newWidgetFeed(e *presence.Engine, s Store, b *sseBroker, log *slog.Logger) *widgetFeed {
-	f := &widgetFeed{engine: e, store: s, broker: b, log: log, window: feedWindow,
+// Profiles is what the feed needs from the database: the users it shows.
+type Profiles interface {
+	UsersByIDs(ctx context.Context, ids []int64) (map[int64]store.User, error)
+}
+
+// NewFeed starts a feed that follows e's bus and publishes to b fragments
+// carrying at most maxShown users (the largest widget ?max plus one, so a
+// viewer hidden from their own list still leaves max others to show).
+// Caller must call Close.
+func NewFeed(e *presence.Engine, s Profiles, b *Broker, maxShown int, log *slog.Logger) *Feed {
+	f := &Feed{engine: e, store: s, broker: b, maxShown: maxShown, log: log, window: feedWindow,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	f.refresh() // so the first request has something to serve
 	go f.run()
 	return f
 }
 
-// fragment returns the current shared fragment.
-func (f *widgetFeed) fragment() []byte {
+// Fragment returns the current shared list fragment, for (re)connecting
+// widgets.
+func (f *Feed) Fragment() []byte {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.current
 }
 
-func (f *widgetFeed) run() {
+func (f *Feed) run() {
 	defer close(f.done)
 	for {
 		sub := f.engine.Bus().Subscribe(4096)
@@ -82,7 +90,7 @@ func (f *widgetFeed) run() {
 // follow pushes on the leading edge of each burst of events, then once per
 // window while events keep coming. It returns false when the feed is
 // stopped, true when the bus dropped the subscription.
-func (f *widgetFeed) follow(sub *presence.Subscription) bool {
+func (f *Feed) follow(sub *presence.Subscription) bool {
 	for {
 		select {
 		case _, ok := <-sub.C:
@@ -110,7 +118,7 @@ func (f *widgetFeed) follow(sub *presence.Subscription) bool {
 }
 
 // gather drains events for d and reports whether any arrived.
-func (f *widgetFeed) gather(sub *presence.Subscription, d time.Duration) (more, open, stopped bool) {
+func (f *Feed) gather(sub *presence.Subscription, d time.Duration) (more, open, stopped bool) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
@@ -130,19 +138,19 @@ func (f *widgetFeed) gather(sub *presence.Subscription, d time.Duration) (more, 
 
 // windowFor is the time to wait before the next push: at least f.window,
 // longer when a push to every subscriber is expensive.
-func (f *widgetFeed) windowFor() time.Duration {
+func (f *Feed) windowFor() time.Duration {
 	f.mu.RLock()
 	pushed := f.pushed
 	f.mu.RUnlock()
-	cost := float64(pushed) * float64(f.broker.subscribers())
+	cost := float64(pushed) * float64(f.broker.Subscribers())
 	return max(f.window, time.Duration(cost/feedBytesPerSecond*float64(time.Second)))
 }
 
 // refresh renders the fragment from the engine's truth and publishes what
 // changed: the whole list when the users shown changed, else only the count.
-func (f *widgetFeed) refresh() {
+func (f *Feed) refresh() {
 	online := f.engine.Online()
-	shown := online[:min(len(online), widgetMaxShown)]
+	shown := online[:min(len(online), f.maxShown)]
 	ids := make([]int64, len(shown))
 	for i, st := range shown {
 		ids[i] = st.UserID
@@ -176,21 +184,21 @@ func (f *widgetFeed) refresh() {
 		var count bytes.Buffer
 		views.WidgetCount(len(online)).Render(context.Background(), &count)
 		f.setPushed(count.Len())
-		f.broker.publish("presence-count", count.Bytes())
+		f.broker.Publish("presence-count", count.Bytes())
 	default:
 		f.setPushed(full.Len())
-		f.broker.publish("presence", full.Bytes())
+		f.broker.Publish("presence", full.Bytes())
 	}
 }
 
-func (f *widgetFeed) setPushed(n int) {
+func (f *Feed) setPushed(n int) {
 	f.mu.Lock()
 	f.pushed = n
 	f.mu.Unlock()
 }
 
-// close stops the feed and waits for it.
-func (f *widgetFeed) close() {
+// Close stops the feed and waits for it.
+func (f *Feed) Close() {
 	select {
 	case <-f.stop:
 	default:
@@ -198,3 +206,6 @@ func (f *widgetFeed) close() {
 	}
 	<-f.done
 }
+
+// Renders returns how many times the shared fragment has been rendered.
+func (f *Feed) Renders() int64 { return f.renders.Load() }

@@ -1,4 +1,4 @@
-package handlers
+package realtime
 
 import (
 	"bufio"
@@ -68,9 +68,9 @@ func sseRetry() time.Duration {
 // plenty for a few 9 KB pushes a second at 100 ms round trips.
 const sseSendBuffer = 64 << 10
 
-// sseBroker fans identical SSE events out to every subscriber.
-type sseBroker struct {
-	conns        *connCap
+// Broker fans identical SSE events out to every subscriber.
+type Broker struct {
+	conns        *ConnCap
 	srv          *sse.Server
 	writeTimeout time.Duration
 
@@ -86,7 +86,11 @@ type sseBroker struct {
 
 type sseSubscriber struct{ cancel context.CancelFunc }
 
-func newSSEBroker(keepAlive, writeTimeout time.Duration, conns *connCap) *sseBroker {
+// NewBroker returns a broker that sends idle streams a comment every
+// keepAlive and cuts a client that cannot take a write within writeTimeout.
+// conns bounds streams together with the WebSockets. Caller must call
+// Shutdown.
+func NewBroker(keepAlive, writeTimeout time.Duration, conns *ConnCap) *Broker {
 	srv := sse.New()
 	srv.AutoReplay = false
 	srv.AutoStream = false
@@ -94,12 +98,12 @@ func newSSEBroker(keepAlive, writeTimeout time.Duration, conns *connCap) *sseBro
 	srv.EventTTL = 0
 	srv.Headers = map[string]string{"X-Accel-Buffering": "no"} // no proxy buffering
 	srv.CreateStream(sseStream)
-	b := &sseBroker{conns: conns, srv: srv, writeTimeout: writeTimeout, subs: map[*sseSubscriber]struct{}{}, stop: make(chan struct{})}
+	b := &Broker{conns: conns, srv: srv, writeTimeout: writeTimeout, subs: map[*sseSubscriber]struct{}{}, stop: make(chan struct{})}
 	go b.keepAlive(keepAlive)
 	return b
 }
 
-func (b *sseBroker) keepAlive(every time.Duration) {
+func (b *Broker) keepAlive(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -112,8 +116,8 @@ func (b *sseBroker) keepAlive(every time.Duration) {
 	}
 }
 
-// publish sends one named event with data (an HTML fragment) to everyone.
-func (b *sseBroker) publish(event string, data []byte) {
+// Publish sends one named event with data (an HTML fragment) to everyone.
+func (b *Broker) Publish(event string, data []byte) {
 	if len(data) == 0 {
 		return
 	}
@@ -121,34 +125,30 @@ func (b *sseBroker) publish(event string, data []byte) {
 	b.srv.Publish(sseStream, &sse.Event{Event: []byte(event), Data: data})
 }
 
-// subscribers returns how many streams are open.
-func (b *sseBroker) subscribers() int {
+// Subscribers returns how many streams are open.
+func (b *Broker) Subscribers() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.subs)
 }
 
-var (
-	errSSEClosed = errors.New("server is shutting down")
-	errSSEFull   = errors.New("server is at capacity")
-)
-
-// serve streams events to one client until it leaves, falls behind, or the
-// broker shuts down.
-func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
-	// Not r.Context(): a hijacked stream outlives the handler.
-	ctx, cancel := context.WithCancel(context.Background())
+// Serve streams events to one client until it leaves, falls behind, ctx
+// is done (its credentials were revoked), or the broker shuts down. ctx
+// must outlive the request (not r.Context(): a hijacked stream outlives the
+// handler). owner is not used yet.
+func (b *Broker) Serve(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string) error {
+	ctx, cancel := context.WithCancel(ctx)
 	sub := &sseSubscriber{cancel: cancel}
-	if !b.conns.acquire() {
+	if !b.conns.Acquire() {
 		cancel()
-		return errSSEFull
+		return ErrFull
 	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		b.conns.release()
+		b.conns.Release()
 		cancel()
-		return errSSEClosed
+		return ErrClosed
 	}
 	b.subs[sub] = struct{}{}
 	b.wg.Add(1)
@@ -187,21 +187,21 @@ func (b *sseBroker) serve(w http.ResponseWriter, r *http.Request) error {
 
 // stream runs r3labs' loop for one subscriber on a minimal request: the
 // one stream is ours, and no Last-Event-ID reaches it.
-func (b *sseBroker) stream(ctx context.Context, w *sseWriter) {
+func (b *Broker) stream(ctx context.Context, w *sseWriter) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/?stream="+sseStream, nil)
 	b.srv.ServeHTTP(w, req)
 }
 
-func (b *sseBroker) unregister(sub *sseSubscriber) {
+func (b *Broker) unregister(sub *sseSubscriber) {
 	b.mu.Lock()
 	delete(b.subs, sub)
 	b.mu.Unlock()
-	b.conns.release()
+	b.conns.Release()
 	b.wg.Done()
 }
 
-// shutdown ends every stream and waits for them, until ctx is done.
-func (b *sseBroker) shutdown(ctx context.Context) error {
+// Shutdown ends every stream and waits for them, until ctx is done.
+func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
 	for s := range b.subs {
@@ -301,3 +301,14 @@ func (h *hijackedWriter) Write(p []byte) (int, error) {
 }
 
 func (h *hijackedWriter) flush() error { return h.bw.Flush() }
+
+// BrokerStats are the broker's counters since it started.
+type BrokerStats struct {
+	Subscribers       int
+	Published, CutOff int64
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() BrokerStats {
+	return BrokerStats{Subscribers: b.Subscribers(), Published: b.published.Load(), CutOff: b.cutOff.Load()}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/presencehq/presence/store"
+)
+
+// runBackup writes a consistent copy of the database to FILE, also while a
+// server is running on the data directory.
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backup", stderr)
+	var data string
+	addDataFlag(fs, &data)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: presence backup [--data DIR] FILE")
+	}
+	dst := fs.Arg(0)
+	src := filepath.Join(data, "presence.db")
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("backup: no database at %s: %w", src, err)
+	}
+	db, err := store.Open(src)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Backup(ctx, dst); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", src, dst)
+	return nil
+}
+
+// runRestore replaces the data directory's database with FILE, a backup.
+// It refuses while a server holds the data directory, checks the backup
+// (integrity, a schema this version can run) before touching anything, and
+// keeps the database it replaces beside it.
+func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	flags := newFlagSet("restore", stderr)
+	var data string
+	addDataFlag(flags, &data)
+	if err := parseFlags(flags, args, getenv); err != nil {
+		return err
+	}
+	if flags.NArg() != 1 {
+		return fmt.Errorf("usage: presence restore [--data DIR] FILE")
+	}
+	src := flags.Arg(0)
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("restore: create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(data)
+	if err != nil {
+		return fmt.Errorf("restore: %w; stop the server first", err)
+	}
+	defer unlock()
+
+	// Work on a copy in the data directory, so the rename at the end is
+	// atomic and the backup file itself is never modified.
+	dst := filepath.Join(data, "presence.db")
+	tmp := dst + ".restoring"
+	removeDB(tmp)
+	if err := copyFile(src, tmp); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := checkRestored(ctx, tmp); err != nil {
+		removeDB(tmp)
+		return fmt.Errorf("restore: %s: %w", src, err)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		old := fmt.Sprintf("%s.before-restore-%s", dst, time.Now().UTC().Format("20060102T150405Z"))
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Rename(dst+suffix, old+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("restore: keep the current database: %w", err)
+			}
+		}
+		fmt.Fprintf(stdout, "kept the previous database as %s\n", old)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(stdout, "restored %s into %s\n", src, dst)
+	return nil
+}
+
+// checkRestored opens the copy, checks its integrity and brings its schema
+// up to this version (refusing a newer one), then closes it cleanly so no
+// WAL file is left beside it.
+func checkRestored(ctx context.Context, path string) error {
+	db, err := store.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := db.IntegrityCheck(ctx); err != nil {
+		db.Close()
+		return err
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(path + "-wal"); err == nil {
+		return fmt.Errorf("database did not close cleanly (a -wal file remains)")
+	}
+	return nil
+}
+
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+}
+
+// copyFile copies src to dst and syncs it to disk.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
