@@ -565,7 +565,7 @@ func TestAPICORS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != app {
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != app || resp.Header.Get("Access-Control-Expose-Headers") != "Retry-After" {
 		t.Fatalf("GET from %s: %d %v", app, resp.StatusCode, resp.Header)
 	}
 	// A cross-origin POST from the allowed origin passes the CSRF check.
