@@ -84,10 +84,10 @@ var ErrOwnerFull = errors.New("too many event streams for this viewer")
 // BrokerConfig configures a Broker.
 type BrokerConfig struct {
 	// KeepAlive is how often every stream gets a comment, so proxies and
-	// browsers keep idle streams open.
+	// browsers keep idle streams open (0: never).
 	KeepAlive time.Duration
 	// WriteTimeout bounds one write to a stream; a client that cannot take
-	// even the newest state within it is cut off.
+	// even the newest state within it is cut off (0: 2 s).
 	WriteTimeout time.Duration
 	// Conns bounds streams together with the WebSockets.
 	Conns *ConnCap
@@ -144,6 +144,9 @@ func NewBroker(cfg BrokerConfig) *Broker {
 	}
 	if cfg.Conns == nil {
 		cfg.Conns = &ConnCap{}
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Second
 	}
 	b := &Broker{cfg: cfg, subs: map[*subscriber]struct{}{}, owners: map[string]int{}}
 	if cfg.KeepAlive > 0 {
