@@ -9,7 +9,8 @@ import (
 	"github.com/presencehq/presence/store"
 )
 
-// handleAPIRegister creates an account: 201 {"id","username"}, 400 for
+// handleAPIRegister creates an account: 201 {"id","username","is_admin"}
+// (the first account on an empty database is the administrator), 400 for
 // invalid input, 409 when the name is taken, 429 past the per-address limit.
 func handleAPIRegister(s Store, limits *loginLimits) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -24,7 +25,7 @@ func handleAPIRegister(s Store, limits *loginLimits) echo.HandlerFunc {
 		if err != nil {
 			return accountError(err)
 		}
-		return c.JSON(http.StatusCreated, map[string]any{"id": u.ID, "username": u.Username})
+		return c.JSON(http.StatusCreated, map[string]any{"id": u.ID, "username": u.Username, "is_admin": u.IsAdmin})
 	}
 }
 

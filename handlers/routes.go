@@ -46,12 +46,12 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/embed-example", handleEmbedExample(base))
 
 	// HTML pages.
-	e.GET("/", handleHomePage(base), auth.optional)
+	e.GET("/", handleHomePage(d.Store, base), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.requirePage)
 	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.requirePage)
 	e.GET("/login", handleLoginPage(), auth.optional)
 	e.POST("/login", handleLogin(d.Store, limits, auth))
-	e.GET("/register", handleRegisterPage(), auth.optional)
+	e.GET("/register", handleRegisterPage(d.Store), auth.optional)
 	e.POST("/register", handleRegister(d.Store, limits, auth))
 	e.POST("/logout", handleLogout(auth))
 

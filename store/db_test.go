@@ -56,7 +56,7 @@ func TestMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	applied, err := db.Migrate(ctx)
-	if err != nil || len(applied) != 2 || applied[0] != "0001_init.sql" || applied[1] != "0002_embed_tokens.sql" {
+	if err != nil || len(applied) < 3 || applied[0] != "0001_init.sql" || applied[1] != "0002_embed_tokens.sql" || applied[len(applied)-1] != "0004_admins.sql" {
 		t.Fatalf("first migrate = %v, %v", applied, err)
 	}
 	applied, err = db.Migrate(ctx)

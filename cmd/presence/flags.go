@@ -16,8 +16,9 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // noEnv lists flags that have no environment variable: --ttl applies to
-// one token, and a PRESENCE_TTL set for it would silently apply to all.
-var noEnv = map[string]bool{"ttl": true}
+// one token, and a PRESENCE_TTL set for it would silently apply to all;
+// a PRESENCE_ADMIN would make every `user add` an administrator.
+var noEnv = map[string]bool{"ttl": true, "admin": true}
 
 // parseFlags parses args, then fills every flag not given on the command
 // line from its environment variable: --flush-interval from

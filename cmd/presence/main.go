@@ -31,7 +31,12 @@ const usage = `Usage: presence <command> [flags]
 Commands:
   serve              run the server (see presence serve -h)
   migrate            apply database migrations and exit
-  user add NAME      create a user; the password is read from standard input
+  user add [--admin] NAME
+                     create a user; the password is read from standard input. The
+                     first account on an empty database is the administrator;
+                     --admin makes this one an administrator too
+  user promote NAME  make a user an administrator
+  user demote NAME   make an administrator a normal user
   user token NAME    issue an API access token for a user and print it
   user embed-token NAME
                      issue a read-only widget token (for embedding on other sites);
