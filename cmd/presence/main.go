@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +32,10 @@ const usage = `Usage: presence <command> [flags]
 
 Commands:
   serve              run the server (see presence serve -h)
+  config [flags]     print the configuration serve would run with (the same flags and
+                     environment), secrets redacted
+  healthcheck        GET /healthz of the server at --addr; exit 0 if healthy, 1 if not
+                     (for Docker's HEALTHCHECK, where there is no curl)
   migrate            apply database migrations and exit
   user add [--admin] NAME
                      create a user; the password is read from standard input. The
@@ -55,6 +61,14 @@ Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTER
 // when the command is done or, for serve, when ctx is cancelled and the
 // server has shut down.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, getenv, stdin, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h or --help: the flags were listed
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")
@@ -62,6 +76,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "config":
+		return runConfig(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
