@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -49,6 +50,7 @@ type serveConfig struct {
 	bcryptCost      int
 	logLevel        string
 	logFormat       string
+	acme            acmeConfig
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -78,6 +80,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
+	addACMEFlags(fs, &cfg.acme)
 	return fs, cfg
 }
 
@@ -176,6 +179,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// With --acme-domain, --addr serves HTTPS with certificates from ACME
+	// (cmd/presence/acme.go).
+	var tlsConf *tls.Config
+	var certs *acmeCertificates
+	if cfg.acme.enabled() {
+		if certs, err = cfg.acme.start(cfg.data, log, cfg.headerTimeout); err != nil {
+			return err
+		}
+		defer certs.close()
+		tlsConf = certs.TLS
+		cfg.cookieSecure = true // the browser only ever sees HTTPS
+	}
 
 	batcher := presence.NewBatcher(db, nil, cfg.flushInterval, log)
 	engine := presence.New(presence.Config{
@@ -226,6 +241,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConf,
 	}
 	// http.Server.Shutdown waits for open requests, and event streams never
 	// end by themselves: end them as soon as shutdown starts.
@@ -236,7 +252,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Warn("closing event streams", "err", err)
 		}
 	})
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	var metricsSrv *http.Server
 	if cfg.metricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.metricsAddr)
@@ -253,9 +269,29 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		go func() { serveErr <- fmt.Errorf("metrics: %w", metricsSrv.Serve(mln)) }()
 		fmt.Fprintf(stdout, "presence: metrics at http://%s/metrics\n", mln.Addr())
 	}
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	fmt.Fprintf(stdout, "presence: listening on http://%s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.data, "version", version())
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	go func() {
+		if tlsConf != nil {
+			// ServeTLS enables HTTP/2 (ALPN h2); the certificates come
+			// from TLSConfig.
+			serveErr <- httpSrv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- httpSrv.Serve(ln)
+	}()
+	if certs != nil && certs.HTTPAddr != nil {
+		go func() {
+			if err := certs.serveHTTP(); err != nil {
+				serveErr <- err
+			}
+		}()
+		fmt.Fprintf(stdout, "presence: ACME HTTP-01 and redirects to https on http://%s\n", certs.HTTPAddr)
+	}
+	fmt.Fprintf(stdout, "presence: listening on %s://%s\n", scheme, ln.Addr())
+	log.Info("serving", "addr", ln.Addr().String(), "tls", tlsConf != nil, "acme_domains", cfg.acme.domains.String(), "data", cfg.data, "version", version())
 
 	select {
 	case err := <-serveErr:
