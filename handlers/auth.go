@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
 )
@@ -27,6 +29,8 @@ type authenticator struct {
 	store    Store
 	sessions *sessions.CookieStore
 	cfg      Config
+	// revocations ends the connections of revoked sessions and tokens.
+	revocations *realtime.Revocations
 }
 
 func newAuthenticator(s Store, cs *sessions.CookieStore, cfg Config) *authenticator {
@@ -55,17 +59,61 @@ func (a *authenticator) resolve(c echo.Context, allowQueryToken bool) (store.Use
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return store.User{}, store.ErrInvalidToken
 		}
-		return a.store.UserByToken(r.Context(), store.TokenAPI, strings.TrimSpace(tok))
+		return a.lookup(c, store.TokenAPI, strings.TrimSpace(tok))
 	}
 	if allowQueryToken {
 		if tok := r.URL.Query().Get("token"); tok != "" {
-			return a.store.UserByToken(r.Context(), store.TokenAPI, tok)
+			return a.lookup(c, store.TokenAPI, tok)
 		}
 	}
 	if tok := a.sessionToken(r); tok != "" {
-		return a.store.UserByToken(r.Context(), store.TokenSession, tok)
+		return a.lookup(c, store.TokenSession, tok)
 	}
 	return store.User{}, errNoCredentials
+}
+
+// authToken is the token that authenticated a request, for watch.
+type authToken struct {
+	id int64
+	at time.Time // the revocations clock, taken before the lookup
+}
+
+const tokenKey = "presence.token"
+
+// lookup returns the owner of a live token of kind and remembers the
+// token for watch.
+func (a *authenticator) lookup(c echo.Context, kind store.TokenKind, secret string) (store.User, error) {
+	at := a.revocations.Now()
+	u, id, err := a.store.ResolveToken(c.Request().Context(), kind, secret)
+	if err == nil {
+		c.Set(tokenKey, authToken{id: id, at: at})
+	}
+	return u, err
+}
+
+// watch returns a context that ends when the token that authenticated the
+// request is revoked (signed out, revoked from the CLI), for a connection
+// that outlives the request; 401 if that has already happened.
+func (a *authenticator) watch(c echo.Context) (context.Context, error) {
+	t, ok := c.Get(tokenKey).(authToken)
+	if !ok {
+		return nil, authError(errNoCredentials)
+	}
+	ctx := a.revocations.Watch(t.id, t.at)
+	if ctx.Err() != nil {
+		return nil, authError(store.ErrInvalidToken)
+	}
+	return ctx, nil
+}
+
+// revoke revokes a token and ends, at once, the connections it opened.
+func (a *authenticator) revoke(ctx context.Context, secret string) error {
+	id, err := a.store.RevokeTokenReturningID(ctx, secret)
+	if err != nil {
+		return err
+	}
+	a.revocations.Revoke(id)
+	return nil
 }
 
 // sessionToken returns the session token in the request's cookie, if any.
@@ -130,7 +178,7 @@ func (a *authenticator) requirePage(next echo.HandlerFunc) echo.HandlerFunc {
 func (a *authenticator) signIn(c echo.Context, u store.User) error {
 	r := c.Request()
 	if old := a.sessionToken(r); old != "" {
-		if err := a.store.RevokeToken(r.Context(), old); err != nil {
+		if err := a.revoke(r.Context(), old); err != nil {
 			return err
 		}
 	}
@@ -147,11 +195,12 @@ func (a *authenticator) signIn(c echo.Context, u store.User) error {
 	return sess.Save(r, c.Response())
 }
 
-// signOut revokes the browser's session and clears the cookie.
+// signOut revokes the browser's session, which ends its WebSockets and
+// event streams in every tab, and clears the cookie.
 func (a *authenticator) signOut(c echo.Context) error {
 	r := c.Request()
 	if tok := a.sessionToken(r); tok != "" {
-		if err := a.store.RevokeToken(r.Context(), tok); err != nil {
+		if err := a.revoke(r.Context(), tok); err != nil {
 			return err
 		}
 	}

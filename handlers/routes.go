@@ -9,8 +9,9 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
+	auth.revocations = revs
 	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
 	base := &baseURL{fixed: d.Config.PublicURL}
 
@@ -39,7 +40,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	widgets := e.Group("/widgets/online-users", origins.widgetCORS)
 	widgets.GET("", handleWidget(base), auth.requireViewer)
 	widgets.GET("/list", handleWidgetList(feed), auth.requireViewer)
-	widgets.GET("/stream", handleWidgetStream(broker), auth.requireViewer)
+	widgets.GET("/stream", handleWidgetStream(broker, auth), auth.requireViewer)
 	widgets.OPTIONS("", noContent)
 	widgets.OPTIONS("/list", noContent)
 	widgets.OPTIONS("/stream", noContent)

@@ -31,6 +31,12 @@ type Store interface {
 	CreateToken(ctx context.Context, userID int64, kind store.TokenKind, ttl time.Duration) (string, error)
 	UserByToken(ctx context.Context, kind store.TokenKind, secret string) (store.User, error)
 	RevokeToken(ctx context.Context, secret string) error
+	// ResolveToken, RevokeTokenReturningID and the revocation cursor let
+	// revoking a token end the connections it opened (realtime.Revocations).
+	ResolveToken(ctx context.Context, kind store.TokenKind, secret string) (store.User, int64, error)
+	RevokeTokenReturningID(ctx context.Context, secret string) (int64, error)
+	RevocationCursorNow() store.RevocationCursor
+	RevokedTokens(ctx context.Context, after store.RevocationCursor) ([]int64, store.RevocationCursor, error)
 	UserByName(ctx context.Context, username string) (store.User, error)
 	UsersByIDs(ctx context.Context, ids []int64) (map[int64]store.User, error)
 	Ping(ctx context.Context) error
@@ -93,10 +99,11 @@ type Deps struct {
 	Batcher  *presence.Batcher
 	Sessions *sessions.CookieStore
 	Log      *slog.Logger
-	// Clock times the rate limits; nil means presence.SystemClock. Tests
-	// pass the engine's FakeClock.
-	Clock  presence.Clock
-	Config Config
+	Config   Config
+	// Clock times the rate limits and paces the poll for tokens revoked by
+	// other processes; nil means presence.SystemClock. Tests pass the
+	// engine's FakeClock.
+	Clock presence.Clock
 }
 
 // Server is the HTTP handler of the presence server. Create it with New;
@@ -110,6 +117,7 @@ type Server struct {
 	broker *realtime.Broker
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
+	revs    *realtime.Revocations
 }
 
 // New builds the server with every route.
@@ -155,9 +163,11 @@ func New(d Deps) (*Server, error) {
 		ws:     realtime.NewHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
 		broker: broker,
 		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Log),
+		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs)
+	s.revs.Start()
 	return s, nil
 }
 
@@ -204,5 +214,6 @@ func (s *Server) CloseStreams(ctx context.Context) error {
 // open one a close frame (1001 going away) and waits, until ctx is done, for
 // them to finish. Connections still open then are closed hard.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.revs.Close()
 	return errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
 }

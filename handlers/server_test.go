@@ -36,6 +36,7 @@ type testServer struct {
 	Engine  *presence.Engine
 	Batcher *presence.Batcher
 	Handler *handlers.Server
+	Path    string // the database file
 }
 
 const (
@@ -51,7 +52,8 @@ func MustStartServer(tb testing.TB, cfg handlers.Config) *testServer {
 // MustStartServerWithLog is MustStartServer with the handlers' logger.
 func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger) *testServer {
 	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "presence.db"))
+	path := filepath.Join(tb.TempDir(), "presence.db")
+	db, err := store.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ts := &testServer{Server: httptest.NewServer(h), DB: db, Clock: clock, Engine: e, Batcher: b, Handler: h}
+	ts := &testServer{Server: httptest.NewServer(h), DB: db, Clock: clock, Engine: e, Batcher: b, Handler: h, Path: path}
 	tb.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -120,7 +122,14 @@ func (ts *testServer) MustDial(tb testing.TB, token string) *wsClient {
 // MustDialQuery opens the presence socket with a raw query string.
 func (ts *testServer) MustDialQuery(tb testing.TB, query string) *wsClient {
 	tb.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(ts.wsURL(query), nil)
+	return ts.MustDialHeader(tb, query, nil)
+}
+
+// MustDialHeader opens the presence socket with a raw query string and
+// request headers (a session cookie and its Origin, say).
+func (ts *testServer) MustDialHeader(tb testing.TB, query string, h http.Header) *wsClient {
+	tb.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(ts.wsURL(query), h)
 	if err != nil {
 		tb.Fatalf("dial: %v (%v)", err, respStatus(resp))
 	}

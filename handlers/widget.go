@@ -35,7 +35,7 @@ type widgetViewer struct {
 func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if tok := c.QueryParam("embed_token"); tok != "" && c.Request().Header.Get("Authorization") == "" {
-			if _, err := a.store.UserByToken(c.Request().Context(), store.TokenEmbed, tok); err != nil {
+			if _, err := a.lookup(c, store.TokenEmbed, tok); err != nil {
 				return authError(err)
 			}
 			c.Set(viewerKey, widgetViewer{embedToken: tok})
@@ -108,10 +108,15 @@ func handleWidgetList(feed *realtime.Feed) echo.HandlerFunc {
 	}
 }
 
-// handleWidgetStream is the SSE stream of list fragments.
-func handleWidgetStream(b *realtime.Broker) echo.HandlerFunc {
+// handleWidgetStream is the SSE stream of list fragments. It ends when the
+// session or token that opened it is revoked.
+func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		return refusal(c, b.Serve(c.Response().Writer, c.Request()))
+		ctx, err := auth.watch(c)
+		if err != nil {
+			return err
+		}
+		return refusal(c, b.Serve(ctx, c.Response().Writer, c.Request(), ""))
 	}
 }
 

@@ -29,7 +29,11 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		if err := checkHandshake(r); err != nil {
 			return err
 		}
-		err = hub.Accept(c.Response(), r, presence.User{ID: u.ID, Username: u.Username}, r.URL.Query().Get("events") != "0")
+		ctx, err := auth.watch(c) // signing out or revoking the token closes the socket (1008)
+		if err != nil {
+			return err
+		}
+		err = hub.Accept(ctx, c.Response(), r, presence.User{ID: u.ID, Username: u.Username}, r.URL.Query().Get("events") != "0")
 		return refusal(c, err)
 	}
 }

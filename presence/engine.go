@@ -153,6 +153,10 @@ func New(cfg Config) *Engine {
 	return e
 }
 
+// Clock returns the clock the engine runs on, so that what works beside
+// it (rate limits, feeds) keeps the same time, real or fake.
+func (e *Engine) Clock() Clock { return e.clock }
+
 // Bus returns the bus the engine publishes on.
 func (e *Engine) Bus() Bus { return e.bus }
 

@@ -132,11 +132,12 @@ func (b *Broker) Subscribers() int {
 	return len(b.subs)
 }
 
-// Serve streams events to one client until it leaves, falls behind, or the
-// broker shuts down.
-func (b *Broker) Serve(w http.ResponseWriter, r *http.Request) error {
-	// Not r.Context(): a hijacked stream outlives the handler.
-	ctx, cancel := context.WithCancel(context.Background())
+// Serve streams events to one client until it leaves, falls behind, ctx
+// is done (its credentials were revoked), or the broker shuts down. ctx
+// must outlive the request (not r.Context(): a hijacked stream outlives the
+// handler). owner is not used yet.
+func (b *Broker) Serve(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string) error {
+	ctx, cancel := context.WithCancel(ctx)
 	sub := &sseSubscriber{cancel: cancel}
 	if !b.conns.Acquire() {
 		cancel()

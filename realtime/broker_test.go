@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,7 +18,7 @@ import (
 // order, and the publisher is never stuck behind the stalled one.
 func TestSSEBroker_SlowConsumer(t *testing.T) {
 	b := NewBroker(time.Hour, 300*time.Millisecond, &ConnCap{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Serve(w, r) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Serve(context.Background(), w, r, "") }))
 	defer srv.Close()
 
 	// The stalled peer: sends its request, then never reads a byte.
@@ -93,7 +94,7 @@ func TestSSEBroker_SlowConsumer(t *testing.T) {
 func TestSSEBroker_RefusesEmptyEvents(t *testing.T) {
 	b := NewBroker(time.Hour, time.Second, &ConnCap{})
 	defer b.Shutdown(t.Context())
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Serve(w, r) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Serve(context.Background(), w, r, "") }))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	if err != nil {

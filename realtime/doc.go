@@ -7,8 +7,11 @@
 //   - Feed turns presence changes into widget fragments, rendered once per
 //     change whatever the number of viewers, and publishes them to a Broker.
 //   - ConnCap bounds the long-lived connections of both kinds.
+//   - Revocations ends the connections of a session or token once it is
+//     revoked, here or by another process writing the database.
 //
 // It depends on presence (the domain core), views (the fragments) and
-// store's user type; it knows nothing of routes or authentication, which
-// package handlers does before it hands a connection over.
+// store's user and revocation-cursor types; it knows nothing of routes or
+// authentication, which package handlers does before it hands a connection
+// over (with the context that ends it when its credentials are revoked).
 package realtime

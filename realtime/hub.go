@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/ratelimit"
 )
 
 const (
@@ -40,9 +41,12 @@ const (
 	closeGoingAway   = websocket.CloseGoingAway               // 1001: server shutting down
 	closeUnsupported = websocket.CloseUnsupportedData         // 1003: binary frame
 	closeBadData     = websocket.CloseInvalidFramePayloadData // 1007: invalid UTF-8
-	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding
-	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up
+	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding, revoked credentials
+	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up, or events were lost
 )
+
+// reasonRevoked is the close reason of a socket whose credentials ended.
+const reasonRevoked = "session ended: signed out or token revoked"
 
 var (
 	msgRateLimited = errorMessage("rate limit exceeded")
@@ -78,7 +82,7 @@ type Hub struct {
 	stop chan struct{}
 	done chan struct{}
 
-	accepted, kicked, received, slow, limited atomic.Int64
+	accepted, kicked, received, slow, limited, gaps, revoked atomic.Int64
 }
 
 // NewHub returns a hub whose sockets register with e. Each socket may send
@@ -87,7 +91,9 @@ type Hub struct {
 func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *ConnCap) *Hub {
 	h := &Hub{conns: conns, engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	go h.fanOut()
+	// Subscribed before any socket can be accepted, so none misses the
+	// events of its own arrival.
+	go h.fanOut(e.Bus().Subscribe(busBuffer))
 	return h
 }
 
@@ -98,34 +104,58 @@ func (h *Hub) Len() int {
 	return len(h.clients)
 }
 
+// busBuffer is how many events the hub's bus subscription holds while the
+// fan-out is busy. Beyond it the bus drops the subscription (see gap).
+const busBuffer = 4096
+
 // fanOut delivers each status event, encoded once, to every socket that
 // asked for events.
-func (h *Hub) fanOut() {
+func (h *Hub) fanOut(sub *presence.Subscription) {
 	defer close(h.done)
 	for {
-		sub := h.engine.Bus().Subscribe(4096)
-		for open := true; open; {
-			select {
-			case ev, ok := <-sub.C:
-				if !ok {
-					open = false
-					h.log.Warn("websocket fan-out fell behind the bus; resubscribing")
-					continue
-				}
-				msg := statusMessage(ev)
-				h.mu.Lock()
-				for cl := range h.clients {
-					if cl.events {
-						cl.send(msg)
-					}
-				}
-				h.mu.Unlock()
-			case <-h.stop:
-				sub.Close()
-				return
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				// Subscribe again first, then cut: a socket still open
+				// after the cut was registered after the new subscription
+				// and misses nothing.
+				sub = h.engine.Bus().Subscribe(busBuffer)
+				h.gap()
+				continue
 			}
+			msg := statusMessage(ev)
+			h.mu.Lock()
+			for cl := range h.clients {
+				if cl.events {
+					cl.send(msg)
+				}
+			}
+			h.mu.Unlock()
+		case <-h.stop:
+			sub.Close()
+			return
 		}
 	}
+}
+
+// gap handles a dropped bus subscription: the fan-out fell so far behind
+// that the bus cut it off, and the events published until it subscribed
+// again are lost. Every socket that wants events would silently keep a
+// wrong picture, so each is closed with 1013: the client reconnects and
+// fetches a fresh snapshot. Keep-alive sockets (events=0) missed nothing
+// and stay open. docs/PROTOCOL.md says why this beats resending state.
+func (h *Hub) gap() {
+	h.gaps.Add(1)
+	h.mu.Lock()
+	n := 0
+	for cl := range h.clients {
+		if cl.events {
+			cl.cut(closeTryLater, "missed events while the server was overloaded; reconnect to resync")
+			n++
+		}
+	}
+	h.mu.Unlock()
+	h.log.Warn("websocket fan-out fell behind the bus: events were lost; closed the sockets that wanted them (1013)", "sockets", n)
 }
 
 // wsClient is one open WebSocket. Its reader goroutine is the only
@@ -138,6 +168,8 @@ type wsClient struct {
 	user   presence.User
 	pc     *presence.Conn
 	events bool
+	// unwatch stops watching the context given to Accept.
+	unwatch func() bool
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -145,28 +177,22 @@ type wsClient struct {
 	writing bool
 	done    bool
 
-	// Message rate limit, used by the reader only.
-	tokens   float64
-	refilled time.Time
-	denied   int // consecutive messages over the limit
+	closing atomic.Bool // cut: only the client's close frame is awaited
+
+	// Message rate limit, used by the reader only; nil means no limit.
+	limit  *ratelimit.Bucket
+	denied int // consecutive messages over the limit
 
 	once sync.Once
 }
 
 // allow takes one token from the socket's bucket. Reader goroutine only.
 func (cl *wsClient) allow() bool {
-	h := cl.hub
-	if h.rate <= 0 {
+	if cl.limit == nil {
 		return true
 	}
-	now := time.Now()
-	cl.tokens = min(h.burst, cl.tokens+now.Sub(cl.refilled).Seconds()*h.rate)
-	cl.refilled = now
-	if cl.tokens < 1 {
-		return false
-	}
-	cl.tokens--
-	return true
+	ok, _ := cl.limit.Allow()
+	return ok
 }
 
 // serve registers the socket with the engine and starts its reader. The
@@ -175,12 +201,14 @@ func (cl *wsClient) allow() bool {
 // returns at once: the reader owns the connection from then on. With
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
-func (h *Hub) serve(conn *websocket.Conn, u presence.User, events bool) {
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, events bool) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": u.ID})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
-	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true,
-		tokens: h.burst, refilled: time.Now()}
+	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
+	if h.rate > 0 {
+		cl.limit = ratelimit.NewBucket(ratelimit.PerSecond(h.rate), int(h.burst), h.engine.Clock())
+	}
 	// Registered before the engine hears of it, so the socket receives the
 	// events that its own connection causes (its user coming online).
 	h.mu.Lock()
@@ -206,6 +234,12 @@ func (h *Hub) serve(conn *websocket.Conn, u presence.User, events bool) {
 	}
 	cl.pc = pc
 	h.accepted.Add(1)
+	// Signed out, or the token revoked: end the socket (at once if that
+	// has already happened).
+	cl.unwatch = context.AfterFunc(ctx, func() {
+		h.revoked.Add(1)
+		cl.cut(closePolicy, reasonRevoked)
+	})
 	go cl.readLoop()
 }
 
@@ -231,6 +265,29 @@ func (cl *wsClient) Kick() {
 	cl.conn.Close()
 }
 
+// cut stops queuing and writing to the socket and sends it a close frame
+// with code and reason. It does not block. The connection is not closed
+// here: as RFC 6455 §7.1.1 has it, the server waits for the client's own
+// close frame, which ends the reader, which closes the connection (or the
+// read deadline does, after closeGrace). Closing at once, with messages
+// from the client still unread, would make the kernel reset the
+// connection, which can destroy the close frame before the client reads
+// it, and the client would see 1006 instead of the reason.
+func (cl *wsClient) cut(code int, reason string) {
+	cl.mu.Lock()
+	if cl.done {
+		cl.mu.Unlock()
+		return
+	}
+	cl.done = true
+	cl.mu.Unlock()
+	cl.closing.Store(true)
+	go func() {
+		cl.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
+		cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	}()
+}
+
 // send queues msg from a goroutine that must not block (the hub).
 func (cl *wsClient) send(msg []byte) {
 	start, ok := cl.enqueue(msg)
@@ -252,6 +309,7 @@ func (cl *wsClient) enqueue(msg []byte) (start, ok bool) {
 		return false, false
 	}
 	if len(cl.queue) >= maxQueue {
+		cl.done = true // nothing more is queued, nor a second close started
 		cl.mu.Unlock()
 		cl.hub.slow.Add(1)
 		// The peer is not reading: offer the close frame briefly, then cut.
@@ -281,15 +339,28 @@ func (cl *wsClient) drain() {
 		for _, msg := range batch {
 			cl.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := cl.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				cl.conn.Close()
+				cl.writeFailed(err)
 				return // writing stays true: nobody writes to a dead socket
 			}
 		}
-		if ping && cl.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) != nil {
-			cl.conn.Close()
-			return
+		if ping {
+			if err := cl.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				cl.writeFailed(err)
+				return
+			}
 		}
 	}
+}
+
+// writeFailed closes the connection after a failed write, unless the
+// socket is being cut: its close frame went out (the failure is gorilla's
+// ErrCloseSent) and the reader is waiting for the client's; closing now
+// could destroy the frame before the client reads it.
+func (cl *wsClient) writeFailed(err error) {
+	if errors.Is(err, websocket.ErrCloseSent) && cl.closing.Load() {
+		return
+	}
+	cl.conn.Close()
 }
 
 // finish releases everything the client holds. Only the first call acts.
@@ -298,6 +369,9 @@ func (cl *wsClient) finish() {
 		cl.mu.Lock()
 		cl.done = true
 		cl.mu.Unlock()
+		if cl.unwatch != nil {
+			cl.unwatch()
+		}
 		if cl.pc != nil {
 			cl.pc.Close()
 		}
@@ -323,6 +397,9 @@ func (cl *wsClient) readLoop() {
 			return // oversized frames: gorilla has already sent 1009
 		}
 		cl.hub.received.Add(1)
+		if cl.closing.Load() {
+			continue // being cut: nothing more is answered or counted as activity
+		}
 		cl.pc.Alive()
 		if mt != websocket.TextMessage {
 			closeWith(c, closeUnsupported, "binary frames are not supported")
@@ -348,7 +425,10 @@ func (cl *wsClient) readLoop() {
 		// backpressure, and one that never reads hits the write deadline.
 		start, ok := cl.enqueue(reply)
 		if !ok {
-			return
+			// Cut as too slow: its close frame is on its way and the
+			// connection closes right after, which ends this loop.
+			// Returning now would close it first and lose the frame.
+			continue
 		}
 		if start {
 			cl.drain()
@@ -472,11 +552,13 @@ const wsSendBuffer = 64 << 10
 // Accept upgrades r to a presence WebSocket for u, whom the caller has
 // authenticated (and whose Origin it has checked). With events false the
 // socket gets no user.status.changed messages: a keep-alive that does not
-// read them should not cost N² deliveries. Before upgrading it returns
-// ErrClosed or ErrFull, for the caller to answer; when the upgrade itself
-// fails the upgrader has answered and Accept returns nil. Otherwise the
-// hub owns the connection from then on.
-func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, events bool) error {
+// read them should not cost N² deliveries. When ctx is done (the
+// credentials that opened the socket were revoked) the socket is closed
+// with 1008; ctx must outlive the request, so not r.Context(). Before
+// upgrading it returns ErrClosed or ErrFull, for the caller to answer;
+// when the upgrade itself fails the upgrader has answered and Accept
+// returns nil. Otherwise the hub owns the connection from then on.
+func (h *Hub) Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, u presence.User, events bool) error {
 	h.mu.Lock()
 	closed := h.closed
 	h.mu.Unlock()
@@ -497,7 +579,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, ev
 	if tc, ok := conn.NetConn().(*net.TCPConn); ok {
 		tc.SetWriteBuffer(wsSendBuffer)
 	}
-	h.serve(conn, u, events)
+	h.serve(ctx, conn, u, events)
 	return nil
 }
 
@@ -505,12 +587,18 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, u presence.User, ev
 type HubStats struct {
 	Open                                      int
 	Accepted, Kicked, Received, Slow, Limited int64
+	// Gaps counts the times the hub fell behind the bus and closed the
+	// sockets that wanted events (1013).
+	Gaps int64
+	// Revoked counts sockets closed (1008) because their session ended
+	// or their token was revoked.
+	Revoked int64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
-		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load()}
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load()}
 }
 
 // timeFormat is RFC 3339 in UTC with milliseconds, as the JSON API uses.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +57,8 @@ func TestMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	applied, err := db.Migrate(ctx)
-	if err != nil || len(applied) < 3 || applied[0] != "0001_init.sql" || applied[1] != "0002_embed_tokens.sql" || applied[len(applied)-1] != "0004_admins.sql" {
+	want := []string{"0001_init.sql", "0002_embed_tokens.sql", "0003_token_revocations.sql", "0004_admins.sql"}
+	if err != nil || !slices.Equal(applied, want) {
 		t.Fatalf("first migrate = %v, %v", applied, err)
 	}
 	applied, err = db.Migrate(ctx)

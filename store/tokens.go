@@ -69,8 +69,15 @@ func (db *DB) CreateToken(ctx context.Context, userID int64, kind TokenKind, ttl
 // kind, or ErrInvalidToken. It records the token's last use, at most once a
 // minute per token; failing to record it does not fail the lookup.
 func (db *DB) UserByToken(ctx context.Context, kind TokenKind, secret string) (User, error) {
+	u, _, err := db.ResolveToken(ctx, kind, secret)
+	return u, err
+}
+
+// ResolveToken is UserByToken that also returns the token's id, by which
+// RevokedTokens later reports the token's revocation.
+func (db *DB) ResolveToken(ctx context.Context, kind TokenKind, secret string) (User, int64, error) {
 	if !strings.HasPrefix(secret, tokenPrefix) || len(secret) > 100 {
-		return User{}, ErrInvalidToken
+		return User{}, 0, ErrInvalidToken
 	}
 	var (
 		tokenID       int64
@@ -83,13 +90,13 @@ func (db *DB) UserByToken(ctx context.Context, kind TokenKind, secret string) (U
 		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND t.kind = ?`, hashToken(secret), string(kind))
 	u, err := db.scanUser(row, &tokenID, &expires, &used, &revoked)
 	if errors.Is(err, ErrNotFound) {
-		return User{}, ErrInvalidToken
+		return User{}, 0, ErrInvalidToken
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("store: user by token: %w", err)
+		return User{}, 0, fmt.Errorf("store: user by token: %w", err)
 	}
 	if revoked.Valid || (expires.Valid && now.UnixMilli() >= expires.Int64) {
-		return User{}, ErrInvalidToken
+		return User{}, 0, ErrInvalidToken
 	}
 	if !used.Valid || now.Sub(fromMS(used)) >= tokenTouchEvery {
 		// Last use is bookkeeping: a failed write (disk full, database
@@ -103,7 +110,7 @@ func (db *DB) UserByToken(ctx context.Context, kind TokenKind, secret string) (U
 		})
 		cancel()
 	}
-	return u, nil
+	return u, tokenID, nil
 }
 
 // RevokeToken revokes the token with this secret. Revoking an unknown or

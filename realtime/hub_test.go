@@ -1,0 +1,244 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/presencehq/presence/presence"
+)
+
+// smallBus is the real LocalBus with every subscriber's buffer capped, so
+// a test can overflow the hub's subscription with a handful of events.
+type smallBus struct {
+	*presence.LocalBus
+	buffer int
+}
+
+func (b smallBus) Subscribe(int) *presence.Subscription { return b.LocalBus.Subscribe(b.buffer) }
+
+// hubServer is a real HTTP server whose only route hands every request to
+// the hub as user ?id=, with ?events=0 honoured.
+type hubServer struct {
+	*httptest.Server
+	hub  *Hub
+	bus  smallBus
+	ctxs sync.Map // ?id → the context its socket is accepted with
+}
+
+func startHub(t *testing.T, buffer int) *hubServer {
+	t.Helper()
+	bus := smallBus{presence.NewLocalBus(), buffer}
+	e := presence.New(presence.Config{Clock: presence.NewFakeClock(time.Unix(0, 0)), Bus: bus, Grace: -1, Deadline: -1})
+	h := NewHub(e, slog.New(slog.DiscardHandler), -1, 100, &ConnCap{})
+	s := &hubServer{hub: h, bus: bus}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+		u := presence.User{ID: id, Username: "u" + r.URL.Query().Get("id")}
+		ctx := context.Background()
+		if c, ok := s.ctxs.Load(r.URL.Query().Get("id")); ok {
+			ctx = c.(context.Context)
+		}
+		if err := h.Accept(ctx, w, r, u, r.URL.Query().Get("events") != "0"); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(sctx)
+		s.Close()
+		e.Close()
+	})
+	return s
+}
+
+// testSocket reads a hub socket in the background.
+type testSocket struct {
+	t     *testing.T
+	conn  *websocket.Conn
+	msgs  chan map[string]any
+	ended chan error // the read error that ended the socket
+}
+
+func (s *hubServer) dial(t *testing.T, query string) *testSocket {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &testSocket{t: t, conn: conn, msgs: make(chan map[string]any, 1024), ended: make(chan error, 1)}
+	go func() {
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				c.ended <- err
+				close(c.msgs)
+				return
+			}
+			var m map[string]any
+			json.Unmarshal(data, &m)
+			c.msgs <- m
+		}
+	}()
+	if m := c.next(); m["type"] != "connection.ack" {
+		t.Fatalf("first message %v", m)
+	}
+	return c
+}
+
+func (c *testSocket) next() map[string]any {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			c.t.Fatalf("socket ended: %v", <-c.ended)
+		}
+		return m
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("no message within 5s")
+	}
+	return nil
+}
+
+// ping is a barrier: the pong comes after everything queued before it.
+func (c *testSocket) ping() {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		c.t.Fatal(err)
+	}
+	for c.next()["type"] != "pong" {
+	}
+}
+
+// statusOf waits for a user.status.changed about user id.
+func (c *testSocket) statusOf(id int64) map[string]any {
+	c.t.Helper()
+	for {
+		if m := c.next(); m["type"] == "user.status.changed" && int64(m["user_id"].(float64)) == id {
+			return m
+		}
+	}
+}
+
+// closeError waits for the socket to end and returns its close frame.
+func (c *testSocket) closeError() *websocket.CloseError {
+	c.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-c.msgs:
+			if ok {
+				continue
+			}
+			err := <-c.ended
+			ce, _ := err.(*websocket.CloseError)
+			if ce == nil {
+				c.t.Fatalf("socket ended without a close frame: %v", err)
+			}
+			return ce
+		case <-timeout:
+			c.t.Fatal("socket still open after 5s")
+		}
+	}
+}
+
+// TestHub_BusGap: when the hub falls behind the bus and its subscription is
+// dropped, the events in the gap are lost. Every socket that wants events
+// is told so (closed with 1013, to reconnect and resync); keep-alive
+// sockets (?events=0), which miss nothing, are left alone; sockets opened
+// after the gap get every event again.
+func TestHub_BusGap(t *testing.T) {
+	s := startHub(t, 2)
+	events := s.dial(t, "id=1")
+	events.statusOf(1)
+	keepAlive := s.dial(t, "id=2&events=0")
+	events.statusOf(2)
+
+	// Hold the fan-out still (it takes the hub's lock for every event)
+	// and publish more than it can hold: at most one event in its hands,
+	// two in the buffer, the fourth overflows and the bus drops it.
+	s.hub.mu.Lock()
+	for i := range 5 {
+		s.bus.Publish(presence.Event{UserID: int64(100 + i), Username: "x", Online: true})
+	}
+	dropped := s.bus.Len() == 0
+	s.hub.mu.Unlock()
+	if !dropped {
+		t.Fatal("the bus did not drop the hub's subscription; the test did not make a gap")
+	}
+
+	ce := events.closeError()
+	if ce.Code != websocket.CloseTryAgainLater || !strings.Contains(ce.Text, "missed") {
+		t.Fatalf("event socket closed with %d %q, want 1013 saying events were missed", ce.Code, ce.Text)
+	}
+	keepAlive.ping() // untouched
+	if got := s.hub.Stats().Gaps; got != 1 {
+		t.Fatalf("gaps = %d, want 1", got)
+	}
+
+	// The hub subscribed again: a socket opened now gets every event.
+	fresh := s.dial(t, "id=3")
+	fresh.statusOf(3)
+	s.bus.Publish(presence.Event{UserID: 200, Username: "y", Online: true})
+	fresh.statusOf(200)
+	keepAlive.ping()
+}
+
+// TestHub_ContextEnds: when the context a socket was accepted with ends
+// (its credentials were revoked), the socket is closed with 1008 — and
+// the close frame arrives even while the client keeps sending, which the
+// reader must not cut short by closing first.
+func TestHub_ContextEnds(t *testing.T) {
+	s := startHub(t, 16)
+	ctx, revoke := context.WithCancel(context.Background())
+	s.ctxs.Store("1", ctx)
+	busy := s.dial(t, "id=1")
+	quiet := s.dial(t, "id=1&events=0")
+	other := s.dial(t, "id=2")
+	go func() {
+		for busy.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)) == nil {
+		}
+	}()
+	for busy.next()["type"] != "pong" { // the flood is under way
+	}
+	revoke()
+	for _, c := range []*testSocket{busy, quiet} {
+		if ce := c.closeError(); ce.Code != websocket.ClosePolicyViolation || ce.Text != reasonRevoked {
+			t.Fatalf("closed with %d %q, want 1008 %q", ce.Code, ce.Text, reasonRevoked)
+		}
+	}
+	other.ping()
+	if got := s.hub.Stats().Revoked; got != 2 {
+		t.Fatalf("revoked = %d, want 2", got)
+	}
+
+	// A context that has already ended: the socket is closed at once.
+	s.ctxs.Store("3", ctx)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/?id=3", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := conn.ReadMessage() // the ack may or may not come first
+		if err == nil {
+			continue
+		}
+		if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.ClosePolicyViolation {
+			t.Fatalf("late socket ended with %v, want close 1008", err)
+		}
+		break
+	}
+}
