@@ -75,7 +75,7 @@ func (c *acmeConfig) start(dataDir string, log *slog.Logger, headerTimeout time.
 		a.httpLn, a.HTTPAddr = ln, ln.Addr()
 		// HTTP-01 challenges; every other request is redirected to https.
 		a.http = &http.Server{
-			Handler:           m.HTTPHandler(nil),
+			Handler:           stripPort(m.HTTPHandler(nil)),
 			ReadHeaderTimeout: headerTimeout,
 			ReadTimeout:       30 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -100,6 +100,19 @@ func (a *acmeCertificates) close() {
 	if a.http != nil {
 		a.http.Close()
 	}
+}
+
+// stripPort drops a port from the Host header before autocert sees it:
+// its host policy compares bare names, so a challenge fetched on a port
+// other than 80 (a port mapping, a test CA) would get 403.
+func stripPort(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r = r.Clone(r.Context())
+			r.Host = host
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // listFlag is a repeatable flag that also takes comma-separated values,

@@ -33,18 +33,38 @@ type pebble struct {
 	cmd    *exec.Cmd
 }
 
-// startPebble runs Pebble on loopback ports. It validates no challenge
-// (PEBBLE_VA_ALWAYS_VALID): this checks presence's ACME client side, not
-// the challenge answers. It skips the test when pebble is not installed,
-// except under CI=true, where that fails.
-func startPebble(t *testing.T) *pebble {
+// pebbleOptions say how Pebble validates challenges.
+type pebbleOptions struct {
+	// validate makes Pebble really validate challenges: it resolves names
+	// with dnsServer and connects to httpPort (HTTP-01) and tlsPort
+	// (TLS-ALPN-01) there. Without it every challenge passes unasked
+	// (PEBBLE_VA_ALWAYS_VALID).
+	validate          bool
+	dnsServer         string
+	httpPort, tlsPort int
+}
+
+// needTool returns the path of a Debian tool the ACME tests need. It
+// skips the test when it is not installed, except under CI=true, where
+// that fails.
+func needTool(t *testing.T, name string) string {
 	t.Helper()
-	bin, err := exec.LookPath("pebble")
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("pebble is not installed; CI must install it (apt-get install -y pebble)")
+			t.Fatalf("%s is not installed; CI must install it (apt-get install -y pebble)", name)
 		}
-		t.Skip("pebble is not installed (apt-get install -y pebble): the ACME test needs a local ACME server")
+		t.Skipf("%s is not installed (apt-get install -y pebble): the ACME tests need a local ACME server", name)
+	}
+	return bin
+}
+
+// startPebble runs Pebble on loopback ports.
+func startPebble(t *testing.T, o pebbleOptions) *pebble {
+	t.Helper()
+	bin := needTool(t, "pebble")
+	if !o.validate {
+		o.httpPort, o.tlsPort = 5002, 5001
 	}
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "cert.pem")
@@ -53,13 +73,18 @@ func startPebble(t *testing.T) *pebble {
 	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress": api, "managementListenAddress": mgmt,
 		"certificate": caFile, "privateKey": filepath.Join(dir, "key.pem"),
-		"httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+		"httpPort": o.httpPort, "tlsPort": o.tlsPort, "ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}})
 	if err := os.WriteFile(filepath.Join(dir, "pebble.json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-config", filepath.Join(dir, "pebble.json"))
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_WFE_NONCEREJECT=0")
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
+	if o.validate {
+		cmd.Args = append(cmd.Args, "-dnsserver", o.dnsServer)
+	} else {
+		cmd.Env = append(cmd.Env, "PEBBLE_VA_ALWAYS_VALID=1")
+	}
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -215,7 +240,7 @@ func clientFor(addr string, roots *x509.CertPool) *http.Client {
 // HTTPS and HTTP/2 with them, refuses other names, redirects plain HTTP,
 // and after a restart with Pebble gone serves the cached certificate.
 func TestACME(t *testing.T) {
-	p := startPebble(t)
+	p := startPebble(t, pebbleOptions{})
 	data := dataDir(t)
 	args := fastArgs(data, "--acme-domain", "presence.test", "--acme-email", "ops@presence.test",
 		"--acme-directory", p.dir, "--acme-http-addr", "127.0.0.1:0")
@@ -326,5 +351,61 @@ func TestACMEFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--acme-domain") {
 			t.Errorf("--acme-domain %q: %v", bad, err)
 		}
+	}
+}
+
+// TestACMEChallenges lets Pebble really validate: its DNS is
+// pebble-challtestsrv, which answers 127.0.0.1 for every name, and it
+// connects to the server's own ports. TLS-ALPN-01 is answered on --addr;
+// for HTTP-01, Pebble's TLS-ALPN-01 port is a closed one, so that
+// challenge fails and autocert falls back to HTTP-01 on --acme-http-addr.
+func TestACMEChallenges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	dnsBin := needTool(t, "pebble-challtestsrv")
+	dns := freePort(t)
+	cmd := exec.Command(dnsBin, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01", dns,
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-management", freePort(t))
+	var dnsLog strings.Builder
+	cmd.Stdout, cmd.Stderr = &dnsLog, &dnsLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("pebble-challtestsrv's log:\n%s", dnsLog.String())
+		}
+	})
+	port := func(addr string) int {
+		_, p, _ := net.SplitHostPort(addr)
+		n := 0
+		fmt.Sscan(p, &n)
+		return n
+	}
+	for _, tc := range []struct{ name, challenge string }{{"TLS-ALPN-01", "tls-alpn-01"}, {"HTTP-01", "http-01"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tlsAddr, httpAddr := freePort(t), freePort(t)
+			o := pebbleOptions{validate: true, dnsServer: dns, httpPort: port(httpAddr), tlsPort: port(tlsAddr)}
+			if tc.challenge == "http-01" {
+				o.tlsPort = port(freePort(t)) // nothing listens: TLS-ALPN-01 fails
+			}
+			p := startPebble(t, o)
+			data := dataDir(t)
+			args := []string{"serve", "--addr", tlsAddr, "--data", data, "--bcrypt-cost", "4", "--log-level", "warn",
+				"--acme-domain", "presence.test", "--acme-directory", p.dir, "--acme-http-addr", httpAddr}
+			s := startACMEServer(t, args, "SSL_CERT_FILE="+p.caFile)
+			resp, err := clientFor(s.addr, p.roots).Get("https://presence.test/healthz")
+			if err != nil {
+				t.Fatalf("handshake after %s: %v", tc.challenge, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !slices.Contains(resp.TLS.PeerCertificates[0].DNSNames, "presence.test") {
+				t.Fatalf("%d, names %v", resp.StatusCode, resp.TLS.PeerCertificates[0].DNSNames)
+			}
+			s.stop(t)
+		})
 	}
 }
