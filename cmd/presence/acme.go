@@ -26,7 +26,7 @@ type acmeConfig struct {
 
 // addACMEFlags adds the --acme-* flags to serve's flag set.
 func addACMEFlags(fs *flag.FlagSet, c *acmeConfig) {
-	fs.Var(&c.domains, "acme-domain", "get and renew a certificate for this name automatically (ACME, Let's Encrypt by default) and serve HTTPS and HTTP/2 on --addr; repeat it, or comma-separate (as in PRESENCE_ACME_DOMAIN), for several names")
+	fs.Var(&c.domains, "acme-domain", "get and renew a certificate for this `name` automatically (ACME, Let's Encrypt by default) and serve HTTPS and HTTP/2 on --addr; repeat it, or comma-separate (as in PRESENCE_ACME_DOMAIN), for several names")
 	fs.StringVar(&c.email, "acme-email", "", "contact address given to the ACME CA for expiry and problem notices (optional)")
 	fs.StringVar(&c.httpAddr, "acme-http-addr", ":80", `with --acme-domain: listen here for ACME HTTP-01 challenges and redirect everything else to https ("" = no HTTP listener; TLS-ALPN-01 on --addr still works)`)
 	fs.StringVar(&c.directory, "acme-directory", acme.LetsEncryptURL, "ACME directory URL of the CA (Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory)")
