@@ -16,8 +16,9 @@ import (
 var secretWords = []string{"secret", "password", "passwd", "token", "key", "credential", "private"}
 
 // notSecret lists flags whose names contain a secret word but whose values
-// are not secrets (a lifetime, not a token).
-var notSecret = map[string]bool{"token-ttl": true}
+// are not secrets: a lifetime, not a token; the path of a key file, not the
+// key (--tls-key, where the TLS flags exist).
+var notSecret = map[string]bool{"token-ttl": true, "tls-key": true}
 
 // isSecretFlag reports whether `presence config` redacts the flag's value.
 func isSecretFlag(name string) bool {
