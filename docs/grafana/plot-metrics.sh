@@ -7,8 +7,8 @@
 #
 #   docs/grafana/plot-metrics.sh [loadgen flags]
 #
-# Needs gnuplot (Debian: gnuplot-nox) and curl. Defaults: 1,500 tabs, 20 s
-# hold; pass loadgen flags to change them.
+# Needs gnuplot (Debian: gnuplot-nox) and curl. Defaults: TABS=1000 tabs,
+# 20 s hold; pass loadgen flags to change the rest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-docs/img/metrics.png}
@@ -43,7 +43,8 @@ echo "# t $(echo $names)" > "$work/samples.tsv"
 ) &
 scraper=$!
 
-bin/loadgen -addr "$addr" -tabs 1500 -per-worker 750 -hold 20s -out "$work/loadgen.json" "$@" 2>&1 | sed 's/^/loadgen: /'
+tabs=${TABS:-1000}
+bin/loadgen -addr "$addr" -tabs "$tabs" -per-worker 500 -hold 20s -out "$work/loadgen.json" "$@" 2>&1 | sed 's/^/loadgen: /'
 sleep 2
 kill "$scraper"
 cp "$work/samples.tsv" "${SAMPLES:-/dev/null}" 2>/dev/null || true
@@ -67,7 +68,7 @@ set datafile missing "NaN"
 set key top left opaque box
 set grid
 set xlabel "seconds"
-set multiplot layout 3,2 title "Presence /metrics, scraped every second during a loadgen run (1,500 simulated tabs, ending with a SIGKILL and restart)"
+set multiplot layout 3,2 title "Presence /metrics, scraped every second during a loadgen run ($tabs simulated tabs; the gap is the SIGKILL and restart)"
 set title "Online users and connections"
 plot "$work/rates.tsv" using 1:2 with lines lw 2 title "users online", \
      "" using 1:3 with lines title "presence connections", \
