@@ -8,8 +8,399 @@
 //    server pushes to everyone (hide the viewer, cap at data-max, empty
 //    state, absolute links for embeds), show the reconnecting and error
 //    states, and dispatch a cancelable `presence:user-click` event.
+// 3. Shared stream: the tabs of one browser share one widget event stream
+//    (a browser allows six HTTP/1.1 connections per host, and every open
+//    stream holds one). See "Shared stream" below.
 (function () {
   "use strict";
+
+  // ---- Shared stream ----------------------------------------------------
+  //
+  // The htmx SSE extension opens its streams with htmx.createEventSource(url).
+  // We replace it: for each stream URL, one tab of the browser (the leader)
+  // holds the real EventSource and relays its state and every event, by name,
+  // over a BroadcastChannel to the other tabs (followers), whose stand-in
+  // objects behave like an EventSource for the extension. So a profile with
+  // ten tabs costs the server one stream, and the seventh tab still loads.
+  //
+  // Election needs no Web Locks (missing outside secure contexts) and no
+  // SharedWorker (missing on Chrome for Android): a lease in localStorage,
+  // {id, t}, renewed by the leader every LEASE_RENEW ms. A follower that
+  // finds it older than LEASE_STALE asks over the channel whether the leader
+  // is still there (a background tab's timers may be throttled to once a
+  // minute, its message handlers are not) and claims the lease only if
+  // nobody answers; a leader that goes away (pagehide, freeze, close) says
+  // "bye" and removes the lease, so another tab takes over at once. Writes
+  // race only in a claim: a claimer waits CLAIM_CONFIRM ms and leads only if
+  // the lease still names it; if two lead anyway, the smaller id keeps the
+  // stream. Every (re)connection of the real stream makes every tab fire
+  // onopen, so each widget refetches its list and misses nothing.
+  //
+  // Without BroadcastChannel or usable localStorage every tab opens its own
+  // EventSource, as before. The channel and the lease are named after the
+  // full stream URL (an embed carries its token in it) and live in the host
+  // page's origin.
+  var LEASE_RENEW = 500;
+  var LEASE_STALE = 1500;
+  var PING_WAIT = 250;
+  var CLAIM_CONFIRM = 150;
+  var REOPEN_MIN = 1000;
+  var REOPEN_MAX = 30000;
+  var live = []; // this page's shared sources, for __presenceStreams
+
+  function nativeSource(url) {
+    return new EventSource(url, { withCredentials: true });
+  }
+
+  function usableStorage() {
+    try {
+      var s = window.localStorage, k = "presence-probe";
+      s.setItem(k, "1");
+      s.removeItem(k);
+      return s;
+    } catch (e) {
+      return null; // blocked storage, private modes that throw
+    }
+  }
+
+  // Only the widget's streams are shared: a host page's own SSE streams
+  // (docs/EMBEDDING.md) keep an EventSource per tab, as the extension does.
+  var SHARED = /\/widgets\/online-users\/stream(\?|$)/;
+
+  function createEventSource(url) {
+    if (!SHARED.test(url)) return nativeSource(url);
+    var store = typeof BroadcastChannel === "function" ? usableStorage() : null;
+    if (!store) return nativeSource(url);
+    try {
+      return sharedSource(url, store);
+    } catch (e) {
+      return nativeSource(url);
+    }
+  }
+
+  function sharedSource(url, store) {
+    var key = "presence-sse:" + url;
+    var id = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+    var src = {
+      url: url,
+      withCredentials: true,
+      CONNECTING: 0, OPEN: 1, CLOSED: 2,
+      readyState: 0,
+      onopen: null, onerror: null, onmessage: null,
+      addEventListener: addListener,
+      removeEventListener: removeListener,
+      close: close
+    };
+    var listeners = {};          // event name → [fn], this page's
+    var names = { message: 1 };  // event names this page wants
+    var wanted = { message: 1 }; // leader: names any tab wants
+    var chan = null, leader = false, es = null, closed = false, suspended = false;
+    var timer = null, pingTimer = null, claimTimer = null, reopenTimer = null;
+    var attempt = 0;
+    var heard = 0;    // when a leader last spoke
+    var gone = null;  // the leader that said bye
+
+    function now() { return Date.now(); }
+    function readLease() {
+      try {
+        var v = JSON.parse(store.getItem(key));
+        return v && v.id ? v : null;
+      } catch (e) {
+        return null;
+      }
+    }
+    function writeLease() {
+      try { store.setItem(key, JSON.stringify({ id: id, t: now() })); } catch (e) { /* full or blocked */ }
+    }
+    function dropLease() {
+      var l = readLease();
+      if (l && l.id === id) {
+        try { store.removeItem(key); } catch (e) { /* blocked */ }
+      }
+    }
+    function post(m) {
+      m.from = id;
+      if (chan) {
+        try { chan.postMessage(m); } catch (e) { /* closed */ }
+      }
+    }
+    function keys(o) {
+      var a = [];
+      for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) a.push(k);
+      return a;
+    }
+
+    // ---- this page's listeners, like an EventSource's
+    function addListener(name, fn) {
+      if (typeof fn !== "function") return;
+      (listeners[name] = listeners[name] || []).push(fn);
+      if (name === "open" || name === "error" || names[name]) return;
+      names[name] = 1;
+      if (leader) want([name]);
+      else post({ t: "listen", names: [name] });
+    }
+    function removeListener(name, fn) {
+      var a = listeners[name];
+      if (!a) return;
+      for (var i = 0; i < a.length; i++) {
+        if (a[i] === fn) { a.splice(i, 1); return; }
+      }
+    }
+    function emit(ev) {
+      var h = src["on" + ev.type];
+      if (typeof h === "function") h.call(src, ev);
+      var a = (listeners[ev.type] || []).slice(); // a listener may remove itself
+      for (var i = 0; i < a.length; i++) a[i].call(src, ev);
+    }
+    function deliver(name, data, lastId) {
+      emit(new MessageEvent(name, { data: data, lastEventId: lastId || "", origin: location.origin }));
+    }
+    function opened() {
+      src.readyState = 1;
+      emit(new Event("open"));
+    }
+    function failed() {
+      src.readyState = 0;
+      emit(new Event("error"));
+    }
+
+    // ---- leader: the real EventSource
+    function want(list) {
+      for (var i = 0; i < list.length; i++) {
+        var name = String(list[i]);
+        if (wanted[name]) continue;
+        wanted[name] = 1;
+        if (es) relay(es, name);
+      }
+    }
+    function relay(source, name) {
+      source.addEventListener(name, function (e) {
+        if (source !== es) return;
+        post({ t: "ev", name: name, data: e.data, lastId: e.lastEventId });
+        deliver(name, e.data, e.lastEventId);
+      });
+    }
+    function openNative() {
+      reopenTimer = null;
+      if (!leader || closed || suspended) return;
+      var source;
+      try {
+        source = nativeSource(url);
+      } catch (e) {
+        reopen();
+        return;
+      }
+      es = source;
+      source.onopen = function () {
+        if (source !== es) return;
+        attempt = 0;
+        post({ t: "open" });
+        opened();
+      };
+      source.onerror = function () {
+        if (source !== es) return;
+        post({ t: "error" });
+        failed();
+        // CLOSED: the server refused (401, 503, …); EventSource gives up,
+        // we do not. CONNECTING: it reconnects by itself.
+        if (source.readyState === 2) {
+          closeNative();
+          reopen();
+        }
+      };
+      for (var name in wanted) relay(source, name);
+    }
+    function reopen() {
+      if (reopenTimer || closed || suspended) return;
+      var base = Math.min(REOPEN_MAX, REOPEN_MIN * Math.pow(2, attempt));
+      attempt = Math.min(attempt + 1, 16);
+      reopenTimer = setTimeout(openNative, base / 2 + Math.random() * base);
+    }
+    function closeNative() {
+      if (es) {
+        var s = es;
+        es = null;
+        s.close();
+      }
+    }
+    function lead() {
+      leader = true;
+      gone = null;
+      clearInterval(timer);
+      writeLease();
+      post({ t: "leader" });
+      want(keys(names)); // this page's own events, then the others' (hello)
+      openNative();
+      timer = setInterval(function () { writeLease(); }, LEASE_RENEW);
+    }
+    function stepDown() {
+      leader = false;
+      clearInterval(timer);
+      clearTimeout(reopenTimer);
+      reopenTimer = null;
+      closeNative();
+      follow();
+    }
+
+    // ---- follower
+    function follow() {
+      clearInterval(timer);
+      timer = setInterval(check, LEASE_RENEW);
+      post({ t: "hello", names: keys(names) });
+      check();
+    }
+    function check() {
+      if (leader || closed || suspended || pingTimer || claimTimer) return;
+      if (now() - heard <= LEASE_STALE) return;
+      var l = readLease();
+      if (l && l.id === gone) l = null;
+      if (l && now() - l.t <= LEASE_STALE) return;
+      if (l && l.id !== id) {
+        // Stale, but the holder may only be a throttled background tab.
+        var asked = now();
+        post({ t: "ping" });
+        pingTimer = setTimeout(function () {
+          pingTimer = null;
+          if (heard < asked) claim(); // no answer
+        }, PING_WAIT);
+        return;
+      }
+      claim();
+    }
+    function claim() {
+      if (leader || closed || suspended) return;
+      var since = now();
+      writeLease();
+      claimTimer = setTimeout(function () {
+        claimTimer = null;
+        var l = readLease();
+        if (closed || suspended || leader) return;
+        if (l && l.id === id && heard < since) lead();
+      }, CLAIM_CONFIRM);
+    }
+
+    function onMessage(e) {
+      var m = e.data;
+      if (!m || typeof m !== "object" || m.from === id || closed || suspended) return;
+      switch (m.t) {
+        case "hello":
+        case "listen":
+          if (leader) {
+            want(m.names || []);
+            if (m.t === "hello") post({ t: "state", open: !!es && es.readyState === 1 });
+          }
+          return;
+        case "ping":
+          if (leader) {
+            writeLease();
+            post({ t: "pong" });
+          }
+          return;
+        case "leader":
+          if (leader) {
+            if (m.from < id) stepDown();
+            else post({ t: "leader" }); // the other one steps down
+            return;
+          }
+          heard = now();
+          post({ t: "hello", names: keys(names) });
+          return;
+        case "pong":
+          if (!leader) heard = now();
+          return;
+        case "state":
+          if (leader) return;
+          heard = now();
+          if (m.open && src.readyState !== 1) opened();
+          return;
+        case "open":
+          if (leader) return;
+          heard = now();
+          opened(); // a new connection: every widget resyncs
+          return;
+        case "error":
+          if (leader) return;
+          heard = now();
+          failed();
+          return;
+        case "ev":
+          if (leader) return;
+          heard = now();
+          if (src.readyState !== 1) opened();
+          deliver(String(m.name), m.data, m.lastId);
+          return;
+        case "bye":
+          if (leader) return;
+          heard = 0;
+          gone = m.from;
+          check();
+          return;
+      }
+    }
+
+    // ---- joining and leaving
+    function join() {
+      suspended = false;
+      heard = 0;
+      chan = new BroadcastChannel(key);
+      chan.onmessage = onMessage;
+      follow();
+    }
+    // leave gives the stream up: on pagehide and freeze (the page may never
+    // run again, or come back from the bfcache) and on close.
+    function leave() {
+      suspended = true;
+      clearInterval(timer);
+      clearTimeout(pingTimer);
+      clearTimeout(claimTimer);
+      clearTimeout(reopenTimer);
+      timer = pingTimer = claimTimer = reopenTimer = null;
+      if (leader) {
+        leader = false;
+        closeNative();
+        dropLease();
+        post({ t: "bye" });
+      }
+      if (chan) {
+        chan.close();
+        chan = null;
+      }
+      if (!closed) src.readyState = 0;
+    }
+    function onHide() { if (!closed) leave(); }
+    function onShow(e) { if (!closed && suspended && (e.type === "resume" || e.persisted)) join(); }
+    function close() {
+      if (closed) return;
+      closed = true;
+      leave();
+      src.readyState = 2;
+      window.removeEventListener("pagehide", onHide);
+      window.removeEventListener("pageshow", onShow);
+      document.removeEventListener("freeze", onHide);
+      document.removeEventListener("resume", onShow);
+      var i = live.indexOf(info);
+      if (i >= 0) live.splice(i, 1);
+    }
+    function info() { return { url: url, leader: leader, readyState: src.readyState }; }
+
+    window.addEventListener("pagehide", onHide);
+    window.addEventListener("pageshow", onShow);
+    document.addEventListener("freeze", onHide);
+    document.addEventListener("resume", onShow);
+    live.push(info);
+    join();
+    return src;
+  }
+
+  // For tests and curious people: which streams this page has, and whether
+  // it holds them.
+  window.__presenceStreams = function () {
+    return live.map(function (f) { return f(); });
+  };
+
+  // The SSE extension keeps a createEventSource that is already set, and
+  // looks it up on every connect, so this works before or after it loads.
+  if (window.htmx) window.htmx.createEventSource = createEventSource;
 
   // ---- Keep-alive -------------------------------------------------------
   var PING_EVERY = 30000;
@@ -120,6 +511,23 @@
       e.detail.shouldSwap = true;
       e.detail.isError = false;
     }
+  });
+
+  // A list fetched (on load, on every stream (re)connect, every 30 s) while
+  // the stream pushes a whole list may come back older than that push: drop
+  // it then. Nothing is lost: a push is the whole list, and every change
+  // after it comes as another push.
+  function isList(el) { return el && el.hasAttribute && el.hasAttribute("data-presence-list"); }
+  document.addEventListener("htmx:sseMessage", function (e) {
+    if (isList(e.target)) e.target.__presencePushes = (e.target.__presencePushes || 0) + 1;
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var el = e.detail && e.detail.elt;
+    if (isList(el)) el.__presenceAsked = el.__presencePushes || 0;
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var el = e.detail.elt, xhr = e.detail.xhr;
+    if (isList(el) && xhr && xhr.status < 400 && (el.__presencePushes || 0) !== el.__presenceAsked) e.detail.shouldSwap = false;
   });
 
   document.addEventListener("htmx:afterSwap", onSwap);

@@ -1,6 +1,8 @@
 // Command loadgen drives a real presence server over loopback with
 // simulated browser tabs — each tab one keep-alive WebSocket speaking the
-// real protocol plus one SSE stream exactly like the widget's — and reports
+// real protocol plus one SSE stream exactly like the widget's (with
+// -tabs-per-browser N, one stream per browser of N tabs, shared as
+// presence.js shares it) — and reports
 // what docs/PERFORMANCE.md tracks: connect rate, storm convergence, one-change
 // fan-out latency, memory and goroutines per connection, ping throughput and
 // pong latency, and database writes.
@@ -55,6 +57,7 @@ type config struct {
 	roundGap            time.Duration
 	crash               bool
 	crashClosed         float64
+	tabsPerBrowser      int
 }
 
 func run(args []string) error {
@@ -67,7 +70,7 @@ func run(args []string) error {
 	fs.StringVar(&c.server, "server", "bin/presence", "presence binary to start")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:18431", "address for the server")
 	fs.StringVar(&c.out, "out", "loadgen.json", "JSON report file")
-	fs.IntVar(&c.tabs, "tabs", 9000, "simulated tabs (each 1 WebSocket + 1 SSE stream)")
+	fs.IntVar(&c.tabs, "tabs", 9000, "simulated tabs (each 1 WebSocket, and 1 SSE stream per -tabs-per-browser tabs)")
 	fs.IntVar(&c.perWorker, "per-worker", 4000, "tabs per worker process (2 sockets each)")
 	fs.BoolVar(&c.events, "events", false, "tabs' WebSockets also subscribe to user.status.changed (the original protocol's default); the widget's keep-alive does not")
 	fs.DurationVar(&c.grace, "grace", time.Second, "server grace period")
@@ -80,15 +83,19 @@ func run(args []string) error {
 	fs.BoolVar(&c.skipStorm, "skip-storm", false, "skip the storm phase (with -events a storm is N² messages by design)")
 	fs.BoolVar(&c.crash, "crash", true, "end with a SIGKILL under load, a restart and every tab reconnecting on its own")
 	fs.Float64Var(&c.crashClosed, "crash-closed", 0.1, "fraction of tabs closed while the killed server is down")
+	fs.IntVar(&c.tabsPerBrowser, "tabs-per-browser", 1, "tabs per simulated browser: each tab holds its WebSocket, but the browser's tabs share one SSE stream (held by its first tab), as presence.js does")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.tabsPerBrowser < 1 {
+		return fmt.Errorf("-tabs-per-browser must be at least 1")
 	}
 	if *worker {
 		b, err := os.ReadFile(*tokens)
 		if err != nil {
 			return err
 		}
-		return runWorker(*base, *source, c.events, strings.Fields(string(b)))
+		return runWorker(*base, *source, c.events, c.tabsPerBrowser, strings.Fields(string(b)))
 	}
 	return coordinate(c)
 }
@@ -96,11 +103,14 @@ func run(args []string) error {
 // report is everything measured; it is also written as JSON.
 type report struct {
 	Tabs, Workers             int
+	TabsPerBrowser            int
+	Streams                   int // SSE streams: one per simulated browser
 	EventsOnSockets           bool
 	ServerRSSBaseKiB          int64
 	WSConnectPerSec           float64
 	WSPerConnKiB              float64
 	SSEPerConnKiB             float64
+	PerTabKiB                 float64 // server RSS per tab: its WebSocket and its share of its browser's stream
 	GoroutinesPerTab          float64
 	StormConnectSeconds       float64
 	StormConvergedAfterLastMS float64
@@ -182,7 +192,7 @@ func all(ws []*workerProc, c command) ([]reply, error) {
 func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...) }
 
 func coordinate(c config) error {
-	r := report{Tabs: c.tabs, EventsOnSockets: c.events}
+	r := report{Tabs: c.tabs, TabsPerBrowser: c.tabsPerBrowser, EventsOnSockets: c.events}
 	dir, err := os.MkdirTemp("", "presence-loadgen-")
 	if err != nil {
 		return err
@@ -238,7 +248,8 @@ func coordinate(c config) error {
 		part := tokens[i*c.perWorker : min(len(tokens), (i+1)*c.perWorker)]
 		tf := filepath.Join(dir, fmt.Sprintf("tokens-%d", i))
 		os.WriteFile(tf, []byte(strings.Join(part, "\n")), 0o600)
-		args := []string{"-worker", "-base", base, "-source", fmt.Sprintf("127.0.0.%d", 2+i), "-tokens", tf}
+		r.Streams += (len(part) + c.tabsPerBrowser - 1) / c.tabsPerBrowser // browsers do not straddle workers
+		args := []string{"-worker", "-base", base, "-source", fmt.Sprintf("127.0.0.%d", 2+i), "-tokens", tf, "-tabs-per-browser", strconv.Itoa(c.tabsPerBrowser)}
 		if c.events {
 			args = append(args, "-events")
 		}
@@ -276,8 +287,8 @@ func coordinate(c config) error {
 	rss1 := rssKiB(pid)
 	r.WSPerConnKiB = float64(rss1-rss0) / float64(c.tabs)
 
-	// Phase 2: every tab's SSE stream; each widget must show everyone.
-	logf("phase 2: %d SSE streams", c.tabs)
+	// Phase 2: every browser's SSE stream; each widget must show everyone.
+	logf("phase 2: %d SSE streams (%d tabs per browser)", r.Streams, c.tabsPerBrowser)
 	if reps, err = all(workers, command{Cmd: "sse-connect", Conc: c.connectConc}); err != nil {
 		return err
 	}
@@ -289,7 +300,8 @@ func coordinate(c config) error {
 	}
 	settle()
 	rss2 := rssKiB(pid)
-	r.SSEPerConnKiB = float64(rss2-rss1) / float64(c.tabs)
+	r.SSEPerConnKiB = float64(rss2-rss1) / float64(r.Streams)
+	r.PerTabKiB = float64(rss2-rss0) / float64(c.tabs)
 	r.GoroutinesPerTab = (metric(base, "go_goroutines") - g0) / float64(c.tabs)
 
 	// Phase 3: storm. Everyone leaves, the widgets watch the count fall to
@@ -536,10 +548,11 @@ func since(start int64, reps []reply) []float64 {
 func print(r report) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("tabs (1 WS + 1 SSE each)", fmt.Sprintf("%d in %d workers, WS events: %v", r.Tabs, r.Workers, r.EventsOnSockets))
+	row("tabs (1 WS each; 1 SSE per browser)", fmt.Sprintf("%d in %d workers, %d per browser (%d streams), WS events: %v", r.Tabs, r.Workers, r.TabsPerBrowser, r.Streams, r.EventsOnSockets))
 	row("WS connect rate", fmt.Sprintf("%.0f/s", r.WSConnectPerSec))
 	row("RSS per idle WebSocket", fmt.Sprintf("%.1f KiB", r.WSPerConnKiB))
 	row("RSS per idle SSE stream", fmt.Sprintf("%.1f KiB", r.SSEPerConnKiB))
+	row("RSS per tab", fmt.Sprintf("%.1f KiB (%d tabs per browser)", r.PerTabKiB, r.TabsPerBrowser))
 	row("goroutines per tab", fmt.Sprintf("%.2f", r.GoroutinesPerTab))
 	row("storm: all WS connected in", fmt.Sprintf("%.2f s", r.StormConnectSeconds))
 	row("storm: converged after last connect", fmt.Sprintf("%.0f ms", r.StormConvergedAfterLastMS))

@@ -65,6 +65,9 @@ type tab struct {
 	pongs    atomic.Int64
 	closing  atomic.Bool
 	sseReady chan struct{}
+	// follower: another tab of the same simulated browser holds the
+	// stream and would relay it (BroadcastChannel); this one opens none.
+	follower bool
 
 	// Crash phase: a gone tab was closed by its user while the server was
 	// down and never reconnects; the others do, like presence.js and the
@@ -115,7 +118,7 @@ func parseTotal(b []byte) (int64, bool) {
 	return n, j > 0
 }
 
-func runWorker(base, source string, events bool, tokens []string) error {
+func runWorker(base, source string, events bool, tabsPerBrowser int, tokens []string) error {
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	if source != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
@@ -127,8 +130,8 @@ func runWorker(base, source string, events bool, tokens []string) error {
 		http:     &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64, DisableCompression: true}},
 		wsDialer: &websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512},
 	}
-	for _, t := range tokens {
-		w.tabs = append(w.tabs, &tab{token: t, sseReady: make(chan struct{})})
+	for i, t := range tokens {
+		w.tabs = append(w.tabs, &tab{token: t, sseReady: make(chan struct{}), follower: i%tabsPerBrowser != 0})
 	}
 	in := bufio.NewScanner(os.Stdin)
 	out := json.NewEncoder(os.Stdout)
@@ -358,7 +361,7 @@ func (w *worker) awaitReconnect(timeout time.Duration) reply {
 			if t.gone.Load() {
 				continue
 			}
-			if !t.wsUp.Load() || !t.sseUp.Load() {
+			if !t.wsUp.Load() || (!t.follower && !t.sseUp.Load()) {
 				missing++
 			}
 			times = append(times, max(t.wsAt.Load(), t.sseAt.Load()))
@@ -400,6 +403,9 @@ func (w *worker) readWS(t *tab, conn *websocket.Conn) {
 }
 
 func (w *worker) openSSE(t *tab) error {
+	if t.follower {
+		return nil // its browser's stream is another tab's
+	}
 	req, _ := http.NewRequest("GET", w.base+"/widgets/online-users/stream", nil)
 	req.Header.Set("Authorization", "Bearer "+t.token)
 	resp, err := w.http.Do(req)
@@ -472,8 +478,8 @@ func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 	for {
 		ok, open := 0, 0
 		for _, t := range w.tabs {
-			if t.gone.Load() {
-				continue // closed by its user in the crash phase
+			if t.gone.Load() || t.follower {
+				continue // closed by its user in the crash phase; no stream of its own
 			}
 			open++
 			if t.total.Load() == target {
@@ -490,7 +496,7 @@ func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 	}
 	times := make([]int64, 0, len(w.tabs))
 	for _, t := range w.tabs {
-		if !t.gone.Load() {
+		if !t.gone.Load() && !t.follower {
 			times = append(times, t.totalAt.Load())
 		}
 	}

@@ -346,6 +346,11 @@ func TestACMEFlags(t *testing.T) {
 	if cfg.acme.httpAddr != ":80" || !strings.Contains(cfg.acme.directory, "letsencrypt.org") {
 		t.Fatalf("defaults: %q %q", cfg.acme.httpAddr, cfg.acme.directory)
 	}
+	_, err := runCmd(t, "", nil, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--acme-domain", "a.example",
+		"--tls-cert", "c.pem", "--tls-key", "k.pem")
+	if err == nil || !strings.Contains(err.Error(), "exclusive") {
+		t.Errorf("--acme-domain with --tls-cert: %v", err)
+	}
 	for _, bad := range []string{"https://x.example", "x.example:443", "nodot"} {
 		_, err := runCmd(t, "", nil, "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--acme-domain", bad, "--acme-http-addr", "")
 		if err == nil || !strings.Contains(err.Error(), "--acme-domain") {

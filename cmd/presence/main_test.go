@@ -70,7 +70,7 @@ func waitHealthy(tb testing.TB, base string) {
 	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := testClient.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -144,7 +144,7 @@ func startProcess(tb testing.TB, args []string, env ...string) *process {
 
 func postJSON(tb testing.TB, url, body string) (int, map[string]any) {
 	tb.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	resp, err := testClient.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func mustToken(tb testing.TB, base, name string) string {
 func mustDial(tb testing.TB, base, token string) *websocket.Conn {
 	tb.Helper()
 	u := "ws" + strings.TrimPrefix(base, "http") + "/ws/user-status/?token=" + url.QueryEscape(token)
-	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
+	conn, _, err := testDialer.Dial(u, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func onlineNames(tb testing.TB, base, token string) []string {
 	tb.Helper()
 	req, _ := http.NewRequest("GET", base+"/api/users/online/", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -243,7 +243,7 @@ type health struct {
 // getHealth fetches /healthz and returns its status code and body.
 func getHealth(tb testing.TB, base string) (int, health) {
 	tb.Helper()
-	resp, err := http.Get(base + "/healthz")
+	resp, err := testClient.Get(base + "/healthz")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -95,12 +95,16 @@ func TestRun(t *testing.T) {
 
 func TestParseFlags(t *testing.T) {
 	fs, cfg := serveFlags(&bytes.Buffer{})
-	env := map[string]string{"PRESENCE_ADDR": "0.0.0.0:9", "PRESENCE_GRACE": "7s", "PRESENCE_COOKIE_SECURE": "true"}
+	env := map[string]string{"PRESENCE_ADDR": "0.0.0.0:9", "PRESENCE_GRACE": "7s", "PRESENCE_COOKIE_SECURE": "true",
+		"PRESENCE_TLS_CERT": "c.pem", "PRESENCE_TLS_KEY": "k.pem"}
 	if err := parseFlags(fs, []string{"--grace", "2s"}, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.addr != "0.0.0.0:9" || cfg.grace.String() != "2s" || !cfg.cookieSecure {
 		t.Fatalf("addr=%s grace=%s secure=%v: env fills, flags win", cfg.addr, cfg.grace, cfg.cookieSecure)
+	}
+	if cfg.tlsCert != "c.pem" || cfg.tlsKey != "k.pem" {
+		t.Fatalf("tls cert %q key %q from the environment", cfg.tlsCert, cfg.tlsKey)
 	}
 }
 

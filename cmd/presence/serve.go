@@ -45,6 +45,8 @@ type serveConfig struct {
 	trustedProxies  string
 	publicURL       string
 	cookieSecure    bool
+	tlsCert         string
+	tlsKey          string
 	sessionTTL      time.Duration
 	tokenTTL        time.Duration
 	bcryptCost      int
@@ -74,7 +76,9 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&cfg.allowedOrigins, "allowed-origins", "", "comma-separated extra origins (https://example.com) trusted for WebSockets and posts")
 	fs.StringVar(&cfg.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For/-Proto/-Host and X-Real-IP are believed (default: none, the headers are ignored)")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "public origin of the server (https://presence.example.com) for widget links and streams; default: from each request")
-	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (without it: Secure when the request came over https, directly or per a trusted proxy)")
+	fs.BoolVar(&cfg.cookieSecure, "cookie-secure", false, "always mark the session cookie Secure (implied by --tls-cert; without it: Secure when the request came over https, directly or per a trusted proxy)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and HTTP/2 (needs --tls-key)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
@@ -96,8 +100,31 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--shutdown-timeout must be positive")
 	case c.headerTimeout <= 0:
 		return fmt.Errorf("--read-header-timeout must be positive")
+	case c.tlsCert != "" && c.acme.enabled():
+		return fmt.Errorf("--acme-domain and --tls-cert are exclusive: certificates come from ACME or from files, not both")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return fmt.Errorf("--tls-cert and --tls-key (PRESENCE_TLS_CERT, PRESENCE_TLS_KEY) go together: give both or neither")
 	}
 	return nil
+}
+
+// tlsConfig loads the certificate and key when TLS is configured (nil
+// otherwise). HTTP/2 is offered first in ALPN: over it one connection
+// carries every event stream and request of a browser, so the browser's
+// six-connections-per-host limit of HTTP/1.1 does not apply.
+func (c *serveConfig) tlsConfig() (*tls.Config, error) {
+	if c.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"h2", "http/1.1"},
+		MinVersion:   tls.VersionTLS12,
+	}, nil
 }
 
 func addDataFlag(fs *flag.FlagSet, p *string) {
@@ -148,6 +175,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	tlsConf, err := cfg.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if tlsConf != nil {
+		cfg.cookieSecure = true // the browser only ever sees HTTPS
+	}
 
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -181,7 +215,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// With --acme-domain, --addr serves HTTPS with certificates from ACME
 	// (cmd/presence/acme.go).
-	var tlsConf *tls.Config
 	var certs *acmeCertificates
 	if cfg.acme.enabled() {
 		if certs, err = cfg.acme.start(cfg.data, log, cfg.headerTimeout); err != nil {
@@ -233,7 +266,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The fd-reserve listener is the TCP listener's wrapper, under TLS
+	// (ServeTLS adds that layer): it refuses on the raw connection, before
+	// any handshake.
 	ln := srv.Listener(tcp)
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.headerTimeout,
@@ -268,10 +308,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		go func() { serveErr <- fmt.Errorf("metrics: %w", metricsSrv.Serve(mln)) }()
 		fmt.Fprintf(stdout, "presence: metrics at http://%s/metrics\n", mln.Addr())
-	}
-	scheme := "http"
-	if tlsConf != nil {
-		scheme = "https"
 	}
 	go func() {
 		if tlsConf != nil {
