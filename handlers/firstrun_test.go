@@ -110,3 +110,18 @@ func TestFirstRunAPI(t *testing.T) {
 		t.Fatalf("admins = %v; want exactly one", admins)
 	}
 }
+
+// TestFirstRunDatabaseDown: the landing and sign-up pages still render when
+// the database cannot say whether any account exists; they do not claim a
+// first run.
+func TestFirstRunDatabaseDown(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.DB.Close()
+	for _, path := range []string{"/", "/register"} {
+		code, body := do(t, browser(t), "GET", ts.URL+path, "", nil)
+		doc := mustDoc(t, body)
+		if code != 200 || doc.Find(`[data-testid="first-run"], [data-testid="first-account"]`).Length() != 0 {
+			t.Fatalf("GET %s with the database closed: %d\n%s", path, code, body)
+		}
+	}
+}

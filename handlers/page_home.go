@@ -18,11 +18,10 @@ func handleHomePage(s Store, base *baseURL) echo.HandlerFunc {
 		if u, ok := currentUser(c); ok {
 			w.ViewerID = u.ID
 		} else {
+			// The landing page must not fail with the database: if it
+			// cannot tell, it is not a first run.
 			has, err := s.HasUsers(c.Request().Context())
-			if err != nil {
-				return err
-			}
-			firstRun = !has
+			firstRun = err == nil && !has
 		}
 		return render(c, http.StatusOK, views.HomePage(pageFor(c, "Home"), w, firstRun))
 	}
