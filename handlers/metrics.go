@@ -72,7 +72,11 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *r
 		metric("presence_sse_subscribers", "gauge", "Open widget event streams.", int64(bs.Subscribers))
 		metric("presence_sse_events_published_total", "counter", "Widget fragments published to the event streams.", bs.Published)
 		metric("presence_sse_slow_clients_cut_total", "counter", "Event streams cut off because a write timed out.", bs.CutOff)
-		metric("presence_widget_renders_total", "counter", "Shared widget fragment renders.", feed.Renders())
+		metric("presence_sse_resyncs_total", "counter", "Times a lagging event stream was sent the whole list instead of the changes it missed.", bs.Resyncs)
+		fs := feed.Stats()
+		metric("presence_widget_renders_total", "counter", "Shared widget fragment renders.", fs.Renders)
+		metric("presence_widget_list_deltas_total", "counter", "Changes to the users shown pushed as a delta (tiles in and out).", fs.Deltas)
+		metric("presence_widget_list_pushes_total", "counter", "Changes to the users shown pushed as the whole list (a delta would have cost more).", fs.Fulls)
 		metric("presence_db_write_transactions_total", "counter", "Committed database write transactions.", st.WriteTxs)
 		metric("presence_db_presence_rows_written_total", "counter", "User rows written by presence batches.", st.WriteRows)
 		if b != nil {

@@ -90,6 +90,11 @@ type Config struct {
 	// serves Server.MetricsHandler on its own listener (--metrics-addr).
 	// Without it, /metrics here answers only local, unproxied requests.
 	SeparateMetrics bool
+	// MaxStreamsPerUser caps the widget event streams one signed-in user,
+	// or one client address using an embed token, may hold (429 beyond
+	// it); 0 means no cap. All the addresses using one embed token
+	// together may hold at most half of MaxConns.
+	MaxStreamsPerUser int
 }
 
 // Deps are the handlers' collaborators.
@@ -100,9 +105,10 @@ type Deps struct {
 	Sessions *sessions.CookieStore
 	Log      *slog.Logger
 	Config   Config
-	// Clock times the rate limits and paces the poll for tokens revoked by
-	// other processes; nil means presence.SystemClock. Tests pass the
-	// engine's FakeClock.
+	// Clock times the rate limits, the widget feed's coalescing window,
+	// the streams' keep-alives and write timeouts, and the poll for tokens
+	// revoked by other processes; nil means presence.SystemClock. Tests
+	// pass the engine's FakeClock.
 	Clock presence.Clock
 }
 
@@ -155,14 +161,21 @@ func New(d Deps) (*Server, error) {
 	}
 	d.Config.PublicURL = strings.TrimRight(d.Config.PublicURL, "/")
 	conns := &realtime.ConnCap{Max: int64(d.Config.MaxConns)}
-	broker := realtime.NewBroker(d.Config.SSEKeepAlive, sseWriteTimeout, conns)
+	broker := realtime.NewBroker(realtime.BrokerConfig{
+		KeepAlive:    d.Config.SSEKeepAlive,
+		WriteTimeout: sseWriteTimeout,
+		Conns:        conns,
+		Clock:        d.Clock,
+		MaxPerOwner:  d.Config.MaxStreamsPerUser,
+		MaxPerGroup:  d.Config.MaxConns / 2,
+	})
 	s := &Server{
 		log:    d.Log,
 		conns:  conns,
 		echo:   e,
 		ws:     realtime.NewHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
 		broker: broker,
-		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Log),
+		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Clock, d.Log),
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
@@ -199,7 +212,7 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 func (s *Server) WebSockets() int { return s.ws.Len() }
 
 // sseWriteTimeout bounds one write to an event stream; a client that cannot
-// take a write within it is cut off.
+// take even the newest state within it is cut off.
 const sseWriteTimeout = 2 * time.Second
 
 // CloseStreams ends every open event stream (the browser reconnects to

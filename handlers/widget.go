@@ -1,6 +1,9 @@
 package handlers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -108,16 +111,35 @@ func handleWidgetList(feed *realtime.Feed) echo.HandlerFunc {
 	}
 }
 
-// handleWidgetStream is the SSE stream of list fragments. It ends when the
-// session or token that opened it is revoked.
+// handleWidgetStream is the SSE stream of list changes. Over HTTP/1.1 the
+// broker takes the connection over and this returns at once. The stream
+// ends when the session or token that opened it is revoked.
 func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, err := auth.watch(c)
 		if err != nil {
 			return err
 		}
-		return refusal(c, b.Serve(ctx, c.Response().Writer, c.Request(), ""))
+		v, _ := c.Get(viewerKey).(widgetViewer)
+		err = b.Serve(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()))
+		if errors.Is(err, realtime.ErrOwnerFull) {
+			c.Response().Header().Set("Retry-After", "10")
+			return httpError(http.StatusTooManyRequests, "too many open widget streams for this viewer; close some tabs or try again shortly")
+		}
+		return refusal(c, err)
 	}
+}
+
+// streamOwner is whom a stream counts against (see docs/SECURITY.md): a
+// signed-in user, or for an embed token the client address within that
+// token's group, since every anonymous visitor of a host site shares its
+// token. The token itself is not kept: a short hash names it.
+func streamOwner(v widgetViewer, addr string) string {
+	if v.embedToken == "" {
+		return "user:" + strconv.FormatInt(v.userID, 10)
+	}
+	sum := sha256.Sum256([]byte(v.embedToken))
+	return "embed:" + hex.EncodeToString(sum[:8]) + "/" + addr
 }
 
 // baseURL is the server's public origin: --public-url when set, else taken

@@ -247,58 +247,75 @@ func TestWidgetStream(t *testing.T) {
 	t.Run("OneRenderPerChange", func(t *testing.T) {
 		renders := metricValue(t, ts, "presence_widget_renders_total")
 		ts.MustDial(t, tokB)
-		var frags []string
+		var evs []sseEvent
 		for _, s := range streams {
-			frags = append(frags, s.nextFragment(t))
+			evs = append(evs, nextNamed(t, s, "presence", "presence-delta"))
 		}
-		for _, f := range frags {
-			if f != frags[0] {
+		for _, ev := range evs {
+			if ev != evs[0] {
 				t.Fatal("subscribers got different bytes")
 			}
 		}
-		doc := mustDoc(t, frags[0])
+		doc := mustDoc(t, evs[0].data)
 		if doc.Find(`[data-user-id="`+itoa(bob.ID)+`"]`).Length() == 0 || doc.Find(`[data-testid="widget-count"]`).Text() != "1 online" {
-			t.Fatalf("fragment = %s", frags[0])
+			t.Fatalf("%s = %s", evs[0].name, evs[0].data)
 		}
 		if n := metricValue(t, ts, "presence_widget_renders_total") - renders; n != 1 {
 			t.Fatalf("one change cost %v renders for 3 subscribers, want 1", n)
 		}
-		// A widget that (re)connects fetches the same bytes: a resync.
+		// A widget that (re)connects fetches the whole list at the version
+		// the stream moved to: a resync.
 		code, list := do(t, nil, "GET", ts.URL+"/widgets/online-users/list", "", bearer(tokA))
-		if code != 200 || list != frags[0] {
-			t.Fatalf("list differs from the last pushed fragment: %d %s", code, list)
+		ld := mustDoc(t, list)
+		want, _ := doc.Find(`[data-presence-to]`).Attr("data-presence-to")
+		if evs[0].name == "presence" {
+			want = doc.Find(`[data-presence-grid]`).AttrOr("data-presence-version", "?")
+		}
+		if code != 200 || ld.Find(`[data-user-id="`+itoa(bob.ID)+`"]`).Length() != 1 || ld.Find(`[data-presence-grid]`).AttrOr("data-presence-version", "") != want {
+			t.Fatalf("list is not the state the stream moved to (%s): %d %s", want, code, list)
 		}
 	})
 
-	t.Run("CountOnlyWhenShownUsersStay", func(t *testing.T) {
+	t.Run("CountOnlyOrDelta", func(t *testing.T) {
 		// Fill the widget's shown slots with names that sort first.
 		for i := range 26 {
 			_, tok := ts.MustCreateUser(t, fmt.Sprintf("aa%02d", i))
 			ts.MustDial(t, tok)
 		}
-		eventually(t, "27 online", func() bool { n, _ := ts.Engine.Counts(); return n == 27 })
-		drain := func() { // keep-alives never stop: drain for a fixed time
-			done := time.After(300 * time.Millisecond)
-			for {
-				select {
-				case <-streams[0].events:
-				case <-done:
-					return
-				}
-			}
-		}
-		drain()
+		// Barrier: the stream has shown all 27; nothing more is pushed
+		// until something changes.
+		awaitTotal(t, streams[0], 27)
 		_, tokZ := ts.MustCreateUser(t, "zz-last")
 		ts.MustDial(t, tokZ) // sorts after the shown users: only the count changes
-		ev := nextNamed(t, streams[0], "presence-count", "presence")
+		ev := nextNamed(t, streams[0], "presence-count", "presence", "presence-delta")
 		if ev.name != "presence-count" || !strings.Contains(ev.data, `data-presence-total="28"`) || len(ev.data) > 200 {
 			t.Fatalf("got %s event of %d bytes: %s", ev.name, len(ev.data), ev.data)
 		}
-		_, tokA0 := ts.MustCreateUser(t, "a-first")
-		ts.MustDial(t, tokA0) // sorts first: the list changes
-		if ev := nextNamed(t, streams[0], "presence-count", "presence"); ev.name != "presence" || !strings.Contains(ev.data, "a-first") {
-			t.Fatalf("got %s event: %s", ev.name, ev.data)
+		list := func() *goquery.Document {
+			_, body := do(t, nil, "GET", ts.URL+"/widgets/online-users/list", "", bearer(tokA))
+			return mustDoc(t, body)
 		}
+		before := list()
+		version := before.Find(`[data-presence-grid]`).AttrOr("data-presence-version", "")
+		lastShown := before.Find(`li[data-user-id]`).Last().AttrOr("data-user-id", "")
+		first, tokA0 := ts.MustCreateUser(t, "a-first")
+		ts.MustDial(t, tokA0) // sorts first: one tile in, the last shown one out
+		ev = nextNamed(t, streams[0], "presence-count", "presence", "presence-delta")
+		if ev.name != "presence-delta" || len(ev.data) > 1024 {
+			t.Fatalf("got %s event of %d bytes, want a delta of at most 1 KiB: %s", ev.name, len(ev.data), ev.data)
+		}
+		d := mustDoc(t, ev.data)
+		after := list()
+		sel := func(op string) string {
+			return `[hx-swap-oob^="` + op + `:[data-presence-grid][data-presence-version=` + version + `]"]`
+		}
+		if d.Find(`[data-presence-from="`+version+`"]`).AttrOr("data-presence-to", "") != after.Find(`[data-presence-grid]`).AttrOr("data-presence-version", "-") ||
+			d.Find(sel("delete")).AttrOr("hx-swap-oob", "") != `delete:[data-presence-grid][data-presence-version=`+version+`] li[data-user-id="`+lastShown+`"]` ||
+			d.Find(sel("beforebegin")+` li[data-user-id="`+itoa(first.ID)+`"]`).Length() != 1 ||
+			d.Find(`[data-testid="widget-count"]`).AttrOr("data-presence-total", "") != "29" {
+			t.Fatalf("delta from %s = %s", version, ev.data)
+		}
+		t.Logf("a list change cost %d bytes of data per viewer; the whole list is %d", len(ev.data), len(ts.MustList(t, tokA)))
 	})
 
 	t.Run("ShutdownEndsStreams", func(t *testing.T) {
@@ -310,6 +327,28 @@ func TestWidgetStream(t *testing.T) {
 			}
 		}
 	})
+}
+
+// awaitTotal reads c until it shows total online: a barrier after which
+// nothing more is pushed until something changes.
+func awaitTotal(tb testing.TB, c *sseClient, total int) {
+	tb.Helper()
+	want := `data-presence-total="` + strconv.Itoa(total) + `"`
+	for {
+		if ev := nextNamed(tb, c, "presence", "presence-delta", "presence-count"); strings.Contains(ev.data, want) {
+			return
+		}
+	}
+}
+
+// MustList fetches the widget's whole shared list.
+func (ts *testServer) MustList(tb testing.TB, token string) string {
+	tb.Helper()
+	code, body := do(tb, nil, "GET", ts.URL+"/widgets/online-users/list", "", bearer(token))
+	if code != 200 {
+		tb.Fatalf("list: %d %s", code, body)
+	}
+	return body
 }
 
 // nextNamed waits for the next event with one of the names.

@@ -1,54 +1,55 @@
 package realtime
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/r3labs/sse/v2"
+	"github.com/presencehq/presence/presence"
 )
 
-// This file is the only one that knows r3labs/sse/v2. That library is
-// unmaintained and has sharp edges; each is handled here:
+// This file is the widget's Server-Sent Events broker. It replaced
+// r3labs/sse/v2, whose single stream loop hands each event to every
+// subscriber in turn and so lets one slow reader delay every other
+// (docs/decisions/0001-sse-broker.md). What is left to take care of:
 //
-//   - AutoReplay defaults to true and keeps every event forever: off.
-//   - The client picks a stream with ?stream=: the request is rewritten so
-//     the one stream is always ours, and Last-Event-ID (which it parses and
-//     rejects if not a number) is dropped; a reconnect gets a fresh snapshot
-//     from the page instead of a replay.
-//   - An event with empty Data and no Comment ends every subscriber's
-//     stream: publish refuses empty data.
-//   - Multi-line data needs SplitData, or the HTML fragments would break.
-//   - It sends no keep-alives: a comment goes out every keepAlive.
-//   - One stalled subscriber blocks the stream loop for all (blocking send
-//     into its 64-slot channel). Every write here carries a deadline; the
-//     first failed write cancels the subscriber, whose writes then fail at
-//     once, so its channel keeps draining and the loop never waits on it.
-//     Since the widget feed publishes at most one event per coalescing
-//     window (≥ 50 ms, after a leading-edge push) plus keep-alives, a
-//     subscriber cannot fill its 64 slots within one write deadline (2 s).
-//   - RemoveStream/Close with live subscribers leaks goroutines: shutdown
-//     first cancels every subscriber and waits for them, then closes.
-//   - Every publish uses a fresh *sse.Event.
+//   - No client picks a stream and Last-Event-ID is ignored: there is one
+//     stream, and a reconnecting widget fetches a fresh list instead of a
+//     replay.
+//   - An empty event is refused (EventSource would dispatch nothing and
+//     the data: line would be malformed for some parsers).
+//   - Multi-line data is split into one data: line per line.
+//   - Proxies must not buffer the stream: X-Accel-Buffering: no.
+//
+// How no subscriber can delay another: publishing only appends the event
+// (encoded once, shared by everyone) to each subscriber's small queue and
+// wakes its writer; it never writes to a socket. Each stream has its own
+// writer goroutine. A subscriber whose queue grows past what the newest
+// full state costs (it is lagging) has the queue dropped and is sent the
+// newest snapshot (SetSnapshot) when it can take a write again; deltas it
+// missed are never sent. A write that cannot complete within writeTimeout
+// (on the broker's clock) ends the stream.
 //
 // Memory: a stream served inside its HTTP handler keeps net/http's whole
 // per-connection kit for its lifetime (the handler goroutine with the deep
 // stack it grew during auth, 4 KiB read and write buffers, a response
 // buffer, a background-read goroutine): ~35 KiB measured at 9,000 streams.
 // So after the middleware has authorised the request, the connection is
-// hijacked and the stream runs in a fresh goroutine with one small buffer.
+// hijacked and the stream runs in one fresh goroutine that owns no buffer
+// while idle (events are written straight from the shared encoded bytes).
 // Nothing reads the hijacked connection, so a closed tab is noticed at the
 // next write (at the latest the next keep-alive). Where hijacking is not
-// possible (HTTP/2), the stream is served inside the handler as before.
-
-const sseStream = "presence"
+// possible (HTTP/2), the stream is served inside the handler.
 
 // A stream's first line tells the browser's EventSource how long to wait
 // before reconnecting (its default is a fixed ~3 s): a random delay in
@@ -65,64 +66,231 @@ func sseRetry() time.Duration {
 }
 
 // sseSendBuffer is the kernel send buffer of a stream: a few full pushes,
-// plenty for a few 9 KB pushes a second at 100 ms round trips.
+// plenty for a few 9 KB pushes a second at 100 ms round trips. A stalled
+// reader pins at most this much kernel memory and is detected (write
+// deadline) after a few pushes instead of after megabytes of auto-tuned
+// buffer.
 const sseSendBuffer = 64 << 10
 
-// Broker fans identical SSE events out to every subscriber.
-type Broker struct {
-	conns        *ConnCap
-	srv          *sse.Server
-	writeTimeout time.Duration
+// maxQueued bounds a subscriber's queue in events, whatever their size.
+const maxQueued = 64
 
-	mu     sync.Mutex
-	subs   map[*sseSubscriber]struct{}
-	closed bool
-	wg     sync.WaitGroup
-	stop   chan struct{}
-	once   sync.Once
+// ErrOwnerFull refuses a stream because its owner (a user, or one address
+// using an embed token) already holds as many as it may, or because its
+// group (every address using that embed token) holds its share of the
+// server's connections.
+var ErrOwnerFull = errors.New("too many event streams for this viewer")
 
-	published, cutOff atomic.Int64
+// BrokerConfig configures a Broker.
+type BrokerConfig struct {
+	// KeepAlive is how often every stream gets a comment, so proxies and
+	// browsers keep idle streams open (0: never).
+	KeepAlive time.Duration
+	// WriteTimeout bounds one write to a stream; a client that cannot take
+	// even the newest state within it is cut off (0: 2 s).
+	WriteTimeout time.Duration
+	// Conns bounds streams together with the WebSockets.
+	Conns *ConnCap
+	// Clock is the source of time for keep-alives and write timeouts
+	// (default presence.SystemClock).
+	Clock presence.Clock
+	// MaxPerOwner caps the streams one owner may hold (0 = no cap).
+	MaxPerOwner int
+	// MaxPerGroup caps the streams one group of owners may hold (0 = no
+	// cap); see Serve.
+	MaxPerGroup int
 }
 
-type sseSubscriber struct{ cancel context.CancelFunc }
+// frame is one encoded SSE event, shared by every subscriber.
+type frame struct {
+	b []byte
+	// latest: a newer frame with the same name replaces this one in a
+	// queue (counts, keep-alives: only the newest matters).
+	latest bool
+	name   string
+}
 
-// NewBroker returns a broker that sends idle streams a comment every
-// keepAlive and cuts a client that cannot take a write within writeTimeout.
-// conns bounds streams together with the WebSockets. Caller must call
-// Shutdown.
-func NewBroker(keepAlive, writeTimeout time.Duration, conns *ConnCap) *Broker {
-	srv := sse.New()
-	srv.AutoReplay = false
-	srv.AutoStream = false
-	srv.SplitData = true
-	srv.EventTTL = 0
-	srv.Headers = map[string]string{"X-Accel-Buffering": "no"} // no proxy buffering
-	srv.CreateStream(sseStream)
-	b := &Broker{conns: conns, srv: srv, writeTimeout: writeTimeout, subs: map[*sseSubscriber]struct{}{}, stop: make(chan struct{})}
-	go b.keepAlive(keepAlive)
+// Broker fans SSE events out to every subscriber; see the top of this file.
+type Broker struct {
+	cfg      BrokerConfig
+	snapshot atomic.Pointer[frame]
+
+	mu     sync.Mutex
+	subs   map[*subscriber]struct{}
+	owners map[string]int
+	closed bool
+	wg     sync.WaitGroup
+	ka     presence.Timer
+
+	published, cutOff, resyncs atomic.Int64
+}
+
+// subscriber is one open stream.
+type subscriber struct {
+	owner  string
+	cancel context.CancelFunc
+	wake   chan struct{} // cap 1
+
+	mu     sync.Mutex
+	queue  []*frame
+	queued int  // bytes in queue
+	resync bool // dropped events: send the snapshot next
+}
+
+// NewBroker returns a broker. Caller must call Shutdown.
+func NewBroker(cfg BrokerConfig) *Broker {
+	if cfg.Clock == nil {
+		cfg.Clock = presence.SystemClock{}
+	}
+	if cfg.Conns == nil {
+		cfg.Conns = &ConnCap{}
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * time.Second
+	}
+	b := &Broker{cfg: cfg, subs: map[*subscriber]struct{}{}, owners: map[string]int{}}
+	if cfg.KeepAlive > 0 {
+		b.mu.Lock()
+		b.armKeepAlive()
+		b.mu.Unlock()
+	}
 	return b
 }
 
-func (b *Broker) keepAlive(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			b.srv.Publish(sseStream, &sse.Event{Comment: []byte("keep-alive")})
-		case <-b.stop:
-			return
+var keepAliveFrame = &frame{b: []byte(": keep-alive\n\n"), latest: true, name: ":"}
+
+// armKeepAlive schedules the next keep-alive. Caller holds b.mu.
+func (b *Broker) armKeepAlive() {
+	b.ka = b.cfg.Clock.AfterFunc(b.cfg.KeepAlive, func() {
+		b.fanOut(keepAliveFrame)
+		b.mu.Lock()
+		if !b.closed {
+			b.armKeepAlive()
 		}
-	}
+		b.mu.Unlock()
+	})
 }
 
-// Publish sends one named event with data (an HTML fragment) to everyone.
+// encode renders one event: its name, then one data: line per line of
+// data (a CR, LF or CRLF ends a line, as the SSE spec reads them).
+func encode(event string, data []byte) []byte {
+	out := make([]byte, 0, len(event)+len(data)+32)
+	if event != "" {
+		out = append(out, "event: "...)
+		out = append(out, event...)
+		out = append(out, '\n')
+	}
+	for len(data) > 0 {
+		i := bytes.IndexAny(data, "\r\n")
+		line, rest := data, []byte(nil)
+		if i >= 0 {
+			line, rest = data[:i], data[i+1:]
+			if data[i] == '\r' && len(rest) > 0 && rest[0] == '\n' {
+				rest = rest[1:]
+			}
+		}
+		out = append(out, "data: "...)
+		out = append(out, line...)
+		out = append(out, '\n')
+		data = rest
+	}
+	return append(out, '\n')
+}
+
+// Publish sends one named event to every subscriber, in order with the
+// others. A subscriber that has fallen behind gets the snapshot instead.
+// It never waits for a subscriber. Empty data is refused.
 func (b *Broker) Publish(event string, data []byte) {
 	if len(data) == 0 {
 		return
 	}
 	b.published.Add(1)
-	b.srv.Publish(sseStream, &sse.Event{Event: []byte(event), Data: data})
+	b.fanOut(&frame{b: encode(event, data), name: event})
+}
+
+// PublishLatest sends an event of which only the newest matters (a
+// count): it replaces one of the same name still queued for a subscriber.
+func (b *Broker) PublishLatest(event string, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	b.published.Add(1)
+	b.fanOut(&frame{b: encode(event, data), name: event, latest: true})
+}
+
+// SetSnapshot sets the event a lagging subscriber is sent instead of the
+// events it missed: the whole current state. Set it before publishing the
+// event that leads to that state.
+func (b *Broker) SetSnapshot(event string, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	b.snapshot.Store(&frame{b: encode(event, data), name: event})
+}
+
+// fanOut queues f for every subscriber. Each push takes only that
+// subscriber's lock, which its writer holds just long enough to take the
+// queue, never while writing.
+func (b *Broker) fanOut(f *frame) {
+	limit := maxQueued << 10
+	if snap := b.snapshot.Load(); snap != nil {
+		limit = len(snap.b)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		s.push(f, limit, &b.resyncs)
+	}
+}
+
+// push queues f, or gives up on the queue once it costs more than the
+// snapshot (limit bytes) would.
+func (s *subscriber) push(f *frame, limit int, resyncs *atomic.Int64) {
+	s.mu.Lock()
+	switch {
+	case s.resync && !f.latest:
+		// the snapshot will carry it
+	case f.latest:
+		for i, q := range s.queue {
+			if q.latest && q.name == f.name {
+				s.queued -= len(q.b)
+				s.queue = append(s.queue[:i], s.queue[i+1:]...)
+				break
+			}
+		}
+		s.queue = append(s.queue, f)
+		s.queued += len(f.b)
+	case len(s.queue) > 0 && (s.queued+len(f.b) > limit || len(s.queue) >= maxQueued):
+		s.queue, s.queued, s.resync = nil, 0, true
+		resyncs.Add(1)
+	default:
+		s.queue = append(s.queue, f)
+		s.queued += len(f.b)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what to write next: the snapshot first if events were
+// dropped, then whatever is queued.
+func (s *subscriber) take(snap *frame) net.Buffers {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out net.Buffers
+	if s.resync {
+		s.resync = false
+		if snap != nil {
+			out = append(out, snap.b)
+		}
+	}
+	for _, f := range s.queue {
+		out = append(out, f.b)
+	}
+	s.queue, s.queued = nil, 0
+	return out
 }
 
 // Subscribers returns how many streams are open.
@@ -132,183 +300,234 @@ func (b *Broker) Subscribers() int {
 	return len(b.subs)
 }
 
-// Serve streams events to one client until it leaves, falls behind, ctx
-// is done (its credentials were revoked), or the broker shuts down. ctx
-// must outlive the request (not r.Context(): a hijacked stream outlives the
-// handler). owner is not used yet.
-func (b *Broker) Serve(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	sub := &sseSubscriber{cancel: cancel}
-	if !b.conns.Acquire() {
-		cancel()
-		return ErrFull
+// group is the part of an owner key before its last "/", or "".
+func group(owner string) string {
+	if i := strings.LastIndexByte(owner, '/'); i > 0 {
+		return owner[:i]
 	}
+	return ""
+}
+
+// register admits a new subscriber or says why not.
+func (b *Broker) register(s *subscriber) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
-		b.mu.Unlock()
-		b.conns.Release()
-		cancel()
 		return ErrClosed
 	}
-	b.subs[sub] = struct{}{}
-	b.wg.Add(1)
-	b.mu.Unlock()
-
-	rc := http.NewResponseController(w)
-	fail := func() { b.cutOff.Add(1); cancel() }
-	header := w.Header().Clone() // CORS and other headers set by middleware
-	// The hijacked bufio pair is dropped: nothing more is read, and its
-	// buffers are freed.
-	if conn, _, err := rc.Hijack(); err == nil {
-		conn.SetDeadline(time.Time{})
-		// A bounded send buffer: a stalled reader pins at most this much
-		// kernel memory and is detected (write deadline) after a few pushes
-		// instead of after megabytes of auto-tuned buffer.
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.SetWriteBuffer(sseSendBuffer)
-		}
-		go func() {
-			hw := &hijackedWriter{conn: conn, header: header, bw: bufio.NewWriterSize(conn, 1024)}
-			b.stream(ctx, &sseWriter{w: hw, flush: hw.flush, deadline: conn.SetWriteDeadline, timeout: b.writeTimeout, retry: sseRetry(), fail: fail})
-			conn.Close()
-			cancel()
-			b.unregister(sub)
-		}()
-		return nil
+	g := group(s.owner)
+	if s.owner != "" && b.cfg.MaxPerOwner > 0 && b.owners[s.owner] >= b.cfg.MaxPerOwner ||
+		g != "" && b.cfg.MaxPerGroup > 0 && b.owners[g+"/"] >= b.cfg.MaxPerGroup {
+		return ErrOwnerFull
 	}
-	// In the handler, the request ending (client gone) ends the stream.
-	stop := context.AfterFunc(r.Context(), cancel)
-	defer stop()
-	rc.SetWriteDeadline(time.Time{}) // the stream outlives any server WriteTimeout
-	b.stream(ctx, &sseWriter{w: w, flush: rc.Flush, deadline: rc.SetWriteDeadline, timeout: b.writeTimeout, retry: sseRetry(), fail: fail})
-	b.unregister(sub)
+	if !b.cfg.Conns.Acquire() {
+		return ErrFull
+	}
+	if s.owner != "" {
+		b.owners[s.owner]++
+	}
+	if g != "" {
+		b.owners[g+"/"]++
+	}
+	b.subs[s] = struct{}{}
+	b.wg.Add(1)
 	return nil
 }
 
-// stream runs r3labs' loop for one subscriber on a minimal request: the
-// one stream is ours, and no Last-Event-ID reaches it.
-func (b *Broker) stream(ctx context.Context, w *sseWriter) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/?stream="+sseStream, nil)
-	b.srv.ServeHTTP(w, req)
+func (b *Broker) unregister(s *subscriber) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	for _, k := range []string{s.owner, group(s.owner) + "/"} {
+		if k == "" || k == "/" {
+			continue
+		}
+		if b.owners[k]--; b.owners[k] <= 0 {
+			delete(b.owners, k)
+		}
+	}
+	b.mu.Unlock()
+	b.cfg.Conns.Release()
+	b.wg.Done()
 }
 
-func (b *Broker) unregister(sub *sseSubscriber) {
-	b.mu.Lock()
-	delete(b.subs, sub)
-	b.mu.Unlock()
-	b.conns.Release()
-	b.wg.Done()
+// Serve takes over one client's event stream until ctx is done, the
+// client leaves or cannot take a write in time, or the broker shuts down.
+// ctx is not the request's context: over HTTP/1.1 the stream outlives the
+// handler (it hijacks the connection and returns at once); pass a context
+// that ends when the viewer must stop receiving (a revoked session).
+//
+// owner is who the stream counts against: "user:42", or "group/member"
+// (an embed token used from one address), where the member key is capped
+// at MaxPerOwner and the whole group at MaxPerGroup. Before taking the
+// stream over, Serve may refuse it with ErrClosed, ErrFull (--max-conns)
+// or ErrOwnerFull; nothing has been written then.
+func (b *Broker) Serve(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string) error {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &subscriber{owner: owner, cancel: cancel, wake: make(chan struct{}, 1)}
+	if err := b.register(s); err != nil {
+		cancel()
+		return err
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // no proxy buffering
+	h.Del("Content-Length")
+	retry := []byte("retry: " + strconv.FormatInt(sseRetry().Milliseconds(), 10) + "\n\n")
+
+	rc := http.NewResponseController(w)
+	if conn, brw, err := rc.Hijack(); err == nil {
+		// The hijacked bufio pair is dropped (nothing more is read), and
+		// with it its buffers.
+		_ = brw
+		conn.SetDeadline(time.Time{})
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(sseSendBuffer)
+		}
+		var head strings.Builder
+		head.WriteString("HTTP/1.1 200 OK\r\n")
+		h.Set("Connection", "close") // the response ends when the connection does
+		h.Write(&head)
+		head.WriteString("\r\n")
+		head.Write(retry)
+		out := &connOut{conn: conn}
+		go func() {
+			defer b.unregister(s)
+			defer conn.Close()
+			defer cancel()
+			b.stream(sctx, s, out, []byte(head.String()))
+		}()
+		return nil
+	}
+	// HTTP/2 (or a writer that cannot be hijacked): serve in the handler,
+	// which must then stay; the request ending (client gone) ends it too.
+	defer b.unregister(s)
+	defer cancel()
+	stop := context.AfterFunc(r.Context(), cancel)
+	defer stop()
+	rc.SetWriteDeadline(time.Time{}) // the stream outlives any server WriteTimeout
+	w.WriteHeader(http.StatusOK)
+	o := &handlerOut{w: w, rc: rc}
+	b.stream(sctx, s, o, retry)
+	o.finish()
+	return nil
+}
+
+// out is where a stream's bytes go.
+type out interface {
+	write(bufs net.Buffers) error
+	// abort makes a blocked or future write fail at once.
+	abort()
+}
+
+type connOut struct{ conn net.Conn }
+
+func (o *connOut) write(bufs net.Buffers) error {
+	_, err := bufs.WriteTo(o.conn) // one writev, no copy
+	return err
+}
+func (o *connOut) abort() { o.conn.SetWriteDeadline(time.Unix(1, 0)) }
+
+type handlerOut struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+
+	mu   sync.Mutex
+	done bool // the handler is returning: the writer may no longer be touched
+}
+
+func (o *handlerOut) write(bufs net.Buffers) error {
+	for _, b := range bufs {
+		if _, err := o.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return o.rc.Flush()
+}
+func (o *handlerOut) abort() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.done {
+		o.rc.SetWriteDeadline(time.Unix(1, 0))
+	}
+}
+
+// finish makes later aborts do nothing; call it before the handler returns.
+func (o *handlerOut) finish() {
+	o.mu.Lock()
+	o.done = true
+	o.mu.Unlock()
+}
+
+// stream is one subscriber's writer: it sleeps until woken, then writes
+// what is queued, each batch within the write timeout.
+func (b *Broker) stream(ctx context.Context, s *subscriber, o out, first []byte) {
+	stop := context.AfterFunc(ctx, o.abort) // a blocked write ends with the stream
+	defer stop()
+	if !b.write(ctx, o, net.Buffers{first}) {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		bufs := s.take(b.snapshot.Load())
+		if len(bufs) > 0 && !b.write(ctx, o, bufs) {
+			return
+		}
+	}
+}
+
+// write writes bufs within the write timeout and reports whether the
+// stream may go on.
+func (b *Broker) write(ctx context.Context, o out, bufs net.Buffers) bool {
+	t := b.cfg.Clock.AfterFunc(b.cfg.WriteTimeout, o.abort)
+	err := o.write(bufs)
+	inTime := t.Stop() // false: the timeout fired, so the write took at least that long
+	if inTime && err == nil {
+		return true
+	}
+	// Too slow, rather than gone (connection reset) or ended by us.
+	if ctx.Err() == nil && (!inTime || errors.Is(err, os.ErrDeadlineExceeded)) {
+		b.cutOff.Add(1)
+	}
+	return false
 }
 
 // Shutdown ends every stream and waits for them, until ctx is done.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
+	if b.ka != nil {
+		b.ka.Stop()
+	}
 	for s := range b.subs {
 		s.cancel()
 	}
 	b.mu.Unlock()
-	b.once.Do(func() { close(b.stop) })
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		b.srv.Close()
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("sse shutdown: %w", ctx.Err())
 	}
 }
-
-// sseWriter gives every write a deadline and fails fast after the first
-// failure, so a stalled client never holds up the stream loop.
-type sseWriter struct {
-	w        http.ResponseWriter
-	flush    func() error
-	deadline func(time.Time) error
-	timeout  time.Duration
-	retry    time.Duration // announced after the header when > 0
-	fail     func()
-	failed   atomic.Bool
-}
-
-var errSlowClient = errors.New("sse: client too slow")
-
-func (s *sseWriter) Header() http.Header { return s.w.Header() }
-func (s *sseWriter) WriteHeader(code int) {
-	s.w.WriteHeader(code)
-	if code == http.StatusOK && s.retry > 0 {
-		fmt.Fprintf(s.w, "retry: %d\n\n", s.retry.Milliseconds())
-	}
-}
-
-func (s *sseWriter) Write(p []byte) (int, error) {
-	if s.failed.Load() {
-		return 0, errSlowClient
-	}
-	s.deadline(time.Now().Add(s.timeout))
-	n, err := s.w.Write(p)
-	if err != nil {
-		s.markFailed()
-	}
-	return n, err
-}
-
-func (s *sseWriter) Flush() {
-	if s.failed.Load() {
-		return
-	}
-	s.deadline(time.Now().Add(s.timeout))
-	if err := s.flush(); err != nil {
-		s.markFailed()
-	}
-}
-
-func (s *sseWriter) markFailed() {
-	if s.failed.CompareAndSwap(false, true) {
-		s.fail()
-	}
-}
-
-// hijackedWriter is the minimal http.ResponseWriter r3labs needs, over a
-// hijacked HTTP/1.1 connection. The response has no length and no chunking:
-// it ends when the connection closes, which EventSource expects.
-type hijackedWriter struct {
-	conn        net.Conn
-	header      http.Header
-	bw          *bufio.Writer
-	wroteHeader bool
-}
-
-func (h *hijackedWriter) Header() http.Header { return h.header }
-
-func (h *hijackedWriter) WriteHeader(code int) {
-	if h.wroteHeader {
-		return
-	}
-	h.wroteHeader = true
-	fmt.Fprintf(h.bw, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
-	h.header.Set("Connection", "close")
-	h.header.Write(h.bw)
-	h.bw.WriteString("\r\n")
-}
-
-func (h *hijackedWriter) Write(p []byte) (int, error) {
-	if !h.wroteHeader {
-		h.WriteHeader(http.StatusOK)
-	}
-	return h.bw.Write(p)
-}
-
-func (h *hijackedWriter) flush() error { return h.bw.Flush() }
 
 // BrokerStats are the broker's counters since it started.
 type BrokerStats struct {
-	Subscribers       int
-	Published, CutOff int64
+	Subscribers int
+	// Published counts events published; CutOff streams ended because a
+	// write timed out or failed; Resyncs times a lagging subscriber's
+	// queue was replaced by the snapshot.
+	Published, CutOff, Resyncs int64
 }
 
 // Stats returns the broker's counters.
 func (b *Broker) Stats() BrokerStats {
-	return BrokerStats{Subscribers: b.Subscribers(), Published: b.published.Load(), CutOff: b.cutOff.Load()}
+	return BrokerStats{Subscribers: b.Subscribers(), Published: b.published.Load(), CutOff: b.cutOff.Load(), Resyncs: b.resyncs.Load()}
 }

@@ -5,7 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,26 +28,33 @@ const (
 	feedBytesPerSecond = 256 << 20
 )
 
-// Feed keeps the current shared widget fragment and pushes a new one
-// to every SSE subscriber when presence changes. One change costs one
+// Feed keeps the current shared widget fragment and pushes what changed to
+// every SSE subscriber when presence changes: a count when the users shown
+// stay the same, else a delta (tiles inserted and removed, in order), and
+// the whole list only when a delta would cost more. One change costs one
 // render, whatever the number of viewers.
 type Feed struct {
 	engine   *presence.Engine
 	store    Profiles
 	maxShown int
 	broker   *Broker
+	clock    presence.Clock
 	log      *slog.Logger
 	window   time.Duration
+	epoch    string // names this feed's versions, so a restart is never mistaken for a delta
 
 	mu        sync.RWMutex
 	current   []byte // the whole list fragment, for (re)connecting widgets
-	shownKey  string // identity of the users in current
+	shown     []views.WidgetUser
+	version   string // of current
+	seq       int64
 	lastTotal int
 	pushed    int // bytes of the last push, for windowFor
 
-	renders atomic.Int64
-	stop    chan struct{}
-	done    chan struct{}
+	renders, deltas, fulls atomic.Int64
+	stop                   chan struct{}
+	stopOnce               sync.Once
+	done                   chan struct{}
 }
 
 // Profiles is what the feed needs from the database: the users it shows.
@@ -57,10 +65,14 @@ type Profiles interface {
 // NewFeed starts a feed that follows e's bus and publishes to b fragments
 // carrying at most maxShown users (the largest widget ?max plus one, so a
 // viewer hidden from their own list still leaves max others to show).
-// Caller must call Close.
-func NewFeed(e *presence.Engine, s Profiles, b *Broker, maxShown int, log *slog.Logger) *Feed {
-	f := &Feed{engine: e, store: s, broker: b, maxShown: maxShown, log: log, window: feedWindow,
-		stop: make(chan struct{}), done: make(chan struct{})}
+// clock times the coalescing window (nil: the system clock). Caller must
+// call Close.
+func NewFeed(e *presence.Engine, s Profiles, b *Broker, maxShown int, clock presence.Clock, log *slog.Logger) *Feed {
+	if clock == nil {
+		clock = presence.SystemClock{}
+	}
+	f := &Feed{engine: e, store: s, broker: b, maxShown: maxShown, clock: clock, log: log, window: feedWindow,
+		epoch: fmt.Sprintf("v%x", rand.Uint32()), stop: make(chan struct{}), done: make(chan struct{})}
 	f.refresh() // so the first request has something to serve
 	go f.run()
 	return f
@@ -117,9 +129,11 @@ func (f *Feed) follow(sub *presence.Subscription) bool {
 	}
 }
 
-// gather drains events for d and reports whether any arrived.
+// gather drains events for d (on the feed's clock) and reports whether any
+// arrived.
 func (f *Feed) gather(sub *presence.Subscription, d time.Duration) (more, open, stopped bool) {
-	t := time.NewTimer(d)
+	elapsed := make(chan struct{})
+	t := f.clock.AfterFunc(d, func() { close(elapsed) })
 	defer t.Stop()
 	for {
 		select {
@@ -128,7 +142,7 @@ func (f *Feed) gather(sub *presence.Subscription, d time.Duration) (more, open, 
 				return more, false, false
 			}
 			more = true
-		case <-t.C:
+		case <-elapsed:
 			return more, true, false
 		case <-f.stop:
 			return more, true, true
@@ -146,8 +160,9 @@ func (f *Feed) windowFor() time.Duration {
 	return max(f.window, time.Duration(cost/feedBytesPerSecond*float64(time.Second)))
 }
 
-// refresh renders the fragment from the engine's truth and publishes what
-// changed: the whole list when the users shown changed, else only the count.
+// refresh renders the list from the engine's truth and publishes what
+// changed. Only the feed's goroutine (and NewFeed, before it starts) calls
+// it.
 func (f *Feed) refresh() {
 	online := f.engine.Online()
 	shown := online[:min(len(online), f.maxShown)]
@@ -160,35 +175,100 @@ func (f *Feed) refresh() {
 		f.log.Error("widget feed: load profiles", "err", err)
 	}
 	users := make([]views.WidgetUser, len(shown))
-	var key strings.Builder
 	for i, st := range shown {
 		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL}
-		fmt.Fprintf(&key, "%d\x00%s\x00%s\x00", users[i].ID, users[i].Username, users[i].ProfileImageURL)
+	}
+
+	f.mu.RLock()
+	prev, prevVersion, first := f.shown, f.version, f.current == nil
+	sameTotal := len(online) == f.lastTotal
+	f.mu.RUnlock()
+	sameUsers := !first && slices.Equal(prev, users)
+	if sameUsers && sameTotal {
+		return // nothing a viewer can see changed
+	}
+	version := prevVersion
+	if !sameUsers {
+		f.seq++
+		version = fmt.Sprintf("%s-%d", f.epoch, f.seq)
 	}
 	var full bytes.Buffer
-	if err := views.WidgetList(users, len(online)).Render(context.Background(), &full); err != nil {
+	if err := views.WidgetList(users, len(online), version).Render(context.Background(), &full); err != nil {
 		f.log.Error("widget feed: render", "err", err)
 		return
 	}
 	f.renders.Add(1)
-
 	f.mu.Lock()
-	sameUsers := f.current != nil && key.String() == f.shownKey
-	sameTotal := len(online) == f.lastTotal
-	f.current, f.shownKey, f.lastTotal = full.Bytes(), key.String(), len(online)
+	f.current, f.shown, f.version, f.lastTotal = full.Bytes(), users, version, len(online)
 	f.mu.Unlock()
+	f.broker.SetSnapshot("presence", full.Bytes())
+
 	switch {
-	case sameUsers && sameTotal:
-		// nothing a viewer can see changed
+	case first:
 	case sameUsers:
 		var count bytes.Buffer
 		views.WidgetCount(len(online)).Render(context.Background(), &count)
 		f.setPushed(count.Len())
-		f.broker.Publish("presence-count", count.Bytes())
+		f.broker.PublishLatest("presence-count", count.Bytes())
 	default:
+		if d, ok := diff(prev, users); ok {
+			d.From, d.To, d.Total = prevVersion, version, len(online)
+			var delta bytes.Buffer
+			views.WidgetDelta(d).Render(context.Background(), &delta)
+			if delta.Len() < full.Len()/2 {
+				f.deltas.Add(1)
+				f.setPushed(delta.Len())
+				f.broker.Publish("presence-delta", delta.Bytes())
+				return
+			}
+		}
+		f.fulls.Add(1)
 		f.setPushed(full.Len())
 		f.broker.Publish("presence", full.Bytes())
 	}
+}
+
+// diff returns the tiles to remove from prev and to insert so that it
+// becomes next, or false when the users kept changed their order (then the
+// whole list is sent).
+func diff(prev, next []views.WidgetUser) (views.ListDelta, bool) {
+	var d views.ListDelta
+	inNext := make(map[int64]views.WidgetUser, len(next))
+	for _, u := range next {
+		inNext[u.ID] = u
+	}
+	kept := make(map[int64]bool, len(prev))
+	var keptOrder []int64
+	for _, u := range prev {
+		if n, ok := inNext[u.ID]; ok && n == u {
+			kept[u.ID] = true
+			keptOrder = append(keptOrder, u.ID)
+		} else {
+			d.Removed = append(d.Removed, u.ID)
+		}
+	}
+	i := 0
+	for _, u := range next {
+		if kept[u.ID] {
+			if keptOrder[i] != u.ID {
+				return d, false
+			}
+			i++
+		}
+	}
+	// Insert from the end, each before its successor, which is then
+	// always in place already.
+	for j := len(next) - 1; j >= 0; j-- {
+		if kept[next[j].ID] {
+			continue
+		}
+		var before int64
+		if j+1 < len(next) {
+			before = next[j+1].ID
+		}
+		d.Inserted = append(d.Inserted, views.WidgetInsert{User: next[j], Before: before})
+	}
+	return d, true
 }
 
 func (f *Feed) setPushed(n int) {
@@ -197,14 +277,23 @@ func (f *Feed) setPushed(n int) {
 	f.mu.Unlock()
 }
 
-// Close stops the feed and waits for it.
+// Close stops the feed and waits for it. It is safe to call more than
+// once, from several goroutines (two shutdown paths do).
 func (f *Feed) Close() {
-	select {
-	case <-f.stop:
-	default:
-		close(f.stop)
-	}
+	f.stopOnce.Do(func() { close(f.stop) })
 	<-f.done
+}
+
+// FeedStats are the feed's counters since it started.
+type FeedStats struct {
+	// Renders counts renders of the shared list; Deltas and Fulls the list
+	// changes pushed as a delta and as the whole list.
+	Renders, Deltas, Fulls int64
+}
+
+// Stats returns the feed's counters.
+func (f *Feed) Stats() FeedStats {
+	return FeedStats{Renders: f.renders.Load(), Deltas: f.deltas.Load(), Fulls: f.fulls.Load()}
 }
 
 // Renders returns how many times the shared fragment has been rendered.

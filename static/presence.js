@@ -6,8 +6,9 @@
 //    jitter; close cleanly on logout and when the page goes away.
 // 2. Widget: apply per-viewer differences to the shared list fragment the
 //    server pushes to everyone (hide the viewer, cap at data-max, empty
-//    state, absolute links for embeds), show the reconnecting and error
-//    states, and dispatch a cancelable `presence:user-click` event.
+//    state, absolute links for embeds), keep list deltas in step (versions),
+//    show the reconnecting and error states, and dispatch a cancelable
+//    `presence:user-click` event.
 // 3. Shared stream: the tabs of one browser share one widget event stream
 //    (a browser allows six HTTP/1.1 connections per host, and every open
 //    stream holds one). See "Shared stream" below.
@@ -499,8 +500,56 @@
   }
 
   function onSwap(e) {
+    if (e.type === "htmx:sseMessage" && onDelta(e.detail)) return;
     var root = widgetOf(e.target) || widgetOf(e.detail && e.detail.elt);
     if (root && root.querySelector("[data-presence-total]")) apply(root);
+  }
+
+  // Deltas. A presence-delta event is out-of-band swaps aimed at every grid
+  // on the page whose data-presence-version is the delta's "from"; htmx
+  // applies them in order. Before that, a widget whose grid is at another
+  // version does not apply it: behind (or from a restarted server), it
+  // fetches the whole list; ahead (another widget's stream brought it, or
+  // the list it fetched was newer), it ignores it. After it, the grids move
+  // to "to" and each widget's view is re-applied.
+  var DELTA = /data-presence-from="([^"]*)" data-presence-to="([^"]*)"/;
+
+  function versionOf(root) {
+    var grid = root && root.querySelector("[data-presence-grid]");
+    return grid ? grid.getAttribute("data-presence-version") : "";
+  }
+
+  // includes reports whether a grid at version v already shows version to
+  // ("<epoch>-<n>": a different epoch is a different server run).
+  function includes(v, to) {
+    var a = v.split("-"), b = to.split("-");
+    return a[0] === b[0] && parseInt(a[1], 10) >= parseInt(b[1], 10);
+  }
+
+  document.addEventListener("htmx:sseBeforeMessage", function (e) {
+    var msg = e.detail;
+    if (!msg || msg.type !== "presence-delta") return;
+    var root = widgetOf(e.target);
+    var m = DELTA.exec(msg.data), have = versionOf(root);
+    if (m && have === m[1]) return;
+    e.preventDefault();
+    if (root && !(m && have && includes(have, m[2]))) {
+      window.htmx.trigger(root.querySelector("[data-presence-list]"), "presence:refresh");
+    }
+  });
+
+  // onDelta finishes an applied delta; false if msg is not one.
+  function onDelta(msg) {
+    var m = msg && msg.type === "presence-delta" && DELTA.exec(msg.data);
+    if (!m) return false;
+    var grids = document.querySelectorAll("[data-presence-grid]");
+    for (var i = 0; i < grids.length; i++) {
+      if (grids[i].getAttribute("data-presence-version") !== m[1]) continue;
+      grids[i].setAttribute("data-presence-version", m[2]);
+      var root = widgetOf(grids[i]);
+      if (root) apply(root);
+    }
+    return true;
   }
 
   // The widget routes answer errors with a small card meant to be shown:

@@ -3,6 +3,7 @@ package views_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,7 +79,10 @@ func TestWidgetList(t *testing.T) {
 		{ID: 1, Username: "alice", ProfileImageURL: "https://img.example/a.png"},
 		{ID: 2, Username: "<img src=x onerror=alert(1)>"},
 		{ID: 3, Username: "bob", ProfileImageURL: "javascript:alert(1)"},
-	}, 5))
+	}, 5, "v1-7"))
+	if v := doc.Find(`[data-testid="widget-grid"]`).AttrOr("data-presence-version", ""); v != "v1-7" || doc.Find("[data-presence-grid]").Length() != 1 {
+		t.Errorf("grid version = %q", v)
+	}
 	if got := byTestID(doc, "widget-count").Text(); got != "5 online" {
 		t.Errorf("count = %q", got)
 	}
@@ -115,6 +119,48 @@ func TestWidgetList(t *testing.T) {
 	if byTestID(doc, "widget-empty").Text() != "No users online right now" {
 		t.Error("no empty state")
 	}
+}
+
+// TestWidgetDelta: a delta is out-of-band swaps aimed only at grids at its
+// From version, in order: removals, then each insert before a tile already
+// there (or at the end), then the count. Usernames stay text; selectors
+// carry only numbers.
+func TestWidgetDelta(t *testing.T) {
+	var buf bytes.Buffer
+	err := views.WidgetDelta(views.ListDelta{From: "vab-3", To: "vab-4", Removed: []int64{7},
+		Inserted: []views.WidgetInsert{
+			{User: views.WidgetUser{ID: 9, Username: `"]<img src=x onerror=alert(1)>`}, Before: 0},
+			{User: views.WidgetUser{ID: 8, Username: "amy"}, Before: 9},
+		}, Total: 12}).Render(context.Background(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.String()
+	doc, err := goquery.NewDocumentFromReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := doc.Find("[data-presence-from]"); m.AttrOr("data-presence-from", "") != "vab-3" || m.AttrOr("data-presence-to", "") != "vab-4" {
+		t.Fatalf("version marker: %s", raw)
+	}
+	var ops []string
+	doc.Find("[hx-swap-oob]").Each(func(_ int, s *goquery.Selection) { ops = append(ops, s.AttrOr("hx-swap-oob", "")) })
+	grid := `[data-presence-grid][data-presence-version=vab-3]`
+	want := []string{"delete:" + grid + ` li[data-user-id="7"]`, "beforeend:" + grid, "beforebegin:" + grid + ` li[data-user-id="9"]`, "innerHTML:[data-presence-list]>.pw-count"}
+	if strings.Join(ops, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("ops:\n%s\nwant:\n%s", strings.Join(ops, "\n"), strings.Join(want, "\n"))
+	}
+	evil := doc.Find(`li[data-user-id="9"]`)
+	if evil.Find("img").Length() != 0 || byTestIDIn(evil, "widget-username").Text() != `"]<img src=x onerror=alert(1)>` {
+		t.Errorf("username rendered as markup: %s", raw)
+	}
+	if byTestID(doc, "widget-count").AttrOr("data-presence-total", "") != "12" {
+		t.Error("no count")
+	}
+}
+
+func byTestIDIn(s *goquery.Selection, id string) *goquery.Selection {
+	return s.Find(`[data-testid="` + id + `"]`)
 }
 
 func TestAgo(t *testing.T) {

@@ -102,33 +102,39 @@ func run(args []string) error {
 
 // report is everything measured; it is also written as JSON.
 type report struct {
-	Tabs, Workers             int
-	TabsPerBrowser            int
-	Streams                   int // SSE streams: one per simulated browser
-	EventsOnSockets           bool
-	ServerRSSBaseKiB          int64
-	WSConnectPerSec           float64
-	WSPerConnKiB              float64
-	SSEPerConnKiB             float64
-	PerTabKiB                 float64 // server RSS per tab: its WebSocket and its share of its browser's stream
-	GoroutinesPerTab          float64
-	StormConnectSeconds       float64
-	StormConvergedAfterLastMS float64
-	FanoutSSE                 stats
-	FanoutWS                  *stats `json:",omitempty"`
-	PingsPerSec               float64
-	Pong                      stats
-	PingPhaseDBTxPerSec       float64
-	StormDBTxPerSec           float64
-	StormRowsPerSec           float64
-	SlowControl               stats   // one-change latency with a first-sorting probe (full-list pushes)
-	SlowWithStalled           stats   // the same rounds while one subscriber has stopped reading
-	SlowP99MovedPercent       float64 // how much the others' p99 moved
-	SlowCutAfterSeconds       float64 // from the stalled reader's first unsent push to its cut-off; -1 if never cut
-	HoldSeconds               float64
-	UnexpectedDrops           int64
-	Crash                     *crashReport `json:",omitempty"`
-	ShutdownSeconds           float64
+	Tabs, Workers              int
+	TabsPerBrowser             int
+	Streams                    int // SSE streams: one per simulated browser
+	EventsOnSockets            bool
+	ServerRSSBaseKiB           int64
+	WSConnectPerSec            float64
+	WSPerConnKiB               float64
+	SSEPerConnKiB              float64
+	PerTabKiB                  float64 // server RSS per tab: its WebSocket and its share of its browser's stream
+	GoroutinesPerTab           float64
+	StormConnectSeconds        float64
+	StormConvergedAfterLastMS  float64
+	FanoutSSE                  stats
+	FanoutWS                   *stats `json:",omitempty"`
+	PingsPerSec                float64
+	Pong                       stats
+	PingPhaseDBTxPerSec        float64
+	StormDBTxPerSec            float64
+	StormRowsPerSec            float64
+	CountChangeBytesPerViewer  float64 // phase 4: bytes each stream read per count-only change
+	ListChangeBytesPerViewer   float64 // phase 6 control: bytes each stream read per change to the users shown
+	SlowControl                stats   // one-change latency with a first-sorting probe (list changes)
+	SlowWithReading            stats   // the same rounds while one stream reads 8 KiB every 100 ms (slow.go)
+	SlowReadingP99MovedPercent float64
+	SlowReadingKiB             float64 // what the slow-but-reading stream read in those rounds
+	SlowReadingCut             bool    // whether the server cut it off (it should not: it reads)
+	SlowWithStalled            stats   // the same rounds while one subscriber has stopped reading
+	SlowP99MovedPercent        float64 // how much the others' p99 moved
+	SlowCutAfterSeconds        float64 // from the stalled reader's first unsent push to its cut-off; -1 if never cut
+	HoldSeconds                float64
+	UnexpectedDrops            int64
+	Crash                      *crashReport `json:",omitempty"`
+	ShutdownSeconds            float64
 }
 
 type stats struct {
@@ -318,6 +324,10 @@ func coordinate(c config) error {
 	// until every widget (and, with --events, every socket) knows.
 	logf("phase 4: %d fan-out rounds", c.rounds)
 	var sseLat, wsLat []float64
+	bytes0, err := streamBytes(workers)
+	if err != nil {
+		return err
+	}
 	for i := range c.rounds {
 		if _, err := all(workers, command{Cmd: "probe-reset", Probe: fmt.Sprintf("load%05d", c.tabs)}); err != nil {
 			return err
@@ -345,6 +355,11 @@ func coordinate(c config) error {
 		}
 	}
 	r.FanoutSSE = summarize(sseLat)
+	bytes1, err := streamBytes(workers)
+	if err != nil {
+		return err
+	}
+	r.CountChangeBytesPerViewer = perViewerPerChange(bytes1-bytes0, c.tabs, 2*c.rounds) // the probe comes and goes
 	if c.events {
 		s := summarize(wsLat)
 		r.FanoutWS = &s
@@ -433,7 +448,8 @@ func fanoutRounds(c config, base string, workers []*workerProc, tok string, n in
 	return lat, nil
 }
 
-// slowConsumer measures the cost of a subscriber that stops reading.
+// slowConsumer measures the cost of a subscriber that cannot keep up: one
+// that reads slowly (slow.go), then one that stops reading.
 func slowConsumer(c config, base string, workers []*workerProc, firstTok, stalledTok string, r *report) error {
 	// The stalled user is online (so counts are tabs+1 at rest).
 	stalledWS, err := dialProbe(base, stalledTok)
@@ -444,11 +460,23 @@ func slowConsumer(c config, base string, workers []*workerProc, firstTok, stalle
 	if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs + 1), Seconds: 10}); err != nil {
 		return err
 	}
+	bytes0, err := streamBytes(workers)
+	if err != nil {
+		return err
+	}
 	control, err := fanoutRounds(c, base, workers, firstTok, c.rounds, nil)
 	if err != nil {
 		return err
 	}
 	r.SlowControl = summarize(control)
+	bytes1, err := streamBytes(workers)
+	if err != nil {
+		return err
+	}
+	r.ListChangeBytesPerViewer = perViewerPerChange(bytes1-bytes0, c.tabs, 2*c.rounds)
+	if err := slowReadingRounds(c, base, workers, firstTok, stalledTok, r); err != nil {
+		return err
+	}
 
 	// A stream that sends its request and never reads a byte, with a small
 	// receive window so the server's buffers fill in a few pushes.
@@ -558,12 +586,16 @@ func print(r report) {
 	row("storm: converged after last connect", fmt.Sprintf("%.0f ms", r.StormConvergedAfterLastMS))
 	row("storm: DB tx/s, rows/s", fmt.Sprintf("%.1f, %.0f", r.StormDBTxPerSec, r.StormRowsPerSec))
 	row("one change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutSSE.P50MS, r.FanoutSSE.P99MS, r.FanoutSSE.MaxMS, r.FanoutSSE.N))
+	row("bytes per viewer per change", fmt.Sprintf("count only %.0f B, users shown %.0f B", r.CountChangeBytesPerViewer, r.ListChangeBytesPerViewer))
+	row("list change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.SlowControl.P50MS, r.SlowControl.P99MS, r.SlowControl.MaxMS, r.SlowControl.N))
 	if r.FanoutWS != nil {
 		row("one change → all sockets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWS.P50MS, r.FanoutWS.P99MS, r.FanoutWS.MaxMS, r.FanoutWS.N))
 	}
 	row("pings handled", fmt.Sprintf("%.0f/s", r.PingsPerSec))
 	row("pong latency", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.Pong.P50MS, r.Pong.P99MS, r.Pong.MaxMS))
 	row("DB tx/s during pings", fmt.Sprintf("%.1f", r.PingPhaseDBTxPerSec))
+	row("slow reader: others' one-change p99", fmt.Sprintf("%.1f ms → %.1f ms with one reading 8 KiB/100 ms (%+.0f%%); it read %.0f KiB, cut off: %v",
+		r.SlowControl.P99MS, r.SlowWithReading.P99MS, r.SlowReadingP99MovedPercent, r.SlowReadingKiB, r.SlowReadingCut))
 	row("slow consumer: others' one-change p99", fmt.Sprintf("%.1f ms → %.1f ms with a stalled reader (%+.0f%%)", r.SlowControl.P99MS, r.SlowWithStalled.P99MS, r.SlowP99MovedPercent))
 	row("slow consumer: cut off after", fmt.Sprintf("%.1f s after it stopped reading (-1 = never)", r.SlowCutAfterSeconds))
 	row("held", fmt.Sprintf("%.0f s, unexpected drops: %d", r.HoldSeconds, r.UnexpectedDrops))

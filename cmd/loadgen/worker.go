@@ -90,6 +90,7 @@ type worker struct {
 
 	reconnect atomic.Bool  // crash phase: redial dropped connections
 	redials   atomic.Int64 // redial attempts, failed ones included
+	sseBytes  atomic.Int64 // bytes read on every tab's stream (see slow.go)
 }
 
 // Backoff of a redialling tab, as presence.js: min(max, min·2ⁿ) ±50%.
@@ -180,6 +181,8 @@ func (w *worker) do(c command) reply {
 		return w.pings(c.Rate, time.Duration(c.Seconds*float64(time.Second)))
 	case "drops":
 		return reply{Drops: w.drops.Load()}
+	case "sse-bytes":
+		return reply{Sent: w.sseBytes.Load()}
 	case "crash-prep":
 		// The first Target tabs will be closed during the outage; every
 		// other tab redials when its connections drop.
@@ -455,6 +458,7 @@ func (w *worker) readSSE(t *tab, body io.Reader) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
+		w.sseBytes.Add(int64(len(sc.Bytes()) + 1))
 		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("retry: ")); ok {
 			if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 				t.sseRetry.Store(ms)

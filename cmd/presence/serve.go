@@ -36,6 +36,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	headerTimeout   time.Duration
 	maxConnsPerUser int
+	maxStreams      int
 	maxConns        int
 	registerPerHour int
 	loginPerMinute  int
@@ -68,6 +69,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.DurationVar(&cfg.headerTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send request headers (slowloris)")
 	fs.IntVar(&cfg.maxConnsPerUser, "max-conns-per-user", 32, "simultaneous WebSockets one user may hold (0 = no cap)")
+	fs.IntVar(&cfg.maxStreams, "max-streams-per-user", 32, "widget event streams one user, or one address using an embed token, may hold (0 = no cap)")
 	fs.IntVar(&cfg.loginPerMinute, "login-limit", 60, "password checks one client address may make per minute (0 = no limit; failures per account are limited too)")
 	fs.IntVar(&cfg.registerPerHour, "register-limit", 20, "accounts one client address may create per hour (0 = no limit)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns(), "WebSockets plus event streams held at once; new ones beyond get 503 (0 = no cap; default: the file limit less 512, or less a quarter under 2,048)")
@@ -244,18 +246,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Sessions: sessions.NewCookieStore(keys...),
 		Log:      log,
 		Config: handlers.Config{
-			AllowedOrigins:  origins,
-			TrustedProxies:  splitList(cfg.trustedProxies),
-			CookieSecure:    cfg.cookieSecure,
-			SessionTTL:      cfg.sessionTTL,
-			TokenTTL:        cfg.tokenTTL,
-			PublicURL:       cfg.publicURL,
-			WSMessageRate:   noLimitIfZero(cfg.wsMessageRate),
-			WSMessageBurst:  cfg.wsMessageBurst,
-			MaxConns:        cfg.maxConns,
-			RegisterPerHour: cfg.registerPerHour,
-			LoginPerMinute:  cfg.loginPerMinute,
-			SeparateMetrics: cfg.metricsAddr != "",
+			AllowedOrigins:    origins,
+			TrustedProxies:    splitList(cfg.trustedProxies),
+			CookieSecure:      cfg.cookieSecure,
+			SessionTTL:        cfg.sessionTTL,
+			TokenTTL:          cfg.tokenTTL,
+			PublicURL:         cfg.publicURL,
+			WSMessageRate:     noLimitIfZero(cfg.wsMessageRate),
+			WSMessageBurst:    cfg.wsMessageBurst,
+			MaxConns:          cfg.maxConns,
+			RegisterPerHour:   cfg.registerPerHour,
+			LoginPerMinute:    cfg.loginPerMinute,
+			SeparateMetrics:   cfg.metricsAddr != "",
+			MaxStreamsPerUser: cfg.maxStreams,
 		},
 	})
 	if err != nil {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/presencehq/presence/store"
+)
+
+// firstShows is showsExactly for the page's first widget only.
+func firstShows(names ...string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(append([]string{}, names...))
+	return fmt.Sprintf(`(() => { const w = document.querySelector('[data-testid=online-users-widget]');
+		return !!w && w.dataset.state === 'ready' && JSON.stringify(Array.from(w.querySelectorAll('li[data-user-id]:not([hidden]) [data-testid=widget-username]')).map(e => e.textContent)) === %q })()`, strings.TrimSpace(b.String()))
+}
+
+// TestBrowser_DeltasInOrder: list changes reach the widget as deltas (one
+// tile in or out, htmx out-of-band swaps), in real Chromium: tiles go in at
+// their place in the order and come out again, a hostile username stays
+// text, the viewer stays hidden, and no whole list is fetched meanwhile.
+// A second widget on the same page (its own stream, so every delta
+// arrives twice) follows every change exactly once.
+func TestBrowser_DeltasInOrder(t *testing.T) {
+	browser := newBrowser(t)
+	data := dataDir(t)
+	base, _ := inProcess(t, browserArgs(data))
+	mustToken(t, base, "alice")
+	tok := map[string]string{}
+	for _, name := range []string{"bob1", "cat1", "dan1", "fay1", "zoe1"} {
+		tok[name] = mustToken(t, base, name)
+	}
+	// A hostile name (legacy data that skipped validation); it sorts first.
+	const evil = `"]<img src=x onerror=alert(1)>`
+	sqldb, err := sql.Open("sqlite", "file:"+filepath.Join(data, "presence.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	res, err := sqldb.Exec(`INSERT INTO users (username, username_key, password_hash, created_at) VALUES (?, ?, 'x', 0)`, evil, strings.ToLower(evil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	evilTok, err := openDB(t, data).CreateToken(context.Background(), id, store.TokenAPI, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mustDial(t, base, tok["bob1"])
+	d1 := mustDial(t, base, tok["dan1"])
+	mustDial(t, base, tok["fay1"])
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	waitFor(t, alice, "the first three", showsExactly("bob1", "dan1", "fay1"), 5*time.Second)
+	// A second widget on the same page, as a host page may embed several:
+	// every change must reach both, once.
+	must(t, alice, chromedp.Evaluate[chromedp.Void](`
+		const slot = document.createElement('div'); slot.id = 'second-widget'; document.body.appendChild(slot);
+		htmx.ajax('GET', '/widgets/online-users?max=8', {target: '#second-widget', swap: 'innerHTML'});`))
+	waitFor(t, alice, "the second widget", `document.querySelectorAll('#second-widget [data-presence-grid] li[data-user-id]:not([hidden])').length === 3`, 5*time.Second)
+	must(t, alice, chromedp.Evaluate[chromedp.Void](`
+		window.alerts = 0; window.alert = () => window.alerts++;
+		window.deltas = 0; window.lists = 0;
+		document.addEventListener('htmx:sseMessage', e => { if (e.detail.type === 'presence-delta') window.deltas++ });
+		document.addEventListener('htmx:afterRequest', e => {
+			// Whole-list fetches by the first widget (the second fetches its own once it opens).
+			if (/\/list/.test(e.detail.pathInfo.requestPath) && e.detail.elt.closest('[data-testid=online-users-widget]') === document.querySelector('[data-testid=online-users-widget]')) window.lists++ });`))
+
+	mustDial(t, base, tok["cat1"])
+	waitFor(t, alice, "cat1 in its place", firstShows("bob1", "cat1", "dan1", "fay1"), 5*time.Second)
+	mustDial(t, base, evilTok)
+	waitFor(t, alice, "the hostile name first, as text", firstShows(evil, "bob1", "cat1", "dan1", "fay1"), 5*time.Second)
+	mustDial(t, base, tok["zoe1"])
+	waitFor(t, alice, "zoe1 at the end", firstShows(evil, "bob1", "cat1", "dan1", "fay1", "zoe1"), 5*time.Second)
+	d1.Close()
+	waitFor(t, alice, "dan1 gone after the grace period", firstShows(evil, "bob1", "cat1", "fay1", "zoe1"), browserGrace+5*time.Second)
+
+	r, err := chromedp.Run(alice, chromedp.Evaluate[map[string]any](`({
+		Deltas: window.deltas, Lists: window.lists, Alerts: window.alerts,
+		Imgs: document.querySelectorAll('img[src=x]').length,
+		Tiles: document.querySelector('[data-testid=online-users-widget]').querySelectorAll('[data-presence-grid] li[data-user-id]').length,
+		Hidden: document.querySelector('[data-testid=online-users-widget]').querySelectorAll('[data-presence-grid] li[data-user-id][hidden]').length,
+		Second: Array.from(document.querySelectorAll('#second-widget [data-presence-grid] li[data-user-id]:not([hidden]) [data-testid=widget-username]')).map(e => e.textContent).join('|'),
+		SecondTiles: document.querySelectorAll('#second-widget [data-presence-grid] li[data-user-id]').length,
+		Count: document.querySelector('[data-testid=widget-count]').textContent,
+		Version: document.querySelector('[data-presence-grid]').dataset.presenceVersion})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("widget state: %v", r)
+	num := func(k string) int { f, _ := r[k].(float64); return int(f) }
+	if want := strings.Join([]string{evil, "bob1", "cat1", "fay1", "zoe1"}, "|"); r["Second"] != want || num("SecondTiles") != 6 {
+		t.Fatalf("the second widget shows %q in %d tiles, want %q in 6", r["Second"], num("SecondTiles"), want)
+	}
+	if num("Deltas") < 4 || num("Lists") != 0 {
+		t.Fatalf("%d deltas and %d whole-list fetches for 4 changes: want deltas only", num("Deltas"), num("Lists"))
+	}
+	if num("Alerts") != 0 || num("Imgs") != 0 {
+		t.Fatal("a username was interpreted as markup")
+	}
+	if num("Tiles") != 6 || num("Hidden") != 1 || r["Count"] != "6 online" {
+		t.Fatalf("grid holds %d tiles (%d hidden), count %q: want the 5 others and alice hidden, 6 online", num("Tiles"), num("Hidden"), r["Count"])
+	}
+}
