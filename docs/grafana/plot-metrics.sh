@@ -24,7 +24,8 @@ names="presence_users_online presence_connections presence_websockets_open prese
 presence_websockets_accepted_total presence_websockets_kicked_total presence_ws_messages_received_total
 presence_ws_messages_rate_limited_total presence_widget_renders_total presence_sse_events_published_total
 presence_sse_slow_clients_cut_total presence_db_write_transactions_total presence_db_presence_rows_written_total
-presence_persist_pending_users process_resident_memory_bytes go_goroutines"
+presence_persist_pending_users process_resident_memory_bytes go_goroutines
+presence_widget_list_deltas_total presence_widget_list_pushes_total presence_sse_resyncs_total"
 echo "# t $(echo $names)" > "$work/samples.tsv"
 (
   start=$(date +%s.%N)
@@ -54,21 +55,22 @@ awk 'NR == 1 { print; next }
   NF == 0 { print ""; have = 0; next }
   { line = $1
     for (i = 2; i <= NF; i++) {
-      if (prevt != "" && have && (i == 6 || i == 7 || i == 8 || i == 9 || i == 10 || i == 11 || i == 12 || i == 13 || i == 14)) {
+      counter = (i >= 6 && i <= 14) || i >= 18
+      if (counter && prevt != "" && have) {
         d = ($i - prev[i]) / ($1 - prevt); line = line " " (d < 0 ? "NaN" : d)
-      } else if (i >= 6 && i <= 14) { line = line " NaN" } else { line = line " " $i }
+      } else if (counter) { line = line " NaN" } else { line = line " " $i }
       prev[i] = $i
     }
     prevt = $1; have = 1; print line }' "$work/samples.tsv" > "$work/rates.tsv"
 
 gnuplot <<GP
-set terminal pngcairo size 1400,1050 font "DejaVu Sans,10"
+set terminal pngcairo size 1400,1400 font "DejaVu Sans,10"
 set output "$out"
 set datafile missing "NaN"
-set key top left opaque box
+set key top left Left reverse opaque box
 set grid
 set xlabel "seconds"
-set multiplot layout 3,2 title "Presence /metrics, scraped every second during a loadgen run ($tabs simulated tabs; the gap is the SIGKILL and restart)"
+set multiplot layout 4,2 title "Presence /metrics, scraped every second during a loadgen run ($tabs simulated tabs; the gap is the SIGKILL and restart)"
 set title "Online users and connections"
 plot "$work/rates.tsv" using 1:2 with lines lw 2 title "users online", \
      "" using 1:3 with lines title "presence connections", \
@@ -84,6 +86,10 @@ set title "Widget fan-out (per second)"
 plot "$work/rates.tsv" using 1:10 with lines title "fragment renders/s", \
      "" using 1:11 with lines title "events published/s", \
      "" using 1:12 with lines title "slow streams cut/s"
+set title "Widget list updates (per second)"
+plot "$work/rates.tsv" using 1:18 with lines title "deltas/s", \
+     "" using 1:19 with lines title "whole-list pushes/s", \
+     "" using 1:20 with lines title "lagging streams resynced/s"
 set title "Database writes"
 plot "$work/rates.tsv" using 1:13 with lines title "write transactions/s", \
      "" using 1:14 with lines title "presence rows/s", \
