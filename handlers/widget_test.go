@@ -13,6 +13,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
 )
 
@@ -159,6 +160,7 @@ func TestWidgetCORS(t *testing.T) {
 type sseClient struct {
 	resp   *http.Response
 	events chan sseEvent
+	clock  *presence.FakeClock // the server's: it times the feed's coalescing window
 }
 
 type sseEvent struct{ name, data, comment, retry string }
@@ -175,7 +177,7 @@ func (ts *testServer) MustStream(tb testing.TB, token string) *sseClient {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		tb.Fatalf("stream: %s %v", resp.Status, resp.Header)
 	}
-	c := &sseClient{resp: resp, events: make(chan sseEvent, 64)}
+	c := &sseClient{resp: resp, events: make(chan sseEvent, 64), clock: ts.Clock}
 	go func() {
 		defer close(c.events)
 		sc := bufio.NewScanner(resp.Body)
@@ -236,12 +238,24 @@ func TestWidgetStream(t *testing.T) {
 	})
 
 	t.Run("KeepAlive", func(t *testing.T) {
-		for ev := range streams[0].events {
-			if ev.comment == "keep-alive" {
-				return
+		// Keep-alives run on the server's clock: move it past the interval
+		// until one arrives.
+		timeout := time.After(5 * time.Second)
+		for {
+			ts.Clock.Advance(20 * time.Millisecond)
+			select {
+			case ev, ok := <-streams[0].events:
+				if !ok {
+					t.Fatal("stream ended without a keep-alive")
+				}
+				if ev.comment == "keep-alive" {
+					return
+				}
+			case <-time.After(10 * time.Millisecond):
+			case <-timeout:
+				t.Fatal("no keep-alive after the interval passed")
 			}
 		}
-		t.Fatal("stream ended without a keep-alive")
 	})
 
 	t.Run("OneRenderPerChange", func(t *testing.T) {
@@ -351,12 +365,28 @@ func (ts *testServer) MustList(tb testing.TB, token string) string {
 	return body
 }
 
+// feedWindowStep is how far nextNamed moves the server's fake clock when
+// no event comes: the feed gathers a burst of changes for one window (on
+// that clock) before it pushes them. It moves it by at most
+// maxFeedAdvance per call, far below the grace period and the heartbeat
+// deadline, so no presence timer fires because of it.
+const (
+	feedWindowStep = 50 * time.Millisecond
+	maxFeedAdvance = 500 * time.Millisecond
+)
+
 // nextNamed waits for the next event with one of the names.
 func nextNamed(tb testing.TB, c *sseClient, names ...string) sseEvent {
 	tb.Helper()
 	timeout := time.After(5 * time.Second)
+	var advanced time.Duration
 	for {
 		select {
+		case <-time.After(20 * time.Millisecond):
+			if c.clock != nil && advanced < maxFeedAdvance {
+				c.clock.Advance(feedWindowStep)
+				advanced += feedWindowStep
+			}
 		case ev, ok := <-c.events:
 			if !ok {
 				tb.Fatal("stream ended")
