@@ -9,7 +9,8 @@ import (
 	"github.com/presencehq/presence/store"
 )
 
-// handleAPIRegister creates an account: 201 {"id","username"}, 400 for
+// handleAPIRegister creates an account: 201 {"id","username","is_admin"}
+// (the first account on an empty database is the administrator), 400 for
 // invalid input, 409 when the name is taken, 429 past the per-address limit.
 // The id is the public one: "local:N" on a server that takes host JWTs.
 func handleAPIRegister(s Store, limits *loginLimits, idp idPolicy) echo.HandlerFunc {
@@ -25,7 +26,7 @@ func handleAPIRegister(s Store, limits *loginLimits, idp idPolicy) echo.HandlerF
 		if err != nil {
 			return accountError(err)
 		}
-		return c.JSON(http.StatusCreated, map[string]any{"id": restID(idp.public(u)), "username": u.Username})
+		return c.JSON(http.StatusCreated, map[string]any{"id": restID(idp.public(u)), "username": u.Username, "is_admin": u.IsAdmin})
 	}
 }
 

@@ -294,6 +294,7 @@ func pageFor(c echo.Context, title string) views.Page {
 	p := views.Page{Title: title}
 	if u, ok := currentUser(c); ok {
 		p.Username = u.Username
+		p.IsAdmin = u.IsAdmin
 	}
 	return p
 }

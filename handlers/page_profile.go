@@ -28,6 +28,7 @@ func handleProfilePage(s Store, engine *presence.Engine) echo.HandlerFunc {
 			Online:     engine.IsOnline(u.ID),
 			LastSeen:   u.LastSeen,
 			Joined:     u.CreatedAt,
+			IsAdmin:    u.IsAdmin,
 			Now:        time.Now(),
 		}
 		return render(c, http.StatusOK, views.ProfilePage(pageFor(c, u.Username), d))

@@ -9,10 +9,13 @@ import (
 	"github.com/presencehq/presence/views"
 )
 
-// handleRegisterPage renders the sign-up form.
-func handleRegisterPage() echo.HandlerFunc {
+// handleRegisterPage renders the sign-up form; on an empty database it
+// says that this first account becomes the administrator.
+func handleRegisterPage(s Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		return render(c, http.StatusOK, views.RegisterPage(pageFor(c, "Register"), views.AuthForm{}))
+		// Only a hint: if the database cannot tell, the form still shows.
+		has, err := s.HasUsers(c.Request().Context())
+		return render(c, http.StatusOK, views.RegisterPage(pageFor(c, "Register"), views.AuthForm{FirstAccount: err == nil && !has}))
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 // Store is what the handlers need from the database.
 type Store interface {
 	CreateUser(ctx context.Context, username, password string) (store.User, error)
+	HasUsers(ctx context.Context) (bool, error)
 	Authenticate(ctx context.Context, username, password string) (store.User, error)
 	CreateToken(ctx context.Context, userID int64, kind store.TokenKind, ttl time.Duration) (string, error)
 	UserByToken(ctx context.Context, kind store.TokenKind, secret string) (store.User, error)

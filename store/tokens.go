@@ -85,7 +85,7 @@ func (db *DB) ResolveToken(ctx context.Context, kind TokenKind, secret string) (
 		revoked       sql.NullInt64
 		now           = db.Now()
 	)
-	row := db.r.QueryRowContext(ctx, `SELECT u.id, u.username, u.profile_image_url, u.is_online, u.last_seen, u.last_activity, u.created_at, COALESCE(u.external_id, ''),
+	row := db.r.QueryRowContext(ctx, `SELECT u.id, u.username, u.profile_image_url, u.is_online, u.last_seen, u.last_activity, u.created_at, COALESCE(u.external_id, ''), u.is_admin,
 			t.id, t.expires_at, t.last_used_at, t.revoked_at
 		FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND t.kind = ?`, hashToken(secret), string(kind))
 	u, err := db.scanUser(row, &tokenID, &expires, &used, &revoked)

@@ -35,6 +35,10 @@ type User struct {
 	// empty for a local account, whose id is ID. The two never mix: see
 	// HostIssuer.
 	ExternalID string
+	// IsAdmin marks an administrator: the first account created on an
+	// empty database, and those made with `presence user add --admin` or
+	// promoted.
+	IsAdmin bool
 }
 
 // IsHost reports whether u is a host user rather than a local account.
@@ -76,8 +80,20 @@ func usernameKey(name string) string { return strings.ToLower(name) }
 
 // CreateUser validates the username and password, hashes the password and
 // stores a new user. It returns ErrUsernameTaken when the name is in use in
-// any letter case.
+// any letter case. The first account created on an empty database is an
+// administrator: that is decided inside the INSERT itself, so of two first
+// registrations at once exactly one becomes the administrator.
 func (db *DB) CreateUser(ctx context.Context, username, password string) (User, error) {
+	return db.createUser(ctx, username, password, false)
+}
+
+// CreateAdmin is CreateUser for an account that is an administrator
+// whether or not it is the first.
+func (db *DB) CreateAdmin(ctx context.Context, username, password string) (User, error) {
+	return db.createUser(ctx, username, password, true)
+}
+
+func (db *DB) createUser(ctx context.Context, username, password string, admin bool) (User, error) {
 	if err := ValidateUsername(username); err != nil {
 		return User{}, err
 	}
@@ -90,16 +106,15 @@ func (db *DB) CreateUser(ctx context.Context, username, password string) (User, 
 	}
 	u := User{Username: username, CreatedAt: db.Now().UTC().Truncate(time.Millisecond)}
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (username, username_key, password_hash, created_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (username_key) DO NOTHING`,
-			username, usernameKey(username), string(hash), toMS(u.CreatedAt))
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		// RETURNING yields no row when the name is taken (DO NOTHING).
+		err := tx.QueryRowContext(ctx, `INSERT INTO users (username, username_key, password_hash, created_at, is_admin)
+			VALUES (?, ?, ?, ?, ? OR NOT EXISTS (SELECT 1 FROM users))
+			ON CONFLICT (username_key) DO NOTHING
+			RETURNING id, is_admin`,
+			username, usernameKey(username), string(hash), toMS(u.CreatedAt), admin).Scan(&u.ID, &u.IsAdmin)
+		if errors.Is(err, sql.ErrNoRows) {
 			return ErrUsernameTaken
 		}
-		u.ID, err = res.LastInsertId()
 		return err
 	})
 	if errors.Is(err, ErrUsernameTaken) {
@@ -109,6 +124,34 @@ func (db *DB) CreateUser(ctx context.Context, username, password string) (User, 
 		return User{}, fmt.Errorf("store: create user: %w", err)
 	}
 	return u, nil
+}
+
+// HasUsers reports whether any account exists; false means a first run.
+func (db *DB) HasUsers(ctx context.Context) (bool, error) {
+	var exists bool
+	if err := db.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM users)").Scan(&exists); err != nil {
+		return false, fmt.Errorf("store: has users: %w", err)
+	}
+	return exists, nil
+}
+
+// SetAdmin makes the user with this id an administrator, or not. It
+// returns ErrNotFound for an unknown id.
+func (db *DB) SetAdmin(ctx context.Context, id int64, admin bool) error {
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE users SET is_admin = ? WHERE id = ?", admin, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("store: set admin: %w", err)
+	}
+	return err
 }
 
 // dummyHash is compared against when the user does not exist, so an unknown
@@ -145,14 +188,16 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (User
 	return u, nil
 }
 
-const userColumns = `SELECT id, username, profile_image_url, is_online, last_seen, last_activity, created_at, COALESCE(external_id, '')`
+// userColumns are the columns scanUser reads, in its order; UserByToken
+// (tokens.go) selects the same list from its join.
+const userColumns = `SELECT id, username, profile_image_url, is_online, last_seen, last_activity, created_at, COALESCE(external_id, ''), is_admin`
 
 func (db *DB) scanUser(row interface{ Scan(...any) error }, extra ...any) (User, error) {
 	var (
 		u                    User
 		seen, act, createdAt sql.NullInt64
 	)
-	dest := append([]any{&u.ID, &u.Username, &u.ProfileImageURL, &u.IsOnline, &seen, &act, &createdAt, &u.ExternalID}, extra...)
+	dest := append([]any{&u.ID, &u.Username, &u.ProfileImageURL, &u.IsOnline, &seen, &act, &createdAt, &u.ExternalID, &u.IsAdmin}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return User{}, ErrNotFound

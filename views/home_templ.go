@@ -9,8 +9,10 @@ package views
 import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
-// HomePage is the landing page: the widget for a signed-in user.
-func HomePage(p Page, w WidgetOptions) templ.Component {
+// HomePage is the landing page: the widget for a signed-in user. Signed
+// out on a server with no accounts yet (firstRun), it says what this is and
+// offers to create the first account, the administrator.
+func HomePage(p Page, w WidgetOptions, firstRun bool) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -39,26 +41,31 @@ func HomePage(p Page, w WidgetOptions) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			if p.Username == "" {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section class=\"mx-auto max-w-xl py-10 text-center\"><h1 class=\"text-3xl font-bold tracking-tight\">See who is here, live.</h1><p class=\"mt-3 text-slate-600\">Presence shows who is online right now. <a href=\"/login\" class=\"font-medium text-blue-900 underline\">Log in</a> or <a href=\"/register\" class=\"font-medium text-blue-900 underline\">create an account</a> to join them.</p></section>")
+			if p.Username == "" && firstRun {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section class=\"mx-auto max-w-xl py-10 text-center\" data-testid=\"first-run\"><h1 class=\"text-3xl font-bold tracking-tight\">Presence is running.</h1><p class=\"mt-3 text-slate-600\">Presence shows who is online on your site, live: an Online Users widget you can embed anywhere, a JSON API and a WebSocket that keeps each open tab counted.</p><p class=\"mt-3 text-slate-600\">Nobody has an account yet. The first account becomes the administrator of this server.</p><p class=\"mt-6\"><a href=\"/register\" class=\"inline-block rounded bg-blue-900 px-4 py-2 font-medium text-white hover:bg-blue-800\" data-testid=\"create-first-account\">Create the first account</a></p></section>")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			} else if p.Username == "" {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<section class=\"mx-auto max-w-xl py-10 text-center\"><h1 class=\"text-3xl font-bold tracking-tight\">See who is here, live.</h1><p class=\"mt-3 text-slate-600\">Presence shows who is online right now. <a href=\"/login\" class=\"font-medium text-blue-900 underline\">Log in</a> or <a href=\"/register\" class=\"font-medium text-blue-900 underline\">create an account</a> to join them.</p></section>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<h1 class=\"mb-1 text-2xl font-bold tracking-tight\">Welcome back</h1><p class=\"mb-6 text-slate-600\" data-testid=\"greeting\">Signed in as ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<h1 class=\"mb-1 text-2xl font-bold tracking-tight\">Welcome back</h1><p class=\"mb-6 text-slate-600\" data-testid=\"greeting\">Signed in as ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var3 string
 				templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinStringErrs(p.Username)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 13, Col: 82}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 22, Col: 82}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, ".</p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, ".</p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -107,33 +114,33 @@ func ErrorPage(p Page, status int, message string) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<section class=\"mx-auto max-w-md rounded-2xl bg-white p-8 text-center shadow\"><h1 class=\"text-2xl font-bold\" data-testid=\"error-status\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<section class=\"mx-auto max-w-md rounded-2xl bg-white p-8 text-center shadow\"><h1 class=\"text-2xl font-bold\" data-testid=\"error-status\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var6 string
 			templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(statusText(status))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 23, Col: 81}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 32, Col: 81}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "</h1><p class=\"mt-2 text-slate-600\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "</h1><p class=\"mt-2 text-slate-600\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var7 string
 			templ_7745c5c3_Var7, templ_7745c5c3_Err = templ.JoinStringErrs(message)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 24, Col: 43}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/home.templ`, Line: 33, Col: 43}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var7))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "</p><p class=\"mt-4\"><a href=\"/\" class=\"text-blue-900 underline\">Home</a></p></section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "</p><p class=\"mt-4\"><a href=\"/\" class=\"text-blue-900 underline\">Home</a></p></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,8 +32,17 @@ const usage = `Usage: presence <command> [flags]
 
 Commands:
   serve              run the server (see presence serve -h)
+  config [flags]     print the configuration serve would run with (the same flags and
+                     environment), secrets redacted
+  healthcheck        GET /healthz of the server at --addr; exit 0 if healthy, 1 if not
+                     (for Docker's HEALTHCHECK, where there is no curl)
   migrate            apply database migrations and exit
-  user add NAME      create a user; the password is read from standard input
+  user add [--admin] NAME
+                     create a user; the password is read from standard input. The
+                     first account on an empty database is the administrator;
+                     --admin makes this one an administrator too
+  user promote NAME  make a user an administrator
+  user demote NAME   make an administrator a normal user
   user token NAME    issue an API access token for a user and print it
   user embed-token NAME
                      issue a read-only widget token (for embedding on other sites);
@@ -54,6 +65,14 @@ Every flag has an environment variable: --flush-interval is PRESENCE_FLUSH_INTER
 // when the command is done or, for serve, when ctx is cancelled and the
 // server has shut down.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, getenv, stdin, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h or --help: the flags were listed
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given")
@@ -61,6 +80,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "config":
+		return runConfig(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "user":

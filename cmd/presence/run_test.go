@@ -107,3 +107,49 @@ func TestParseFlags(t *testing.T) {
 		t.Fatalf("tls cert %q key %q from the environment", cfg.tlsCert, cfg.tlsKey)
 	}
 }
+
+// TestUserAdmin: the first account is the administrator, --admin makes
+// another, promote and demote change the flag.
+func TestUserAdmin(t *testing.T) {
+	env := map[string]string{"PRESENCE_DATA": filepath.Join(t.TempDir(), "d")}
+	out, err := runCmd(t, "s3cret-password\n", env, "user", "add", "first")
+	if err != nil || !strings.Contains(out, "created user first (id 1, administrator)") {
+		t.Fatalf("first user add: %q %v", out, err)
+	}
+	out, err = runCmd(t, "s3cret-password\n", env, "user", "add", "plain")
+	if err != nil || strings.Contains(out, "administrator") {
+		t.Fatalf("second user add: %q %v", out, err)
+	}
+	out, err = runCmd(t, "s3cret-password\n", env, "user", "add", "--admin", "ops")
+	if err != nil || !strings.Contains(out, "administrator") {
+		t.Fatalf("user add --admin: %q %v", out, err)
+	}
+	db := openDB(t, env["PRESENCE_DATA"])
+	isAdmin := func(name string) bool {
+		u, err := db.UserByName(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.IsAdmin
+	}
+	if !isAdmin("first") || isAdmin("plain") || !isAdmin("ops") {
+		t.Fatal("admin flags wrong after add")
+	}
+	if out, err := runCmd(t, "", env, "user", "promote", "PLAIN"); err != nil || !strings.Contains(out, "plain is an administrator") {
+		t.Fatalf("promote: %q %v", out, err)
+	}
+	if !isAdmin("plain") {
+		t.Fatal("promote did not stick")
+	}
+	if _, err := runCmd(t, "", env, "user", "demote", "first"); err != nil || isAdmin("first") {
+		t.Fatalf("demote: %v", err)
+	}
+	if _, err := runCmd(t, "", env, "user", "promote", "nobody"); err == nil {
+		t.Fatal("promote of an unknown user: no error")
+	}
+	// PRESENCE_ADMIN is not a thing: it would make every add an admin.
+	env["PRESENCE_ADMIN"] = "true"
+	if out, err := runCmd(t, "s3cret-password\n", env, "user", "add", "later"); err != nil || strings.Contains(out, "administrator") {
+		t.Fatalf("PRESENCE_ADMIN took effect: %q %v", out, err)
+	}
+}

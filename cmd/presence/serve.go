@@ -55,6 +55,7 @@ type serveConfig struct {
 	logFormat       string
 	// Host sites (hostflags.go).
 	host hostFlags
+	acme acmeConfig
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -88,6 +89,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
 	cfg.host.register(fs) // --jwt-secret, --jwt-public-key, --local-accounts
+	addACMEFlags(fs, &cfg.acme)
 	return fs, cfg
 }
 
@@ -103,6 +105,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--shutdown-timeout must be positive")
 	case c.headerTimeout <= 0:
 		return fmt.Errorf("--read-header-timeout must be positive")
+	case c.tlsCert != "" && c.acme.enabled():
+		return fmt.Errorf("--acme-domain and --tls-cert are exclusive: certificates come from ACME or from files, not both")
 	case (c.tlsCert == "") != (c.tlsKey == ""):
 		return fmt.Errorf("--tls-cert and --tls-key (PRESENCE_TLS_CERT, PRESENCE_TLS_KEY) go together: give both or neither")
 	}
@@ -214,6 +218,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// With --acme-domain, --addr serves HTTPS with certificates from ACME
+	// (cmd/presence/acme.go).
+	var certs *acmeCertificates
+	if cfg.acme.enabled() {
+		if certs, err = cfg.acme.start(cfg.data, log, cfg.headerTimeout); err != nil {
+			return err
+		}
+		defer certs.close()
+		tlsConf = certs.TLS
+		cfg.cookieSecure = true // the browser only ever sees HTTPS
+	}
 
 	batcher := presence.NewBatcher(db, nil, cfg.flushInterval, log)
 	engine := presence.New(presence.Config{
@@ -290,7 +305,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			log.Warn("closing event streams", "err", err)
 		}
 	})
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	var metricsSrv *http.Server
 	if cfg.metricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.metricsAddr)
@@ -309,14 +324,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	go func() {
 		if tlsConf != nil {
-			// ServeTLS enables HTTP/2 (ALPN h2) with the certificate in TLSConfig.
+			// ServeTLS enables HTTP/2 (ALPN h2); the certificates come
+			// from TLSConfig.
 			serveErr <- httpSrv.ServeTLS(ln, "", "")
 			return
 		}
 		serveErr <- httpSrv.Serve(ln)
 	}()
+	if certs != nil && certs.HTTPAddr != nil {
+		go func() {
+			if err := certs.serveHTTP(); err != nil {
+				serveErr <- err
+			}
+		}()
+		fmt.Fprintf(stdout, "presence: ACME HTTP-01 and redirects to https on http://%s\n", certs.HTTPAddr)
+	}
 	fmt.Fprintf(stdout, "presence: listening on %s://%s\n", scheme, ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "tls", tlsConf != nil, "data", cfg.data, "version", version())
+	log.Info("serving", "addr", ln.Addr().String(), "tls", tlsConf != nil, "acme_domains", cfg.acme.domains.String(), "data", cfg.data, "version", version())
 
 	select {
 	case err := <-serveErr:

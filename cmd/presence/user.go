@@ -36,7 +36,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // userUsage lists the user subcommands.
-const userUsage = "usage: presence user add|token|embed-token|tokens NAME, presence user revoke-token TOKEN|ID"
+const userUsage = "usage: presence user add [--admin]|promote|demote|token|embed-token|tokens NAME, presence user revoke-token TOKEN|ID"
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -44,7 +44,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	sub := args[0]
 	switch sub {
-	case "add", "token", "embed-token", "tokens", "revoke-token":
+	case "add", "promote", "demote", "token", "embed-token", "tokens", "revoke-token":
 	default:
 		return errors.New(userUsage)
 	}
@@ -52,7 +52,10 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	var data string
 	addDataFlag(fs, &data)
 	var ttl, defaultTTL *time.Duration
+	var admin bool
 	switch sub {
+	case "add":
+		fs.BoolVar(&admin, "admin", false, "make the new user an administrator (the first account on an empty database always is)")
 	case "token":
 		defaultTTL = fs.Duration("token-ttl", 30*24*time.Hour, "lifetime of the API token (0 = never expires)")
 	case "embed-token":
@@ -89,11 +92,19 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read password: %w", err)
 		}
-		u, err := db.CreateUser(ctx, name, strings.TrimRight(line, "\r\n"))
+		create := db.CreateUser
+		if admin {
+			create = db.CreateAdmin
+		}
+		u, err := create(ctx, name, strings.TrimRight(line, "\r\n"))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "created user %s (id %d)\n", u.Username, u.ID)
+		role := ""
+		if u.IsAdmin {
+			role = ", administrator"
+		}
+		fmt.Fprintf(stdout, "created user %s (id %d%s)\n", u.Username, u.ID, role)
 		return nil
 	}
 	u, err := db.UserByName(ctx, name)
@@ -104,6 +115,15 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	switch sub {
+	case "promote", "demote":
+		if err := db.SetAdmin(ctx, u.ID, sub == "promote"); err != nil {
+			return err
+		}
+		if sub == "promote" {
+			fmt.Fprintf(stdout, "%s is an administrator\n", u.Username)
+		} else {
+			fmt.Fprintf(stdout, "%s is no longer an administrator\n", u.Username)
+		}
 	case "tokens":
 		list, err := db.TokensOf(ctx, u.ID)
 		if err != nil {
