@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
@@ -60,7 +58,7 @@ type Revocations struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	tokens  map[int64]weak.Pointer[tokenContext]
+	tokens  *sharedContexts     // by token id
 	recent  map[int64]time.Time // applied revocations, by when
 	timer   presence.Timer
 	closed  bool
@@ -71,14 +69,6 @@ type Revocations struct {
 	failing bool
 
 	ended atomic.Int64
-}
-
-// tokenContext is the context shared by the connections of one token. It
-// is its own type so that the connections' contexts, derived from it, keep
-// it (and so the registry entry) alive.
-type tokenContext struct {
-	context.Context
-	cancel context.CancelCauseFunc
 }
 
 // NewRevocations returns a registry that polls src every interval on
@@ -95,8 +85,10 @@ func NewRevocations(src RevocationSource, clock presence.Clock, every time.Durat
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Revocations{src: src, clock: clock, every: every, log: log,
-		tokens: map[int64]weak.Pointer[tokenContext]{}, recent: map[int64]time.Time{}, cursor: src.RevocationCursorNow()}
+	r := &Revocations{src: src, clock: clock, every: every, log: log,
+		recent: map[int64]time.Time{}, cursor: src.RevocationCursorNow()}
+	r.tokens = newSharedContexts(&r.mu)
+	return r
 }
 
 // Now returns the registry's clock time. Take it before the database
@@ -113,36 +105,9 @@ func (r *Revocations) Watch(tokenID int64, authAt time.Time) context.Context {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, revoked := r.recent[tokenID]; revoked || now.Sub(authAt) > revokedMemory {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		cancel(ErrRevoked)
-		return ctx
+		return doneContext(ErrRevoked)
 	}
-	if wp, ok := r.tokens[tokenID]; ok {
-		if t := wp.Value(); t != nil {
-			return t
-		}
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	t := &tokenContext{Context: ctx, cancel: cancel}
-	wp := weak.Make(t)
-	r.tokens[tokenID] = wp
-	runtime.AddCleanup(t, r.forget, tokenEntry{tokenID, wp})
-	return t
-}
-
-type tokenEntry struct {
-	id int64
-	wp weak.Pointer[tokenContext]
-}
-
-// forget drops the entry of a token context that became garbage, unless a
-// newer context took its place.
-func (r *Revocations) forget(e tokenEntry) {
-	r.mu.Lock()
-	if r.tokens[e.id] == e.wp {
-		delete(r.tokens, e.id)
-	}
-	r.mu.Unlock()
+	return r.tokens.get(tokenID)
 }
 
 // Revoke ends, now, every connection watching one of the tokens ids (0s
@@ -156,11 +121,8 @@ func (r *Revocations) Revoke(ids ...int64) {
 			continue
 		}
 		r.recent[id] = now
-		if wp, ok := r.tokens[id]; ok {
-			delete(r.tokens, id)
-			if t := wp.Value(); t != nil {
-				cancels = append(cancels, t.cancel)
-			}
+		if cancel := r.tokens.take(id); cancel != nil {
+			cancels = append(cancels, cancel)
 		}
 	}
 	r.mu.Unlock()
@@ -253,5 +215,5 @@ type RevocationStats struct {
 func (r *Revocations) Stats() RevocationStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return RevocationStats{Watched: len(r.tokens), Ended: r.ended.Load()}
+	return RevocationStats{Watched: r.tokens.len(), Ended: r.ended.Load()}
 }

@@ -3,10 +3,8 @@ package realtime
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/presencehq/presence/presence"
 )
@@ -37,15 +35,9 @@ type UserEnds struct {
 	clock presence.Clock
 
 	mu    sync.Mutex
-	users map[int64]weak.Pointer[userContext]
+	users *sharedContexts     // by user id
 	ended map[int64]time.Time // when each user was last ended
 	count int64
-}
-
-// userContext is the context shared by the connections of one user.
-type userContext struct {
-	context.Context
-	cancel context.CancelCauseFunc
 }
 
 // NewUserEnds returns an empty registry on clock (nil: the system clock).
@@ -53,7 +45,9 @@ func NewUserEnds(clock presence.Clock) *UserEnds {
 	if clock == nil {
 		clock = presence.SystemClock{}
 	}
-	return &UserEnds{clock: clock, users: map[int64]weak.Pointer[userContext]{}, ended: map[int64]time.Time{}}
+	u := &UserEnds{clock: clock, ended: map[int64]time.Time{}}
+	u.users = newSharedContexts(&u.mu)
+	return u
 }
 
 // Now returns the registry's clock time. Take it before the lookup that
@@ -69,34 +63,9 @@ func (u *UserEnds) Watch(userID int64, authAt time.Time) context.Context {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if at, ok := u.ended[userID]; (ok && !authAt.After(at)) || now.Sub(authAt) > userEndMemory {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		cancel(ErrUserEnded)
-		return ctx
+		return doneContext(ErrUserEnded)
 	}
-	if wp, ok := u.users[userID]; ok {
-		if c := wp.Value(); c != nil {
-			return c
-		}
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	c := &userContext{Context: ctx, cancel: cancel}
-	wp := weak.Make(c)
-	u.users[userID] = wp
-	runtime.AddCleanup(c, u.forget, userEntry{userID, wp})
-	return c
-}
-
-type userEntry struct {
-	id int64
-	wp weak.Pointer[userContext]
-}
-
-func (u *UserEnds) forget(e userEntry) {
-	u.mu.Lock()
-	if u.users[e.id] == e.wp {
-		delete(u.users, e.id)
-	}
-	u.mu.Unlock()
+	return u.users.get(userID)
 }
 
 // End ends, now, every connection of the user watched here, and refuses
@@ -111,19 +80,15 @@ func (u *UserEnds) End(userID int64) int {
 			delete(u.ended, id)
 		}
 	}
-	var c *userContext
-	if wp, ok := u.users[userID]; ok {
-		delete(u.users, userID)
-		c = wp.Value()
-	}
-	if c != nil {
+	cancel := u.users.take(userID)
+	if cancel != nil {
 		u.count++
 	}
 	u.mu.Unlock()
-	if c == nil {
+	if cancel == nil {
 		return 0
 	}
-	c.cancel(ErrUserEnded)
+	cancel(ErrUserEnded)
 	return 1
 }
 
