@@ -1,0 +1,651 @@
+// Package webhook tells the host site's backend when its users come online
+// and go offline: a signed JSON POST to each configured URL for every real
+// change (after the grace period, so a reload sends nothing).
+//
+// Delivery is at least once. Each event is stored, one row per receiver
+// URL, before the first attempt; a failed attempt (no 2xx, a timeout) is
+// retried with capped, jittered exponential backoff for up to a day, then
+// given up; pending deliveries resume after a restart. The events of one
+// user reach one URL in order: the next is not sent before the one before
+// has succeeded or been given up. Nothing here can slow presence down: the
+// bus subscriber only appends to memory, a writer stores batches, and a
+// bounded pool of senders does the HTTP.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultConcurrency = 8
+	DefaultMaxAge      = 24 * time.Hour
+	// DefaultKeep is how long delivered and given-up deliveries are kept
+	// for `presence webhook log`.
+	DefaultKeep = 7 * 24 * time.Hour
+)
+
+const (
+	// subscriberBuffer is the bus subscription's buffer; the subscriber
+	// only appends to memory, so it rarely holds more than a few.
+	subscriberBuffer = 4096
+	// maxBuffered bounds the deliveries waiting in memory to be stored
+	// (the database is failing): beyond it new ones are dropped, counted
+	// and logged rather than eating the memory.
+	maxBuffered = 100_000
+	// storeRetry is how long to wait after a failed database read or
+	// write before trying again.
+	storeRetry = time.Second
+	// pruneEvery is how often old finished deliveries are deleted.
+	pruneEvery = time.Hour
+)
+
+// Store is what the dispatcher needs from the database (store.DB).
+type Store interface {
+	EnqueueWebhooks(ctx context.Context, ds []store.WebhookDelivery) error
+	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]store.WebhookDelivery, error)
+	NextWebhookAfter(ctx context.Context, t time.Time) (time.Time, bool, error)
+	RecordWebhookAttempt(ctx context.Context, id int64, a store.WebhookAttempt) error
+	ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error)
+	PendingWebhooks(ctx context.Context) (int64, error)
+	PruneWebhooks(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Config configures a Dispatcher. Zero fields take the defaults.
+type Config struct {
+	// URLs receive every event. Secret signs them; both are required.
+	URLs   []string
+	Secret string
+	Store  Store
+	// Bus is the engine's bus (presence.Engine.Bus); its events are per
+	// user and come after the grace period.
+	Bus   presence.Bus
+	Clock presence.Clock // default presence.SystemClock
+	Log   *slog.Logger
+	// Client sends the requests; default a client that does not follow
+	// redirects (a 3xx is not a success). Timeout bounds each attempt.
+	Client  *http.Client
+	Timeout time.Duration
+	// Concurrency bounds the attempts in flight, across users and URLs.
+	Concurrency int
+	Backoff     Backoff
+	// MaxAge is how long after an event its delivery is retried before it
+	// is given up.
+	MaxAge time.Duration
+	// Keep is how long finished deliveries stay in the log.
+	Keep time.Duration
+	// Rand returns numbers in [0, 1) for the backoff's jitter; default
+	// math/rand/v2.
+	Rand func() float64
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// Stats are the dispatcher's counters, for /metrics.
+type Stats struct {
+	Succeeded      int64 // deliveries answered with a 2xx
+	FailedAttempts int64 // attempts that failed (to be retried or given up)
+	GivenUp        int64 // deliveries given up after MaxAge
+	Pending        int64 // deliveries not yet delivered or given up
+	Gaps           int64 // times the bus dropped the subscriber: events were missed
+	Dropped        int64 // deliveries dropped because they could not be stored in time
+}
+
+// Dispatcher turns presence events into webhook deliveries and sends them.
+// Create it with New and call Start; caller must call Close.
+type Dispatcher struct {
+	urls    []string
+	secret  string
+	store   Store
+	bus     presence.Bus
+	clock   presence.Clock
+	log     *slog.Logger
+	client  *http.Client
+	timeout time.Duration
+	conc    int
+	backoff Backoff
+	maxAge  time.Duration
+	keep    time.Duration
+	rand    func() float64
+	ua      string
+
+	ctx    context.Context // cancelled by Close: stops dispatching and sending
+	cancel context.CancelFunc
+
+	subMu   sync.Mutex
+	sub     *presence.Subscription
+	closing bool
+	subDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	bufMu      sync.Mutex
+	buf        []store.WebhookDelivery
+	bufSignal  chan struct{}
+	stopWriter chan struct{}
+	writerDone chan struct{}
+
+	wake     chan struct{}
+	loopDone chan struct{}
+	mu       sync.Mutex
+	inflight map[int64]bool
+	// finished holds the deliveries that finished while dispatch was
+	// reading the due ones: what it read of them may be stale.
+	finished map[int64]bool
+	timer    presence.Timer
+	prune    presence.Timer
+	workers  sync.WaitGroup
+
+	succeeded, failedAttempts, givenUp, pending, gaps, dropped atomic.Int64
+
+	// pokes counts wake-ups sent to the loop and handled those it has
+	// dispatched; with flushing, they tell tests when all is quiet.
+	pokes, handled atomic.Int64
+	flushing       atomic.Bool
+}
+
+// New checks cfg and returns a Dispatcher, not yet started.
+func New(cfg Config) (*Dispatcher, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("webhook: no URLs")
+	}
+	if cfg.Secret == "" {
+		return nil, errors.New("webhook: a secret is required: receivers must be able to tell our requests from forgeries")
+	}
+	for _, u := range cfg.URLs {
+		if err := CheckURL(u); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Store == nil || cfg.Bus == nil {
+		return nil, errors.New("webhook: Store and Bus are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = presence.SystemClock{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Backoff.Base <= 0 || cfg.Backoff.Max <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = DefaultKeep
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "Presence-Webhooks"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Dispatcher{
+		urls: cfg.URLs, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
+		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, backoff: cfg.Backoff,
+		maxAge: cfg.MaxAge, keep: cfg.Keep, rand: cfg.Rand, ua: cfg.UserAgent,
+		ctx: ctx, cancel: cancel,
+		subDone: make(chan struct{}), bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
+		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
+		inflight: make(map[int64]bool), finished: make(map[int64]bool),
+	}, nil
+}
+
+// CheckURL reports whether u can receive webhooks: an absolute http or
+// https URL with a host.
+func CheckURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("webhook: %q is not an http:// or https:// URL", u)
+	}
+	return nil
+}
+
+// Start subscribes to the bus and resumes the deliveries left pending by
+// a previous run. Events published after Start returns are delivered.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	n, err := d.store.PendingWebhooks(ctx)
+	if err != nil {
+		return fmt.Errorf("webhook: start: %w", err)
+	}
+	d.pending.Store(n)
+	if n > 0 {
+		d.log.Info("webhook: resuming pending deliveries", "count", n)
+	}
+	d.sub = d.bus.Subscribe(subscriberBuffer)
+	go d.subscriber()
+	go d.writer()
+	go d.loop()
+	d.pruneOld()
+	d.poke()
+	return nil
+}
+
+// Stats returns the counters.
+func (d *Dispatcher) Stats() Stats {
+	d.bufMu.Lock()
+	buffered := int64(len(d.buf))
+	d.bufMu.Unlock()
+	return Stats{
+		Succeeded: d.succeeded.Load(), FailedAttempts: d.failedAttempts.Load(), GivenUp: d.givenUp.Load(),
+		Pending: d.pending.Load() + buffered, Gaps: d.gaps.Load(), Dropped: d.dropped.Load(),
+	}
+}
+
+// Close stops taking events, queues user.offline for each of offline
+// (the users online when the server stops: the engine publishes no event
+// for them), stores what is queued, and stops sending; attempts in flight
+// are abandoned and resume at the next start. It waits for all of it
+// until ctx is done. Only the first call does anything.
+func (d *Dispatcher) Close(ctx context.Context, offline []presence.Status) error {
+	d.closeOnce.Do(func() { d.closeErr = d.close(ctx, offline) })
+	return d.closeErr
+}
+
+func (d *Dispatcher) close(ctx context.Context, offline []presence.Status) error {
+	d.subMu.Lock()
+	d.closing = true
+	if d.sub != nil {
+		d.sub.Close()
+	}
+	d.subMu.Unlock()
+	<-d.subDone // the subscriber drains what the bus had already sent
+	now := d.clock.Now()
+	for _, s := range offline {
+		d.add(presence.Event{UserID: s.UserID, Username: s.Username, PublicID: s.PublicID, LastSeen: now}, now)
+	}
+	d.cancel()
+	<-d.loopDone
+	close(d.stopWriter)
+	var err error
+	select {
+	case <-d.writerDone:
+	case <-ctx.Done():
+		err = fmt.Errorf("webhook: storing queued deliveries: %w", ctx.Err())
+	}
+	done := make(chan struct{})
+	go func() { d.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("webhook: waiting for attempts in flight: %w", ctx.Err()))
+	}
+	d.mu.Lock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	if d.prune != nil {
+		d.prune.Stop()
+	}
+	d.mu.Unlock()
+	d.bufMu.Lock()
+	if n := len(d.buf); n > 0 {
+		err = errors.Join(err, fmt.Errorf("webhook: %d deliveries could not be stored and are lost", n))
+	}
+	d.bufMu.Unlock()
+	return err
+}
+
+// subscriber turns bus events into queued deliveries. It never blocks on
+// the database or the network. If the bus drops it (it fell behind), it
+// resubscribes and counts a gap: the events in between are lost.
+func (d *Dispatcher) subscriber() {
+	defer close(d.subDone)
+	sub := d.sub
+	for {
+		for ev := range sub.C {
+			d.add(ev, d.clock.Now())
+		}
+		if !sub.Dropped() {
+			return
+		}
+		d.gaps.Add(1)
+		d.log.Warn("webhook: fell behind the presence events and missed some; resubscribed (receivers may have missed changes)")
+		d.subMu.Lock()
+		if d.closing {
+			d.subMu.Unlock()
+			return
+		}
+		sub = d.bus.Subscribe(subscriberBuffer)
+		d.sub = sub
+		d.subMu.Unlock()
+	}
+}
+
+// add queues one delivery of ev per URL for the writer.
+func (d *Dispatcher) add(ev presence.Event, at time.Time) {
+	p := newPayload(ev, at)
+	body, _ := json.Marshal(p)
+	key := userKey(ev)
+	d.bufMu.Lock()
+	if len(d.buf)+len(d.urls) > maxBuffered {
+		d.bufMu.Unlock()
+		n := d.dropped.Add(int64(len(d.urls)))
+		if n == int64(len(d.urls)) || n%1000 < int64(len(d.urls)) {
+			d.log.Error("webhook: the database is not taking deliveries; dropping events", "dropped", n)
+		}
+		return
+	}
+	for _, u := range d.urls {
+		d.buf = append(d.buf, store.WebhookDelivery{
+			EventID: p.ID, URL: u, UserKey: key, Type: p.Type, Payload: body,
+			CreatedAt: at, NextAttemptAt: at,
+		})
+	}
+	d.bufMu.Unlock()
+	select {
+	case d.bufSignal <- struct{}{}:
+	default:
+	}
+}
+
+// writer stores queued deliveries: everything queued while one write runs
+// goes into the next, in one transaction.
+func (d *Dispatcher) writer() {
+	defer close(d.writerDone)
+	for {
+		select {
+		case <-d.bufSignal:
+			d.flush()
+		case <-d.stopWriter:
+			for d.flush() == nil {
+				d.bufMu.Lock()
+				empty := len(d.buf) == 0
+				d.bufMu.Unlock()
+				if empty {
+					return
+				}
+			}
+			return
+		}
+	}
+}
+
+// flush stores what is queued. On failure the deliveries stay queued and
+// another try is scheduled.
+func (d *Dispatcher) flush() error {
+	d.bufMu.Lock()
+	batch := d.buf
+	d.buf = nil
+	d.flushing.Store(len(batch) > 0)
+	d.bufMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	defer d.flushing.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := d.store.EnqueueWebhooks(ctx, batch)
+	cancel()
+	if err != nil {
+		d.log.Warn("webhook: storing deliveries failed; retrying", "count", len(batch), "err", err)
+		d.bufMu.Lock()
+		d.buf = append(batch, d.buf...)
+		d.bufMu.Unlock()
+		d.clock.AfterFunc(storeRetry, func() {
+			select {
+			case d.bufSignal <- struct{}{}:
+			default:
+			}
+		})
+		return err
+	}
+	d.pending.Add(int64(len(batch)))
+	d.poke()
+	return nil
+}
+
+// poke asks the dispatch loop to look for due deliveries.
+func (d *Dispatcher) poke() {
+	d.pokes.Add(1)
+	select {
+	case d.wake <- struct{}{}:
+	default:
+		d.pokes.Add(-1)
+	}
+}
+
+// loop dispatches whenever poked, until Close.
+func (d *Dispatcher) loop() {
+	defer close(d.loopDone)
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-d.wake:
+		}
+		d.dispatch()
+		d.handled.Add(1)
+	}
+}
+
+// dispatch starts an attempt at each due delivery that is first in its
+// (url, user) line, as many as the concurrency allows, then arms the
+// timer for the next one to fall due.
+func (d *Dispatcher) dispatch() {
+	now := d.clock.Now()
+	d.mu.Lock()
+	busy := len(d.inflight)
+	// What finished before now is in the database: forget it.
+	clear(d.finished)
+	d.mu.Unlock()
+	if free := d.conc - busy; free > 0 {
+		heads, err := d.store.DueWebhooks(d.ctx, now, free+busy)
+		if err != nil {
+			if d.ctx.Err() == nil {
+				d.log.Warn("webhook: reading due deliveries failed", "err", err)
+				d.arm(now.Add(storeRetry), now)
+			}
+			return
+		}
+		for _, h := range heads {
+			if free == 0 {
+				break
+			}
+			d.mu.Lock()
+			if d.inflight[h.ID] || d.finished[h.ID] || d.ctx.Err() != nil {
+				d.mu.Unlock()
+				continue
+			}
+			d.inflight[h.ID] = true
+			d.workers.Add(1)
+			d.mu.Unlock()
+			free--
+			go d.attempt(h)
+		}
+	}
+	next, ok, err := d.store.NextWebhookAfter(d.ctx, now)
+	switch {
+	case err != nil:
+		if d.ctx.Err() == nil {
+			d.log.Warn("webhook: reading the next due delivery failed", "err", err)
+			d.arm(now.Add(storeRetry), now)
+		}
+	case ok:
+		d.arm(next, now)
+	}
+}
+
+// arm sets the dispatch timer to at, replacing the one set before.
+func (d *Dispatcher) arm(at, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.timer = d.clock.AfterFunc(max(at.Sub(now), 0), d.poke)
+}
+
+// idle reports whether nothing is queued, being stored, being sent or
+// waiting to be dispatched (for tests driving a FakeClock).
+func (d *Dispatcher) idle() bool {
+	d.bufMu.Lock()
+	queued := len(d.buf) > 0 || d.flushing.Load()
+	d.bufMu.Unlock()
+	d.mu.Lock()
+	busy := len(d.inflight) > 0
+	d.mu.Unlock()
+	return !queued && !busy && d.pokes.Load() == d.handled.Load()
+}
+
+// attempt sends one delivery and records the outcome.
+func (d *Dispatcher) attempt(del store.WebhookDelivery) {
+	defer d.workers.Done()
+	res := d.send(del)
+	if d.ctx.Err() != nil && res.Status != store.WebhookDelivered {
+		d.finish(del.ID) // shutting down: it stays pending for the next start
+		return
+	}
+	if res.Status != store.WebhookDelivered {
+		next := res.At.Add(d.backoff.Delay(del.Attempts+1, d.rand()))
+		if next.Sub(del.CreatedAt) > d.maxAge {
+			res.Status = store.WebhookFailed
+		} else {
+			res.Status, res.Next = store.WebhookPending, next
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.store.RecordWebhookAttempt(ctx, del.ID, res); err != nil {
+		// It is still pending in the database: hold it back for a while
+		// rather than resend it at once.
+		d.log.Warn("webhook: recording an attempt failed", "id", del.ID, "err", err)
+		d.clock.AfterFunc(storeRetry, func() { d.finish(del.ID) })
+		return
+	}
+	switch res.Status {
+	case store.WebhookDelivered:
+		d.succeeded.Add(1)
+		d.pending.Add(-1)
+		if del.Attempts > 0 {
+			// The receiver is back: its other deliveries need not wait
+			// out their backoff.
+			if _, err := d.store.ExpediteWebhooks(ctx, del.URL, res.At); err != nil {
+				d.log.Warn("webhook: expediting deliveries failed", "err", err)
+			}
+		}
+	case store.WebhookFailed:
+		d.failedAttempts.Add(1)
+		d.givenUp.Add(1)
+		d.pending.Add(-1)
+		d.log.Error("webhook: delivery given up", "id", del.ID, "event", del.EventID, "url", redactURL(del.URL),
+			"attempts", del.Attempts+1, "err", res.Err)
+	default:
+		d.failedAttempts.Add(1)
+		d.log.Debug("webhook: attempt failed", "id", del.ID, "url", redactURL(del.URL), "attempt", del.Attempts+1,
+			"next", res.Next, "err", res.Err)
+	}
+	d.finish(del.ID)
+}
+
+// finish marks del no longer in flight and lets the loop move on.
+func (d *Dispatcher) finish(id int64) {
+	d.mu.Lock()
+	delete(d.inflight, id)
+	d.finished[id] = true
+	d.mu.Unlock()
+	d.poke()
+}
+
+// send makes one attempt. The outcome's Status is WebhookDelivered on a
+// 2xx and empty otherwise.
+func (d *Dispatcher) send(del store.WebhookDelivery) store.WebhookAttempt {
+	ts := d.clock.Now().Unix()
+	ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, del.URL, strings.NewReader(string(del.Payload)))
+	if err != nil {
+		return store.WebhookAttempt{At: d.clock.Now(), Err: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", d.ua)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(d.secret, ts, del.Payload))
+	req.Header.Set(HeaderEventID, del.EventID)
+	resp, err := d.client.Do(req)
+	at := d.clock.Now()
+	if err != nil {
+		return store.WebhookAttempt{At: at, Err: attemptError(err, d.timeout)}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return store.WebhookAttempt{At: at, HTTPStatus: resp.StatusCode, Status: store.WebhookDelivered}
+	}
+	return store.WebhookAttempt{At: at, HTTPStatus: resp.StatusCode, Err: "HTTP " + resp.Status}
+}
+
+// attemptError says briefly why a request got no response, without the
+// URL (which may hold credentials).
+func attemptError(err error, timeout time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("no response within %v", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+// pruneOld deletes finished deliveries older than Keep, now and every
+// pruneEvery.
+func (d *Dispatcher) pruneOld() {
+	if d.ctx.Err() != nil {
+		return
+	}
+	if n, err := d.store.PruneWebhooks(d.ctx, d.clock.Now().Add(-d.keep)); err != nil {
+		d.log.Warn("webhook: pruning old deliveries failed", "err", err)
+	} else if n > 0 {
+		d.log.Info("webhook: pruned old deliveries", "count", n)
+	}
+	d.mu.Lock()
+	d.prune = d.clock.AfterFunc(pruneEvery, func() { go d.pruneOld() })
+	d.mu.Unlock()
+}
+
+// redactURL hides the password of a URL with user info.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	if _, ok := p.User.Password(); !ok {
+		return u
+	}
+	return p.Redacted()
+}
