@@ -14,6 +14,7 @@ import (
 
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
+	"github.com/presencehq/presence/webhook"
 )
 
 // metricsOnMain guards /metrics on the main listener. With a metrics
@@ -49,7 +50,7 @@ func localUnproxied(r *http.Request) bool {
 }
 
 // handleMetrics serves counters in the Prometheus text format.
-func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap) echo.HandlerFunc {
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
@@ -87,6 +88,16 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *r
 			}
 			metric("presence_persist_failing", "gauge", "1 while presence writes are failing.", failing)
 		}
+		var ws webhook.Stats
+		if hooks != nil {
+			ws = hooks.Stats()
+		}
+		metric("presence_webhook_deliveries_succeeded_total", "counter", "Webhook deliveries answered with a 2xx.", ws.Succeeded)
+		metric("presence_webhook_attempts_failed_total", "counter", "Webhook attempts that failed (no 2xx, no answer, timeout); retried unless given up.", ws.FailedAttempts)
+		metric("presence_webhook_deliveries_given_up_total", "counter", "Webhook deliveries given up a day after their event.", ws.GivenUp)
+		metric("presence_webhook_deliveries_pending", "gauge", "Webhook deliveries not yet delivered or given up.", ws.Pending)
+		metric("presence_webhook_event_gaps_total", "counter", "Times the webhook dispatcher fell behind the presence events and missed some.", ws.Gaps)
+		metric("presence_webhook_deliveries_dropped_total", "counter", "Webhook deliveries dropped because the database could not store them in time.", ws.Dropped)
 		metric("go_goroutines", "gauge", "Number of goroutines.", int64(runtime.NumGoroutine()))
 		if rss, ok := residentBytes(); ok {
 			metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss)

@@ -21,6 +21,7 @@ import (
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/webhook"
 )
 
 // Store is what the handlers need from the database.
@@ -48,6 +49,12 @@ type Store interface {
 	DeleteHostUser(ctx context.Context, externalID string) (store.User, error)
 	HostUser(ctx context.Context, externalID string) (store.User, error)
 	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
+}
+
+// WebhookStats is what /metrics reads from the webhook dispatcher
+// (webhook.Dispatcher).
+type WebhookStats interface {
+	Stats() webhook.Stats
 }
 
 // Config holds the HTTP layer's settings.
@@ -123,6 +130,9 @@ type Deps struct {
 	Sessions *sessions.CookieStore
 	Log      *slog.Logger
 	Config   Config
+	// Webhooks reports the webhook dispatcher's counters on /metrics;
+	// nil (no --webhook-url) reports zeros.
+	Webhooks WebhookStats
 	// Clock times the rate limits, the widget feed's coalescing window,
 	// the streams' keep-alives and write timeouts, and the poll for tokens
 	// revoked by other processes; nil means presence.SystemClock. Tests
@@ -211,7 +221,7 @@ func New(d Deps) (*Server, error) {
 		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Clock, d.Log),
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds})
 	s.revs.Start()

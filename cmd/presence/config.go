@@ -41,6 +41,13 @@ const redacted = "[redacted]"
 // (postgres://u:secret@db/x), in any flag: URLs carry credentials whatever
 // the flag is called.
 func redactURLPassword(v string) string {
+	if strings.Contains(v, ",") { // a list (--webhook-url)
+		items := strings.Split(v, ",")
+		for i, item := range items {
+			items[i] = redactURLPassword(item)
+		}
+		return strings.Join(items, ",")
+	}
 	u, err := url.Parse(v)
 	if err != nil || u.User == nil {
 		return v

@@ -115,7 +115,7 @@ func TestConfigRedaction(t *testing.T) {
 			got = append(got, f.Name)
 		}
 	})
-	if want := []string{"jwt-secret"}; !slices.Equal(got, want) {
+	if want := []string{"jwt-secret", "webhook-secret"}; !slices.Equal(got, want) {
 		t.Errorf("serve flags redacted by presence config = %v, want %v", got, want)
 	}
 }

@@ -89,8 +89,15 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	return err
 }
 
+// envNames lists the flags whose environment variable is not their name
+// in capitals: a repeatable flag's variable takes a comma-separated list.
+var envNames = map[string]string{"webhook-url": "PRESENCE_WEBHOOK_URLS"}
+
 // envName is the environment variable of a flag.
 func envName(flagName string) string {
+	if name, ok := envNames[flagName]; ok {
+		return name
+	}
 	return "PRESENCE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 

@@ -54,6 +54,9 @@ Commands:
   apikey list        list server keys: id, name, created, last used, revoked
   apikey revoke NAME|ID|KEY
                      revoke a server key
+  webhook log [--limit N] [--status pending|delivered|failed]
+                     show recent webhook deliveries: status, attempts, last result,
+                     next attempt
   backup FILE        write a consistent copy of the database to FILE (safe while serving)
   restore FILE       replace the database with a backup (the server must be stopped)
   version            print the version
@@ -90,6 +93,8 @@ func runCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return runUser(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, args[1:], getenv, stdout, stderr)
+	case "webhook":
+		return runWebhook(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":
 		return runBackup(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":

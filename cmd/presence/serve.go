@@ -53,9 +53,10 @@ type serveConfig struct {
 	bcryptCost      int
 	logLevel        string
 	logFormat       string
-	// Host sites (hostflags.go).
-	host hostFlags
-	acme acmeConfig
+	// Host sites (hostflags.go) and webhooks to them (webhook.go).
+	host     hostFlags
+	webhooks webhookFlags
+	acme     acmeConfig
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -88,12 +89,16 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
-	cfg.host.register(fs) // --jwt-secret, --jwt-public-key, --local-accounts
+	cfg.host.register(fs)     // --jwt-secret, --jwt-public-key, --local-accounts
+	cfg.webhooks.register(fs) // --webhook-url, --webhook-secret
 	addACMEFlags(fs, &cfg.acme)
 	return fs, cfg
 }
 
 func (c *serveConfig) validate() error {
+	if err := c.webhooks.validate(); err != nil {
+		return err
+	}
 	switch {
 	case c.deadline > 0 && c.pingInterval >= c.deadline:
 		return fmt.Errorf("--ping-interval (%v) must be below --heartbeat-deadline (%v)", c.pingInterval, c.deadline)
@@ -242,11 +247,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// Webhooks subscribe before anyone can connect, and resume what the
+	// previous run left pending.
+	hooks, err := cfg.webhooks.start(ctx, db, engine, log)
+	if err != nil {
+		return err
+	}
+	closeHooks := func(offline []presence.Status) error {
+		if hooks == nil {
+			return nil
+		}
+		hctx, cancel := context.WithTimeout(context.Background(), finalSaveTimeout)
+		defer cancel()
+		return hooks.Close(hctx, offline)
+	}
+	defer closeHooks(nil) // on an early return; a no-op after the one below
 	var origins []string
 	if cfg.allowedOrigins != "" {
 		origins = strings.Split(cfg.allowedOrigins, ",")
 	}
-	srv, err := handlers.New(handlers.Deps{
+	deps := handlers.Deps{
 		Store:    db,
 		Engine:   engine,
 		Batcher:  batcher,
@@ -270,7 +290,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			JWTPublicKey:      host.publicKey,
 			NoLocalAccounts:   host.noLocal,
 		},
-	})
+	}
+	if hooks != nil {
+		deps.Webhooks = hooks
+	}
+	srv, err := handlers.New(deps)
 	if err != nil {
 		return err
 	}
@@ -365,8 +389,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("websocket shutdown: %w", err))
 	}
+	// Users still online (in their grace period now that their sockets
+	// are closed) get user.offline webhooks: the engine publishes nothing
+	// when it closes.
+	stillOnline := engine.Online()
 	// The final save gets its own time, whatever the connections used up.
 	engine.Close()
+	if err := closeHooks(stillOnline); err != nil {
+		errs = append(errs, err)
+	}
 	if err := finalSave(batcher, finalSaveTimeout, log); err != nil {
 		errs = append(errs, err)
 	}
