@@ -27,5 +27,8 @@ CREATE TABLE webhook_deliveries (
 );
 -- The queue: heads of each (url, user) line among pending deliveries.
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (url, user_key, id) WHERE status = 'pending';
--- presence webhook log: most recent first.
+-- Each (url, user) line in order: its latest delivery (what the receiver
+-- was last told, kept by pruning).
+CREATE INDEX webhook_deliveries_line ON webhook_deliveries (url, user_key, id);
+-- Pruning by age.
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);

@@ -193,12 +193,54 @@ func (db *DB) WebhookLog(ctx context.Context, status WebhookStatus, limit int) (
 	return scanWebhooks(rows)
 }
 
+// AbandonWebhooks gives up every pending delivery to a URL not in urls
+// (removed from the configuration), recording why, and returns how many.
+func (db *DB) AbandonWebhooks(ctx context.Context, urls []string, at time.Time) (int64, error) {
+	q := `UPDATE webhook_deliveries SET status = 'failed', done_at = ?, last_error = 'URL no longer configured'
+		WHERE status = 'pending'`
+	args := []any{at.UnixMilli()}
+	if len(urls) > 0 {
+		q += ` AND url NOT IN (?` + strings.Repeat(", ?", len(urls)-1) + `)`
+		for _, u := range urls {
+			args = append(args, u)
+		}
+	}
+	var n int64
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: abandon webhooks: %w", err)
+	}
+	return n, nil
+}
+
+// WebhooksLeftOnline returns, for each URL and user whose latest
+// delivery is of eventType, that delivery: after a crash, the users a
+// receiver was last told came online, and never heard went offline.
+func (db *DB) WebhooksLeftOnline(ctx context.Context, eventType string) ([]WebhookDelivery, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+prefixed("d.", webhookColumns)+` FROM
+		(SELECT MAX(id) AS id FROM webhook_deliveries GROUP BY url, user_key) l
+		JOIN webhook_deliveries d ON d.id = l.id WHERE d.event_type = ? ORDER BY d.id`, eventType)
+	if err != nil {
+		return nil, fmt.Errorf("store: webhooks left online: %w", classify(err))
+	}
+	return scanWebhooks(rows)
+}
+
 // PruneWebhooks deletes delivered and given-up deliveries created before
-// t, and returns how many.
+// t, and returns how many. The latest delivery of each user to each URL
+// is kept: it says what the receiver was last told (WebhooksLeftOnline).
 func (db *DB) PruneWebhooks(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE created_at < ? AND status != 'pending'`, before.UnixMilli())
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE created_at < ? AND status != 'pending'
+			AND id NOT IN (SELECT MAX(id) FROM webhook_deliveries GROUP BY url, user_key)`, before.UnixMilli())
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,8 @@ type Store interface {
 	ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error)
 	PendingWebhooks(ctx context.Context) (int64, error)
 	PruneWebhooks(ctx context.Context, before time.Time) (int64, error)
+	AbandonWebhooks(ctx context.Context, urls []string, at time.Time) (int64, error)
+	WebhooksLeftOnline(ctx context.Context, eventType string) ([]store.WebhookDelivery, error)
 }
 
 // Config configures a Dispatcher. Zero fields take the defaults.
@@ -129,8 +131,9 @@ type Dispatcher struct {
 	ctx    context.Context // cancelled by Close: stops dispatching and sending
 	cancel context.CancelFunc
 
-	subMu   sync.Mutex
-	sub     *presence.Subscription
+	subMu     sync.Mutex
+	sub       *presence.Subscription
+	subBuffer int
 	closing bool
 	subDone chan struct{}
 
@@ -218,7 +221,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		ctx: ctx, cancel: cancel,
 		subDone: make(chan struct{}), bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
-		inflight: make(map[int64]bool), finished: make(map[int64]bool),
+		inflight: make(map[int64]bool), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
 	}, nil
 }
 
@@ -233,8 +236,21 @@ func CheckURL(u string) error {
 }
 
 // Start subscribes to the bus and resumes the deliveries left pending by
-// a previous run. Events published after Start returns are delivered.
+// a previous run; those to URLs no longer configured are given up. If the
+// previous run crashed, each user a receiver was last told came online
+// gets a user.offline now (nobody is online after a start). Events
+// published after Start returns are delivered. Call it before anyone can
+// connect.
 func (d *Dispatcher) Start(ctx context.Context) error {
+	now := d.clock.Now()
+	if n, err := d.store.AbandonWebhooks(ctx, d.urls, now); err != nil {
+		return fmt.Errorf("webhook: start: %w", err)
+	} else if n > 0 {
+		d.log.Warn("webhook: gave up pending deliveries to URLs no longer configured", "count", n)
+	}
+	if err := d.offlineLeftOnline(ctx, now); err != nil {
+		return fmt.Errorf("webhook: start: %w", err)
+	}
 	n, err := d.store.PendingWebhooks(ctx)
 	if err != nil {
 		return fmt.Errorf("webhook: start: %w", err)
@@ -243,7 +259,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if n > 0 {
 		d.log.Info("webhook: resuming pending deliveries", "count", n)
 	}
-	d.sub = d.bus.Subscribe(subscriberBuffer)
+	d.sub = d.bus.Subscribe(d.subBuffer)
 	go d.subscriber()
 	go d.writer()
 	go d.loop()
@@ -317,6 +333,46 @@ func (d *Dispatcher) close(ctx context.Context, offline []presence.Status) error
 	return err
 }
 
+// offlineLeftOnline stores a user.offline, at now, for every user whose
+// latest event to a configured URL is user.online: the previous run ended
+// without telling (a crash), and nobody is online after a start.
+func (d *Dispatcher) offlineLeftOnline(ctx context.Context, now time.Time) error {
+	left, err := d.store.WebhooksLeftOnline(ctx, TypeOnline)
+	if err != nil {
+		return err
+	}
+	configured := map[string]bool{}
+	for _, u := range d.urls {
+		configured[u] = true
+	}
+	ids := map[string]string{} // user key → the new event's id, shared by every URL
+	var batch []store.WebhookDelivery
+	for _, l := range left {
+		if !configured[l.URL] {
+			continue
+		}
+		var was Payload
+		if err := json.Unmarshal(l.Payload, &was); err != nil || len(was.UserID) == 0 {
+			d.log.Warn("webhook: unreadable stored payload", "id", l.ID, "err", err)
+			continue
+		}
+		p := Payload{ID: ids[l.UserKey], Type: TypeOffline, UserID: was.UserID, Username: was.Username, At: now.UTC().Format(timeFormat)}
+		if p.ID == "" {
+			p.ID = newEventID()
+			ids[l.UserKey] = p.ID
+		}
+		p.LastSeen = &p.At
+		body, _ := json.Marshal(p)
+		batch = append(batch, store.WebhookDelivery{EventID: p.ID, URL: l.URL, UserKey: l.UserKey, Type: p.Type,
+			Payload: body, CreatedAt: now, NextAttemptAt: now})
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	d.log.Info("webhook: the last run ended without telling receivers that users went offline; telling them now", "users", len(ids))
+	return d.store.EnqueueWebhooks(ctx, batch)
+}
+
 // subscriber turns bus events into queued deliveries. It never blocks on
 // the database or the network. If the bus drops it (it fell behind), it
 // resubscribes and counts a gap: the events in between are lost.
@@ -337,7 +393,7 @@ func (d *Dispatcher) subscriber() {
 			d.subMu.Unlock()
 			return
 		}
-		sub = d.bus.Subscribe(subscriberBuffer)
+		sub = d.bus.Subscribe(d.subBuffer)
 		d.sub = sub
 		d.subMu.Unlock()
 	}

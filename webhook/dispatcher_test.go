@@ -95,11 +95,14 @@ func newRig(t *testing.T, urls []string, tweak func(*Config)) *rig {
 	return r
 }
 
-func (r *rig) start(t *testing.T, cfg Config) {
+func (r *rig) start(t *testing.T, cfg Config, before ...func(*Dispatcher)) {
 	t.Helper()
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(d)
 	}
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -434,5 +437,87 @@ func TestResume_AfterRestart(t *testing.T) {
 	}
 	if got[0] != "a user.online" || got[1] != "a user.offline" || got[2] != "b user.offline" {
 		t.Fatalf("after restart: %v", got)
+	}
+}
+
+// TestStart_AfterCrash: a run that ended without telling receivers that
+// its users went offline (a crash: Close never got the users online) is
+// made good at the next start, per URL, with one event id per user; URLs
+// no longer configured get nothing more.
+func TestStart_AfterCrash(t *testing.T) {
+	a, b := newReceiver(t), newReceiver(t)
+	r := newRig(t, []string{a.srv.URL, b.srv.URL}, nil)
+	r.bus.Publish(presence.Event{UserID: 1, PublicID: "u-1", Username: "alice", Online: true, LastSeen: t0})
+	r.bus.Publish(presence.Event{UserID: 2, Username: "bob", Online: true, LastSeen: t0})
+	r.bus.Publish(presence.Event{UserID: 2, Username: "bob", Online: false, LastSeen: t0})
+	waitFor(t, "3 events at each", func() bool { return len(a.got()) == 3 && len(b.got()) == 3 })
+	r.settle(t)
+	b.setAnswer(func(map[string]any) int { return 500 })
+	r.bus.Publish(presence.Event{UserID: 3, Username: "carol", Online: true, LastSeen: t0})
+	waitFor(t, "carol at both", func() bool { return len(a.got()) == 4 && len(b.got()) == 4 })
+	r.settle(t)
+	r.d.Close(context.Background(), nil) // the crash: nobody told
+
+	r.clock.Advance(time.Hour)
+	r.start(t, Config{URLs: []string{a.srv.URL}, Secret: testSecret, Store: r.db, Bus: r.bus, Clock: r.clock})
+	waitFor(t, "offline for alice and carol", func() bool { return len(a.got()) == 6 })
+	r.settle(t)
+	got := map[string]map[string]any{}
+	for _, h := range a.got()[4:] {
+		got[h.payload["username"].(string)] = h.payload
+	}
+	al, ca := got["alice"], got["carol"]
+	if al == nil || ca == nil || al["type"] != "user.offline" || ca["type"] != "user.offline" || al["user_id"] != "u-1" || ca["user_id"] != float64(3) {
+		t.Fatalf("after the crash: %v", got)
+	}
+	if want := t0.Add(time.Hour).Format(timeFormat); al["at"] != want || al["last_seen"] != want {
+		t.Errorf("alice offline at %v, last seen %v, want the start %v", al["at"], al["last_seen"], want)
+	}
+	if len(b.got()) != 4 {
+		t.Errorf("the removed URL got %d more requests", len(b.got())-4)
+	}
+	for _, d := range r.deliveries(t) {
+		if d.URL == b.srv.URL && d.Status == store.WebhookPending {
+			t.Errorf("a delivery to the removed URL is still pending: %+v", d)
+		}
+		if d.URL == b.srv.URL && d.Status == store.WebhookFailed && d.LastError != "URL no longer configured" {
+			t.Errorf("removed URL's delivery: %+v", d)
+		}
+	}
+	if s := r.d.Stats(); s.Pending != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestGap_Resubscribe: when the bus drops the subscriber (it fell
+// behind), the dispatcher counts a gap, subscribes again and delivers
+// what comes next.
+func TestGap_Resubscribe(t *testing.T) {
+	rc := newReceiver(t)
+	r := newRig(t, []string{rc.srv.URL}, nil)
+	r.d.Close(context.Background(), nil)
+	const buffer = 4
+	r.start(t, Config{URLs: []string{rc.srv.URL}, Secret: testSecret, Store: r.db, Bus: r.bus, Clock: r.clock},
+		func(d *Dispatcher) { d.subBuffer = buffer })
+	// Hold the subscriber inside add, so that the bus's buffer fills.
+	r.d.bufMu.Lock()
+	for i := range buffer + 2 {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: t0})
+	}
+	r.d.bufMu.Unlock()
+	waitFor(t, "the gap", func() bool { return r.d.Stats().Gaps == 1 })
+	waitFor(t, "resubscribed", func() bool { return r.bus.Len() == 1 })
+	r.bus.Publish(presence.Event{UserID: 1, Username: "after", Online: false, LastSeen: t0})
+	waitFor(t, "the event after the gap", func() bool {
+		for _, h := range rc.got() {
+			if h.payload["username"] == "after" {
+				return true
+			}
+		}
+		return false
+	})
+	r.settle(t)
+	if n := len(rc.got()); n > buffer+2 {
+		t.Errorf("%d deliveries, want fewer than the %d published: some were dropped", n, buffer+3)
 	}
 }
