@@ -134,8 +134,8 @@ type Dispatcher struct {
 	subMu     sync.Mutex
 	sub       *presence.Subscription
 	subBuffer int
-	closing bool
-	subDone chan struct{}
+	closing   bool
+	subDone   chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
