@@ -53,6 +53,9 @@ const (
 	// storeRetry is how long to wait after a failed database read or
 	// write before trying again.
 	storeRetry = time.Second
+	// expediteAfter is how many failures in a row make a URL "down", so
+	// that its next success expedites its waiting deliveries.
+	expediteAfter = 3
 	// pruneEvery is how often old finished deliveries are deleted.
 	pruneEvery = time.Hour
 )
@@ -150,6 +153,10 @@ type Dispatcher struct {
 	loopDone chan struct{}
 	mu       sync.Mutex
 	inflight map[int64]bool
+	// failures counts each URL's failed attempts since its last success.
+	// A success after expediteAfter of them (a URL that was down, not one
+	// user's event refused) expedites the URL's waiting deliveries.
+	failures map[string]int
 	// finished holds the deliveries that finished while dispatch was
 	// reading the due ones: what it read of them may be stale.
 	finished map[int64]bool
@@ -222,6 +229,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		subDone: make(chan struct{}), bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
 		inflight: make(map[int64]bool), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
+		failures: make(map[string]int),
 	}, nil
 }
 
@@ -257,6 +265,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.pending.Store(n)
 	if n > 0 {
+		// The URLs may have been down before: the first success expedites.
+		for _, u := range d.urls {
+			d.failures[u] = expediteAfter
+		}
 		d.log.Info("webhook: resuming pending deliveries", "count", n)
 	}
 	d.sub = d.bus.Subscribe(d.subBuffer)
@@ -603,7 +615,7 @@ func (d *Dispatcher) attempt(del store.WebhookDelivery) {
 	case store.WebhookDelivered:
 		d.succeeded.Add(1)
 		d.pending.Add(-1)
-		if del.Attempts > 0 {
+		if d.countFailure(del.URL, false) >= expediteAfter {
 			// The receiver is back: its other deliveries need not wait
 			// out their backoff.
 			if _, err := d.store.ExpediteWebhooks(ctx, del.URL, res.At); err != nil {
@@ -611,17 +623,33 @@ func (d *Dispatcher) attempt(del store.WebhookDelivery) {
 			}
 		}
 	case store.WebhookFailed:
+		d.countFailure(del.URL, true)
 		d.failedAttempts.Add(1)
 		d.givenUp.Add(1)
 		d.pending.Add(-1)
 		d.log.Error("webhook: delivery given up", "id", del.ID, "event", del.EventID, "url", redactURL(del.URL),
 			"attempts", del.Attempts+1, "err", res.Err)
 	default:
+		d.countFailure(del.URL, true)
 		d.failedAttempts.Add(1)
 		d.log.Debug("webhook: attempt failed", "id", del.ID, "url", redactURL(del.URL), "attempt", del.Attempts+1,
 			"next", res.Next, "err", res.Err)
 	}
 	d.finish(del.ID)
+}
+
+// countFailure counts a failed attempt at url, or resets the count after
+// a success, and returns the count before.
+func (d *Dispatcher) countFailure(url string, failed bool) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	was := d.failures[url]
+	if failed {
+		d.failures[url]++
+	} else {
+		d.failures[url] = 0
+	}
+	return was
 }
 
 // finish marks del no longer in flight and lets the loop move on.
