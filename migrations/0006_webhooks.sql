@@ -25,7 +25,9 @@ CREATE TABLE webhook_deliveries (
     done_at         INTEGER,
     UNIQUE (event_id, url)
 );
--- The queue: heads of each (url, user) line among pending deliveries.
+-- The queue: pending deliveries by due time, and each (url, user) line's
+-- pending deliveries in order (is one first in its line?).
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (url, user_key, id) WHERE status = 'pending';
 -- Each (url, user) line in order: its latest delivery (what the receiver
 -- was last told, kept by pruning).

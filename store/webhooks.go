@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -90,16 +91,18 @@ func (db *DB) EnqueueWebhooks(ctx context.Context, ds []WebhookDelivery) error {
 	return nil
 }
 
-// webhookHeads selects the first pending delivery of each (url, user)
-// line: only it may be sent, which keeps each user's events in order.
-const webhookHeads = `(SELECT MIN(id) AS id FROM webhook_deliveries WHERE status = 'pending' GROUP BY url, user_key) h
-	JOIN webhook_deliveries d ON d.id = h.id`
+// isHead keeps the pending deliveries that are first in their (url,
+// user) line: only those may be sent, which keeps each user's events in
+// order. It probes the line's index once per row.
+const isHead = `NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+	WHERE p.status = 'pending' AND p.url = d.url AND p.user_key = d.user_key AND p.id < d.id)`
 
 // DueWebhooks returns up to limit deliveries that are first in their
 // (url, user) line and due at now, the longest-waiting first.
 func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]WebhookDelivery, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+prefixed("d.", webhookColumns)+` FROM `+webhookHeads+`
-		WHERE d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?`, now.UnixMilli(), limit)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+prefixed("d.", webhookColumns)+` FROM webhook_deliveries d
+		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND `+isHead+`
+		ORDER BY d.next_attempt_at, d.id LIMIT ?`, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due webhooks: %w", classify(err))
 	}
@@ -109,13 +112,17 @@ func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]Webh
 // NextWebhookAfter returns the earliest due time after t among the
 // deliveries first in their line; ok is false when none is waiting.
 func (db *DB) NextWebhookAfter(ctx context.Context, t time.Time) (next time.Time, ok bool, err error) {
-	var ms sql.NullInt64
-	err = db.r.QueryRowContext(ctx, `SELECT MIN(d.next_attempt_at) FROM `+webhookHeads+`
-		WHERE d.next_attempt_at > ?`, t.UnixMilli()).Scan(&ms)
+	var ms int64
+	err = db.r.QueryRowContext(ctx, `SELECT d.next_attempt_at FROM webhook_deliveries d
+		WHERE d.status = 'pending' AND d.next_attempt_at > ? AND `+isHead+`
+		ORDER BY d.next_attempt_at LIMIT 1`, t.UnixMilli()).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("store: next webhook: %w", classify(err))
 	}
-	return fromMS(ms), ms.Valid, nil
+	return time.UnixMilli(ms).UTC(), true, nil
 }
 
 // RecordWebhookAttempt records the outcome of an attempt at a pending
