@@ -126,7 +126,8 @@ func (db *DB) NextWebhookAfter(ctx context.Context, t time.Time) (next time.Time
 }
 
 // RecordWebhookAttempt records the outcome of an attempt at a pending
-// delivery and counts it.
+// delivery and counts it. A delivery to be retried holds back the ones
+// behind it in its line until its next attempt.
 func (db *DB) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttempt) error {
 	var status, lastErr, next, done any
 	if a.HTTPStatus != 0 {
@@ -146,6 +147,14 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttem
 			next_attempt_at = COALESCE(?, next_attempt_at), done_at = ?
 			WHERE id = ? AND status = 'pending'`,
 			a.At.UnixMilli(), status, lastErr, string(a.Status), next, done, id)
+		if err != nil || a.Status != WebhookPending {
+			return err
+		}
+		// The deliveries behind it in its line wait at least as long, so
+		// that the search for due ones does not keep passing over them.
+		_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = MAX(next_attempt_at, ?)
+			WHERE status = 'pending' AND id > ?
+			AND (url, user_key) = (SELECT url, user_key FROM webhook_deliveries WHERE id = ?)`, next, id, id)
 		return err
 	})
 	if err != nil {

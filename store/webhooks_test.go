@@ -42,6 +42,12 @@ func TestWebhookQueue(t *testing.T) {
 	if err := db.RecordWebhookAttempt(ctx, due[0].ID, store.WebhookAttempt{At: t0, HTTPStatus: 503, Err: "HTTP 503", Status: store.WebhookPending, Next: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
+	behind, _ := db.WebhookLog(ctx, store.WebhookPending, 10)
+	for _, l := range behind {
+		if l.EventID == "e2" && !l.NextAttemptAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("e2, behind e1@A, is due at %v, want with e1's retry", l.NextAttemptAt)
+		}
+	}
 	due, _ = db.DueWebhooks(ctx, t0.Add(time.Second), 10)
 	if got := events(due); len(got) != 2 || got[0] != "e1@B" || got[1] != "e3@A" {
 		t.Fatalf("due after e1@A failed = %v", got)
@@ -50,7 +56,7 @@ func TestWebhookQueue(t *testing.T) {
 	if err != nil || !ok || !next.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("next = %v %v %v", next, ok, err)
 	}
-	if n, err := db.ExpediteWebhooks(ctx, "A", t0.Add(2*time.Second)); err != nil || n != 1 {
+	if n, err := db.ExpediteWebhooks(ctx, "A", t0.Add(2*time.Second)); err != nil || n != 2 { // e1 and e2 behind it
 		t.Fatalf("expedite = %d, %v", n, err)
 	}
 	log, _ := db.WebhookLog(ctx, store.WebhookPending, 10)
@@ -64,7 +70,7 @@ func TestWebhookQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	due, _ = db.DueWebhooks(ctx, t0.Add(3*time.Second), 10)
-	if got := events(due); len(got) != 3 || got[0] != "e1@B" || got[1] != "e2@A" || got[2] != "e3@A" {
+	if got := events(due); len(got) != 3 || got[0] != "e1@B" || got[1] != "e3@A" || got[2] != "e2@A" { // by due time
 		t.Fatalf("due after e1@A delivered = %v", got)
 	}
 	// URL B removed from the configuration: its delivery is given up.
