@@ -121,7 +121,7 @@ func (r *hookReceiver) has(what ...string) bool {
 func TestServe_WebhooksAcrossRestart(t *testing.T) {
 	rcv := newHookReceiver(t)
 	data := dataDir(t)
-	env := []string{"PRESENCE_WEBHOOK_URLS=" + rcv.url(), "PRESENCE_WEBHOOK_SECRET=" + testWebhookSecret}
+	env := []string{"PRESENCE_WEBHOOK_URLS=" + rcv.url(), "PRESENCE_WEBHOOK_SECRET=" + testWebhookSecret, "PRESENCE_JWT_SECRET=" + testJWTSecret}
 	args := fastArgs(data, "--grace", "300ms", "--flush-interval", "50ms")
 	p1 := startProcess(t, args, env...)
 
@@ -130,9 +130,21 @@ func TestServe_WebhooksAcrossRestart(t *testing.T) {
 	rcv.mu.Lock()
 	first := rcv.got[0]
 	rcv.mu.Unlock()
-	if _, isNumber := first["user_id"].(float64); !isNumber || first["at"] == nil || first["last_seen"] == nil || !strings.HasPrefix(first["id"].(string), "evt_") {
-		t.Fatalf("payload = %v", first)
+	if id, _ := first["user_id"].(string); !strings.HasPrefix(id, "local:") || first["at"] == nil || first["last_seen"] == nil || !strings.HasPrefix(first["id"].(string), "evt_") {
+		t.Fatalf("payload = %v (a local account beside host users is \"local:N\")", first)
 	}
+	// A host user (the host's simplejwt token) is known by the host's id,
+	// a number as in the JSON API.
+	host, _ := dialAck(t, p1.base, djangoToken(t, 42))
+	host.Close()
+	eventually(t, "the host user's online and offline", 10*time.Second, func() bool { return rcv.has("42 user.online", "42 user.offline") })
+	rcv.mu.Lock()
+	for _, p := range rcv.got {
+		if p["username"] == "42" && p["user_id"] != float64(42) {
+			t.Errorf("host user's payload = %v, want user_id 42", p)
+		}
+	}
+	rcv.mu.Unlock()
 
 	// The receiver goes down; alice leaves, bob comes and goes, carol
 	// comes and is still online when the server stops.
@@ -163,7 +175,7 @@ func TestServe_WebhooksAcrossRestart(t *testing.T) {
 		t.Errorf("failed attempts metric = %v, want ≥ 3", got)
 	}
 	out, err := runCmd(t, "", nil, "webhook", "log", "--data", data, "--status", "pending")
-	if err != nil || !strings.HasPrefix(out, "4 pending") || !regexp.MustCompile(`(?m)^\d+ +evt_\w+ +user\.offline +\d+ +http://\S+ +pending +[1-9]\d* .*(refused|connect)`).MatchString(out) {
+	if err != nil || !strings.HasPrefix(out, "4 pending") || !regexp.MustCompile(`(?m)^\d+ +evt_\w+ +user\.offline +\S+ +http://\S+ +pending +[1-9]\d* .*(refused|connect)`).MatchString(out) {
 		t.Fatalf("webhook log while the receiver is down: %v\n%s", err, out)
 	}
 
@@ -184,11 +196,12 @@ func TestServe_WebhooksAcrossRestart(t *testing.T) {
 	for i, e := range got {
 		index[e] = i
 	}
-	if index["bob user.online"] > index["bob user.offline"] || index["carol user.online"] > index["carol user.offline"] || index["alice user.online"] != 0 {
+	if index["bob user.online"] > index["bob user.offline"] || index["carol user.online"] > index["carol user.offline"] ||
+		index["42 user.online"] > index["42 user.offline"] || index["alice user.online"] != 0 {
 		t.Errorf("out of order: %v", got)
 	}
-	if len(got) != 6 {
-		t.Errorf("events = %v, want 6", got)
+	if len(got) != 8 {
+		t.Errorf("events = %v, want 8", got)
 	}
 	rcv.mu.Lock()
 	if len(rcv.bad) > 0 {
@@ -202,8 +215,8 @@ func TestServe_WebhooksAcrossRestart(t *testing.T) {
 		t.Errorf("succeeded metric after restart = %v, want ≥ 5", got)
 	}
 	out, err = runCmd(t, "", nil, "webhook", "log", "--data", data)
-	if err != nil || !strings.HasPrefix(out, "0 pending") || strings.Count(out, " delivered ") != 6 ||
-		!regexp.MustCompile(`(?m)user\.offline +\d+ +http://\S+ +delivered +[2-9]\d* .* HTTP 204 +-$`).MatchString(out) {
+	if err != nil || !strings.HasPrefix(out, "0 pending") || strings.Count(out, " delivered ") != 8 ||
+		!regexp.MustCompile(`(?m)user\.offline +\S+ +http://\S+ +delivered +[2-9]\d* .* HTTP 204 +-$`).MatchString(out) {
 		t.Fatalf("webhook log after the restart: %v\n%s", err, out)
 	}
 }
