@@ -13,6 +13,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,7 +24,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -667,7 +667,7 @@ func (d *Dispatcher) send(del store.WebhookDelivery) store.WebhookAttempt {
 	ts := d.clock.Now().Unix()
 	ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, del.URL, strings.NewReader(string(del.Payload)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, del.URL, bytes.NewReader(del.Payload))
 	if err != nil {
 		return store.WebhookAttempt{At: d.clock.Now(), Err: err.Error()}
 	}
