@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/presencehq/presence/handlers"
 )
 
@@ -332,4 +334,28 @@ func doForm(tb testing.TB, client *http.Client, ts *testServer, path, form strin
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// Host users keep the avatar of their JWT's picture claim: the settings
+// page says so and uploads and removals are refused (403), and the API
+// shows the host's URL as it is.
+func TestAvatar_HostUserKeepsPicture(t *testing.T) {
+	ts := hostServer(t, handlers.Config{AvatarDir: t.TempDir()})
+	now := ts.Clock.Now()
+	tok := simpleJWT(t, now, 42, jwt.MapClaims{"username": "ada", "picture": "https://img.example.com/a.png"})
+	ts.dialAck(t, tok)
+	h := bearer(tok)
+	h.Set("Accept", "application/json")
+	if code, _, body := upload(t, http.DefaultClient, ts, testPNG(t, 8, 8, color.White), h); code != http.StatusForbidden || !strings.Contains(body, "comes from the site") {
+		t.Fatalf("host user's upload = %d %s, want 403", code, body)
+	}
+	if code, body := do(t, nil, "POST", ts.URL+"/settings/avatar/remove", "", h); code != http.StatusForbidden {
+		t.Fatalf("host user's remove = %d %s, want 403", code, body)
+	}
+	if _, body := do(t, nil, "GET", ts.URL+"/settings", "", bearer(tok)); !strings.Contains(body, "comes from the site you signed in with") || !strings.Contains(body, `src="https://img.example.com/a.png"`) {
+		t.Fatal("settings page does not show the host's avatar and say where it comes from")
+	}
+	if got := avatarOf(t, ts, simpleJWT(t, now, 7, nil), "ada"); got != "https://img.example.com/a.png" {
+		t.Fatalf("API avatar = %q, want the host's", got)
+	}
 }
