@@ -87,7 +87,7 @@ func Process(data []byte) ([]byte, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxSide || cfg.Height > MaxSide || cfg.Width*cfg.Height > MaxPixels {
 		return nil, ErrDimensions
 	}
-	src, err := f.decode(data)
+	src, err := safeDecode(f.decode, data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -100,6 +100,17 @@ func Process(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("avatar: encode: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// safeDecode runs a decoder, turning a panic on hostile input (a decoder
+// bug) into an error.
+func safeDecode(decode func([]byte) (image.Image, error), data []byte) (m image.Image, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("decoder panicked: %v", r)
+		}
+	}()
+	return decode(data)
 }
 
 // squareThumb crops the centred square of src and scales it to size ×

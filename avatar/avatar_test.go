@@ -30,7 +30,7 @@ func halves(w, h int) *image.RGBA {
 	return m
 }
 
-func encodePNG(t *testing.T, m image.Image) []byte {
+func encodePNG(t testing.TB, m image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, m); err != nil {
@@ -232,4 +232,35 @@ func TestFiles_SaveIsContentAddressedAndSweep(t *testing.T) {
 	if err := f.Remove("../x.png"); err == nil {
 		t.Fatal("Remove accepted a path")
 	}
+}
+
+// FuzzProcess: whatever the bytes, Process returns a 128 px PNG or one of
+// its errors, and never panics.
+func FuzzProcess(f *testing.F) {
+	var j bytes.Buffer
+	jpeg.Encode(&j, halves(20, 10), nil)
+	f.Add(withEXIF(j.Bytes(), 6))
+	f.Add(encodePNG(f, halves(9, 7)))
+	var g bytes.Buffer
+	gif.Encode(&g, image.NewPaletted(image.Rect(0, 0, 5, 5), color.Palette{color.Black, color.White}), nil)
+	f.Add(g.Bytes())
+	if w, err := os.ReadFile(filepath.Join("testdata", "blue-purple-pink.lossy.webp")); err == nil {
+		f.Add(w)
+	}
+	f.Add([]byte("<svg/>"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := Process(in)
+		if err != nil {
+			for _, e := range []error{ErrTooLarge, ErrUnsupported, ErrDimensions, ErrCorrupt} {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("unexpected error %v", err)
+		}
+		m, err := png.Decode(bytes.NewReader(out))
+		if err != nil || m.Bounds().Dx() != Size || m.Bounds().Dy() != Size {
+			t.Fatalf("output: %v %v", err, m)
+		}
+	})
 }
