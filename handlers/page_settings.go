@@ -19,16 +19,19 @@ var settingsNotices = map[string]string{
 }
 
 // settingsData loads what the settings page shows for the signed-in user.
-func settingsData(c echo.Context, s Store, a *avatars) (views.SettingsData, error) {
+func settingsData(c echo.Context, s Store, prof profileSetup) (views.SettingsData, error) {
 	me, _ := currentUser(c) // loaded from the database by this request's auth
 	lt, err := s.LocalTimeOf(c.Request().Context(), me.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return views.SettingsData{}, err
 	}
+	if tz, ok := prof.zones.Zone(me.ID); ok {
+		lt.Zone = tz // reported in this run, maybe not written yet
+	}
 	return views.SettingsData{
 		WidgetUser:     views.WidgetUser{ID: me.ID, Username: me.Username, ProfileImageURL: me.ProfileImageURL},
 		AvatarFromHost: me.IsHost(),
-		AvatarsOff:     !a.enabled(),
+		AvatarsOff:     !prof.avatars.enabled(),
 		MaxAvatarMiB:   avatar.MaxBytes >> 20,
 		TimeZone:       lt.Zone,
 		ShowLocalTime:  lt.Show,
@@ -37,9 +40,9 @@ func settingsData(c echo.Context, s Store, a *avatars) (views.SettingsData, erro
 
 // handleSettingsPage shows GET /settings: the signed-in user's settings,
 // one section per feature.
-func handleSettingsPage(s Store, a *avatars) echo.HandlerFunc {
+func handleSettingsPage(s Store, prof profileSetup) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		d, err := settingsData(c, s, a)
+		d, err := settingsData(c, s, prof)
 		if err != nil {
 			return err
 		}
@@ -51,12 +54,12 @@ func handleSettingsPage(s Store, a *avatars) echo.HandlerFunc {
 // settingsRefused answers a refused settings form: the settings page again
 // with the reason in the section, under the error's status; clients that
 // want JSON get {"detail"}.
-func settingsRefused(c echo.Context, s Store, a *avatars, section string, err error) error {
+func settingsRefused(c echo.Context, s Store, prof profileSetup, section string, err error) error {
 	var he *echo.HTTPError
 	if !errors.As(err, &he) || wantsJSON(c.Request()) {
 		return err
 	}
-	d, derr := settingsData(c, s, a)
+	d, derr := settingsData(c, s, prof)
 	if derr != nil {
 		return err
 	}
@@ -69,7 +72,8 @@ func settingsRefused(c echo.Context, s Store, a *avatars, section string, err er
 // avatar; 303 back to the settings page. Refusals: 413 over the size
 // limit, 415 not an accepted image, 400 unreadable or absurd dimensions,
 // 403 for a host user, 404 when uploads are off.
-func handleAvatarUpload(s Store, a *avatars) echo.HandlerFunc {
+func handleAvatarUpload(s Store, prof profileSetup) echo.HandlerFunc {
+	a := prof.avatars
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		err := func() error {
@@ -99,7 +103,7 @@ func handleAvatarUpload(s Store, a *avatars) echo.HandlerFunc {
 			return avatarSetError(a.set(c.Request().Context(), me.ID, png))
 		}()
 		if err != nil {
-			return settingsRefused(c, s, a, "avatar", err)
+			return settingsRefused(c, s, prof, "avatar", err)
 		}
 		return c.Redirect(http.StatusSeeOther, "/settings?done=avatar")
 	}
@@ -107,7 +111,8 @@ func handleAvatarUpload(s Store, a *avatars) echo.HandlerFunc {
 
 // handleAvatarRemove takes POST /settings/avatar/remove: the user goes
 // back to the initial; 303 back to the settings page.
-func handleAvatarRemove(s Store, a *avatars) echo.HandlerFunc {
+func handleAvatarRemove(s Store, prof profileSetup) echo.HandlerFunc {
+	a := prof.avatars
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		err := func() error {
@@ -120,7 +125,7 @@ func handleAvatarRemove(s Store, a *avatars) echo.HandlerFunc {
 			return avatarSetError(a.set(c.Request().Context(), me.ID, nil))
 		}()
 		if err != nil {
-			return settingsRefused(c, s, a, "avatar", err)
+			return settingsRefused(c, s, prof, "avatar", err)
 		}
 		return c.Redirect(http.StatusSeeOther, "/settings?done=avatar-removed")
 	}

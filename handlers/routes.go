@@ -70,9 +70,9 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 
 	// Settings: a page of sections, each posting its own form
 	// (page_settings.go); uploaded avatars (avatars.go).
-	e.GET("/settings", handleSettingsPage(d.Store, prof.avatars), auth.requirePage)
-	e.POST("/settings/avatar", handleAvatarUpload(d.Store, prof.avatars), auth.requirePage)
-	e.POST("/settings/avatar/remove", handleAvatarRemove(d.Store, prof.avatars), auth.requirePage)
+	e.GET("/settings", handleSettingsPage(d.Store, prof), auth.requirePage)
+	e.POST("/settings/avatar", handleAvatarUpload(d.Store, prof), auth.requirePage)
+	e.POST("/settings/avatar/remove", handleAvatarRemove(d.Store, prof), auth.requirePage)
 	e.POST("/settings/local-time", handleLocalTimeSetting(d.Store), auth.requirePage)
 	e.GET("/avatars/:name", handleAvatarFile(prof.avatars))
 

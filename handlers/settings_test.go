@@ -294,6 +294,10 @@ func TestLocalTime(t *testing.T) {
 	if got := localTime(b); got != want {
 		t.Fatalf("bob sees %q, want %q", got, want)
 	}
+	// Alice's settings say which zone her browser reported, written or not.
+	if _, body := do(t, a, "GET", ts.URL+"/settings", "", nil); !strings.Contains(mustDoc(t, body).Find(`[data-testid="settings-time-zone"]`).Text(), "Asia/Tokyo") {
+		t.Fatal("settings page does not show the reported zone before it is written")
+	}
 	// Written in a batch, on the server's clock.
 	eventually(t, "the zone written", func() bool {
 		ts.Clock.Advance(100 * time.Millisecond)
