@@ -16,6 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/presencehq/presence/avatar"
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/ratelimit"
 	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 )
@@ -23,6 +25,13 @@ import (
 // avatarDecoders bounds the uploads decoded at once: each may hold up to
 // avatar.MaxPixels of decoded pixels (~96 MiB).
 const avatarDecoders = 2
+
+// Upload attempts one user may make: a burst of avatarUploadBurst, then
+// avatarUploadsPerHour. Decoding costs CPU; nobody needs more.
+const (
+	avatarUploadBurst    = 10
+	avatarUploadsPerHour = 60
+)
 
 // avatars keeps uploaded avatars: files under the data dir named by their
 // hash, referenced by users' profile_image_url ("/avatars/<hash>.png").
@@ -35,14 +44,17 @@ type avatars struct {
 	feed  *realtime.Feed
 	log   *slog.Logger
 	slots chan struct{}
-	mu    sync.Mutex
+	// uploads limits upload attempts per user id.
+	uploads *ratelimit.Limiter
+	mu      sync.Mutex
 }
 
 // newAvatars opens the avatar directory (dir "" turns uploads off) and
 // deletes the files no user references: left by a crash between writing
 // a file and saving the user, or by a restored backup.
-func newAvatars(dir string, s Store, feed *realtime.Feed, log *slog.Logger) (*avatars, error) {
-	a := &avatars{store: s, feed: feed, log: log, slots: make(chan struct{}, avatarDecoders)}
+func newAvatars(dir string, s Store, feed *realtime.Feed, clock presence.Clock, log *slog.Logger) (*avatars, error) {
+	a := &avatars{store: s, feed: feed, log: log, slots: make(chan struct{}, avatarDecoders),
+		uploads: ratelimit.New(ratelimit.PerHour(avatarUploadsPerHour), avatarUploadBurst, clock)}
 	if dir == "" {
 		return a, nil
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -71,7 +72,8 @@ func settingsRefused(c echo.Context, s Store, prof profileSetup, section string,
 // "avatar"): the image is checked, re-encoded and becomes the user's
 // avatar; 303 back to the settings page. Refusals: 413 over the size
 // limit, 415 not an accepted image, 400 unreadable or absurd dimensions,
-// 403 for a host user, 404 when uploads are off.
+// 403 for a host user, 404 when uploads are off, 429 past the upload rate
+// (avatarUploadBurst, then avatarUploadsPerHour).
 func handleAvatarUpload(s Store, prof profileSetup) echo.HandlerFunc {
 	a := prof.avatars
 	return func(c echo.Context) error {
@@ -82,6 +84,10 @@ func handleAvatarUpload(s Store, prof profileSetup) echo.HandlerFunc {
 				return httpError(http.StatusNotFound, "this server does not keep uploaded avatars")
 			case me.IsHost():
 				return httpError(http.StatusForbidden, "your avatar comes from the site you signed in with; change it there")
+			}
+			if ok, wait := a.uploads.Allow(strconv.FormatInt(me.ID, 10)); !ok {
+				retryAfter(c, wait)
+				return httpError(http.StatusTooManyRequests, "too many uploads; try again later")
 			}
 			data, err := readAvatarUpload(c)
 			if err != nil {

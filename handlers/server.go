@@ -233,7 +233,7 @@ func New(d Deps) (*Server, error) {
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	s.zones = newZoneRecorder(d.Store, d.Clock, zoneFlushInterval, d.Log)
-	avatars, err := newAvatars(d.Config.AvatarDir, d.Store, s.feed, d.Log)
+	avatars, err := newAvatars(d.Config.AvatarDir, d.Store, s.feed, d.Clock, d.Log)
 	if err != nil {
 		s.feed.Close()
 		return nil, err

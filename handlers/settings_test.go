@@ -363,3 +363,44 @@ func TestAvatar_HostUserKeepsPicture(t *testing.T) {
 		t.Fatalf("API avatar = %q, want the host's", got)
 	}
 }
+
+// Uploads cost a decode each: a user gets a burst of 10, then one a
+// minute (on the server's clock), and 429 with Retry-After past it.
+func TestAvatarUploadRateLimit(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{AvatarDir: t.TempDir()})
+	ts.MustCreateUser(t, "alice")
+	ts.MustCreateUser(t, "bob")
+	a := signedIn(t, ts, "alice")
+	img := testPNG(t, 8, 8, color.White)
+	for i := range 10 {
+		if code, _, body := upload(t, a, ts, img, nil); code != http.StatusSeeOther {
+			t.Fatalf("upload %d = %d %s", i+1, code, body)
+		}
+	}
+	req := func(client *http.Client) (int, string) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		fw, _ := mw.CreateFormFile("avatar", "me.png")
+		fw.Write(img)
+		mw.Close()
+		r, _ := http.NewRequest("POST", ts.URL+"/settings/avatar", &body)
+		r.Header.Set("Content-Type", mw.FormDataContentType())
+		r.Header.Set("Accept", "application/json")
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, ra := req(a); code != http.StatusTooManyRequests || ra == "" {
+		t.Fatalf("11th upload = %d (Retry-After %q), want 429 with Retry-After", code, ra)
+	}
+	if code, _ := req(signedIn(t, ts, "bob")); code != http.StatusSeeOther {
+		t.Fatalf("bob is limited by alice's uploads: %d", code)
+	}
+	ts.Clock.Advance(time.Minute)
+	if code, _ := req(a); code != http.StatusSeeOther {
+		t.Fatalf("after a minute = %d, want 303", code)
+	}
+}
