@@ -632,6 +632,19 @@
     if (!card.dispatchEvent(ev)) e.preventDefault();
   });
 
+  // ---- Settings -----------------------------------------------------------
+  // A file over the upload limit is refused before it is sent: the server
+  // would refuse it too (413), but a browser cut off mid-upload shows a
+  // network error instead of the reason.
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (!input.matches || !input.matches("input[type=file][data-max-bytes]")) return;
+    var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+    var f = input.files && input.files[0];
+    input.setCustomValidity(f && f.size > max ? "The image is larger than " + Math.round(max / 1048576) + " MiB." : "");
+    input.reportValidity();
+  });
+
   // ---- Local time on profiles --------------------------------------------
   // <time data-presence-local-time="Europe/Paris">14:32</time> is rendered
   // by the server; keep it current while the page stays open.

@@ -99,6 +99,20 @@ func TestBrowser_Avatar(t *testing.T) {
 	if err := os.WriteFile(file, portrait(color.RGBA{14, 165, 233, 255}, color.RGBA{30, 58, 138, 255}, color.RGBA{254, 215, 170, 255}), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A file over 2 MiB is refused in the page, before it is sent.
+	big := filepath.Join(t.TempDir(), "big.png")
+	if err := os.WriteFile(big, make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must(t, bob,
+		chromedp.Navigate(base+"/settings"),
+		chromedp.SetUploadFiles(chromedp.CSS(`[data-testid=avatar-file]`), []string{big}),
+		chromedp.Click(chromedp.CSS(`[data-testid=avatar-upload]`)),
+	)
+	msg, _ := chromedp.Run(bob, chromedp.Evaluate[string](`document.querySelector('[data-testid=avatar-file]').validationMessage`))
+	if !strings.Contains(msg, "larger than 2 MiB") {
+		t.Fatalf("oversize file: validation message %q", msg)
+	}
 	must(t, bob,
 		chromedp.Navigate(base+"/settings"),
 		chromedp.SetUploadFiles(chromedp.CSS(`[data-testid=avatar-file]`), []string{file}),
