@@ -280,8 +280,11 @@ func TestLocalTime(t *testing.T) {
 
 	// Bad zones are ignored: the socket works, no error is sent.
 	for _, bad := range []string{"Mars/Olympus_Mons", "Local", "../../../etc/passwd", strings.Repeat("A", 100), "Europe/Paris%00"} {
-		c := ts.MustDialQuery(t, "?token="+url.QueryEscape(tokA)+"&tz="+url.QueryEscape(bad))
-		c.ping()
+		c := ts.MustDialQuery(t, "?events=0&token="+url.QueryEscape(tokA)+"&tz="+url.QueryEscape(bad))
+		c.send(`{"type":"ping"}`)
+		if m := c.next(); m["type"] != "pong" {
+			t.Fatalf("tz=%q: after the ack the socket got %v, want only the pong", bad, m)
+		}
 		c.conn.Close()
 	}
 	if got := localTime(b); got != "" {
