@@ -27,7 +27,9 @@ type onlineUserJSON struct {
 // handleAPIOnlineUsers lists every online user except the requester, as a
 // plain (unpaginated) JSON array ordered by username. Who is online comes
 // from the engine, the source of truth; profiles come from the database.
-func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy) echo.HandlerFunc {
+// An avatar uploaded here is given as an absolute URL on this server, as
+// the original app's serializer did.
+func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy, base *baseURL) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		online := engine.Online()
@@ -55,7 +57,8 @@ func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy) echo.H
 				LastActivity: jsonTime(st.LastActivity),
 			}
 			if u.ProfileImageURL != "" {
-				item.ProfileImageURL = &u.ProfileImageURL
+				img := absoluteAvatar(base.of(c.Request()), u.ProfileImageURL)
+				item.ProfileImageURL = &img
 			}
 			out = append(out, item)
 		}

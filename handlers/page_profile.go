@@ -13,8 +13,8 @@ import (
 )
 
 // handleProfilePage shows a user with their presence: online now, or when
-// they were last seen.
-func handleProfilePage(s Store, engine *presence.Engine) echo.HandlerFunc {
+// they were last seen; and their local time, unless they hide it.
+func handleProfilePage(s Store, engine *presence.Engine, zones *zoneRecorder, clock presence.Clock) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		u, err := s.UserByName(c.Request().Context(), c.Param("username"))
 		if errors.Is(err, store.ErrNotFound) {
@@ -31,6 +31,36 @@ func handleProfilePage(s Store, engine *presence.Engine) echo.HandlerFunc {
 			IsAdmin:    u.IsAdmin,
 			Now:        time.Now(),
 		}
+		if err := addLocalTime(c, s, zones, clock, u.ID, &d); err != nil {
+			return err
+		}
 		return render(c, http.StatusOK, views.ProfilePage(pageFor(c, u.Username), d))
 	}
+}
+
+// addLocalTime fills in the user's local time ("14:32", rendered for
+// their zone) when their browser has reported one and they show it; the
+// owner always sees their own, marked when hidden from others.
+func addLocalTime(c echo.Context, s Store, zones *zoneRecorder, clock presence.Clock, id int64, d *views.ProfileData) error {
+	lt, err := s.LocalTimeOf(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if tz, ok := zones.Zone(id); ok {
+		lt.Zone = tz // reported in this run, maybe not written yet
+	}
+	me, _ := currentUser(c)
+	own := me.ID == id
+	if lt.Zone == "" || (!lt.Show && !own) {
+		return nil
+	}
+	loc, err := time.LoadLocation(lt.Zone)
+	if err != nil {
+		return nil // a zone this build no longer knows: show nothing
+	}
+	d.LocalTime, d.TimeZone, d.LocalTimeHidden = clock.Now().In(loc).Format("15:04"), lt.Zone, !lt.Show
+	return nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations, host hostSetup) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations, host hostSetup, prof profileSetup) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
 	auth.revocations = revs
 	auth.host, auth.userEnds, auth.log = host.verifier, host.userEnds, d.Log
@@ -32,7 +32,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	api := e.Group("/api")
 	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits, auth.ids), local)
 	both(api, http.MethodPost, "/auth/token/", handleAPIToken(d.Store, limits, d.Config.TokenTTL), local)
-	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids)
+	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids, base)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
 	both(api, http.MethodGet, "/auth/online/", online, auth.requireAPI) // where the original mounted it
 
@@ -44,8 +44,8 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	both(srv, http.MethodPost, "/presence/query/", handleServerPresenceQuery(d.Store, d.Engine, auth.ids))
 
 	// WebSocket keep-alive.
-	e.GET("/ws/user-status/", handleWSUserStatus(hub, auth, origins))
-	e.GET("/ws/user-status", handleWSUserStatus(hub, auth, origins))
+	e.GET("/ws/user-status/", handleWSUserStatus(hub, auth, origins, prof.zones))
+	e.GET("/ws/user-status", handleWSUserStatus(hub, auth, origins, prof.zones))
 
 	// The widget: an embeddable fragment, its shared list, its live stream.
 	// No Timeout or Gzip middleware may wrap the stream.
@@ -61,12 +61,20 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	// HTML pages.
 	e.GET("/", handleHomePage(d.Store, base), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.requirePage)
-	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.requirePage)
+	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine, prof.zones, d.Clock), auth.requirePage)
 	e.GET("/login", handleLoginPage(), local, auth.optional)
 	e.POST("/login", handleLogin(d.Store, limits, auth), local)
 	e.GET("/register", handleRegisterPage(d.Store), local, auth.optional)
 	e.POST("/register", handleRegister(d.Store, limits, auth), local)
 	e.POST("/logout", handleLogout(auth))
+
+	// Settings: a page of sections, each posting its own form
+	// (page_settings.go); uploaded avatars (avatars.go).
+	e.GET("/settings", handleSettingsPage(d.Store, prof), auth.requirePage)
+	e.POST("/settings/avatar", handleAvatarUpload(d.Store, prof), auth.requirePage)
+	e.POST("/settings/avatar/remove", handleAvatarRemove(d.Store, prof), auth.requirePage)
+	e.POST("/settings/local-time", handleLocalTimeSetting(d.Store), auth.requirePage)
+	e.GET("/avatars/:name", handleAvatarFile(prof.avatars))
 
 	// Assets.
 	e.GET("/static/*", handleStatic())

@@ -49,6 +49,14 @@ type Store interface {
 	DeleteHostUser(ctx context.Context, externalID string) (store.User, error)
 	HostUser(ctx context.Context, externalID string) (store.User, error)
 	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
+
+	// Profile settings (page_settings.go, avatars.go, timezones.go).
+	SetUploadedAvatar(ctx context.Context, id int64, url string) (string, error)
+	AvatarInUse(ctx context.Context, url string) (bool, error)
+	UploadedAvatars(ctx context.Context) ([]string, error)
+	SaveTimeZones(ctx context.Context, zones map[int64]string) error
+	LocalTimeOf(ctx context.Context, id int64) (store.LocalTime, error)
+	SetShowLocalTime(ctx context.Context, id int64, show bool) error
 }
 
 // WebhookStats is what /metrics reads from the webhook dispatcher
@@ -109,6 +117,9 @@ type Config struct {
 	// it); 0 means no cap. All the addresses using one embed token
 	// together may hold at most half of MaxConns.
 	MaxStreamsPerUser int
+	// AvatarDir is where uploaded avatars are kept (<data>/avatars). Empty:
+	// uploads are off (the settings page says so; POSTs answer 404).
+	AvatarDir string
 
 	// JWTSecret (HS256) or JWTPublicKey (PEM: RS256, ES256 or EdDSA) lets
 	// the host site's own access tokens sign its users in, on the
@@ -154,12 +165,20 @@ type Server struct {
 	revs    *realtime.Revocations
 	// userEnds ends a user's connections on the server API's word.
 	userEnds *realtime.UserEnds
+	// zones batches the time zones browsers report on connect.
+	zones *zoneRecorder
 }
 
 // hostSetup is what host-site integration adds to the routes.
 type hostSetup struct {
 	verifier *hostVerifier // nil: no host JWTs
 	userEnds *realtime.UserEnds
+}
+
+// profileSetup is what profile settings add to the routes.
+type profileSetup struct {
+	avatars *avatars
+	zones   *zoneRecorder
 }
 
 // New builds the server with every route.
@@ -223,7 +242,14 @@ func New(d Deps) (*Server, error) {
 	}
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds})
+	s.zones = newZoneRecorder(d.Store, d.Clock, zoneFlushInterval, d.Log)
+	avatars, err := newAvatars(d.Config.AvatarDir, d.Store, s.feed, d.Clock, d.Log)
+	if err != nil {
+		s.feed.Close()
+		return nil, err
+	}
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds},
+		profileSetup{avatars: avatars, zones: s.zones})
 	s.revs.Start()
 	return s, nil
 }
@@ -272,5 +298,6 @@ func (s *Server) CloseStreams(ctx context.Context) error {
 // them to finish. Connections still open then are closed hard.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.revs.Close()
-	return errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
+	err := errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
+	return errors.Join(err, s.zones.Close(ctx))
 }

@@ -15,7 +15,10 @@ import (
 // The Origin is checked first (403), then the user (401, from ?token=,
 // Authorization: Bearer or the session cookie). A refused request gets a
 // JSON HTTP error ({"detail"}) and no socket. ?events=0 opts out of status events.
-func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originPolicy) echo.HandlerFunc {
+// ?tz= is the browser's IANA time zone, kept for the profile's local time;
+// a zone that is not one is ignored (clients of the original protocol send
+// none).
+func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originPolicy, zones *zoneRecorder) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if !origins.allowWebSocket(r) {
@@ -31,6 +34,11 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		ctx, err := auth.watch(c) // signing out or revoking the token closes the socket (1008)
 		if err != nil {
 			return err
+		}
+		// Before the ack goes out: a client that has it can rely on the
+		// zone being known.
+		if tz := validZone(r.URL.Query().Get("tz")); tz != "" {
+			zones.Record(u.ID, tz)
 		}
 		err = hub.Accept(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0")
 		return refusal(c, err)

@@ -52,6 +52,7 @@ type Feed struct {
 	pushed    int // bytes of the last push, for windowFor
 
 	renders, deltas, fulls atomic.Int64
+	kick                   chan struct{} // Invalidate: profiles changed
 	stop                   chan struct{}
 	stopOnce               sync.Once
 	done                   chan struct{}
@@ -72,7 +73,7 @@ func NewFeed(e *presence.Engine, s Profiles, b *Broker, maxShown int, clock pres
 		clock = presence.SystemClock{}
 	}
 	f := &Feed{engine: e, store: s, broker: b, maxShown: maxShown, clock: clock, log: log, window: feedWindow,
-		epoch: fmt.Sprintf("v%x", rand.Uint32()), stop: make(chan struct{}), done: make(chan struct{})}
+		epoch: fmt.Sprintf("v%x", rand.Uint32()), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.refresh() // so the first request has something to serve
 	go f.run()
 	return f
@@ -109,6 +110,7 @@ func (f *Feed) follow(sub *presence.Subscription) bool {
 			if !ok {
 				return true
 			}
+		case <-f.kick:
 		case <-f.stop:
 			return false
 		}
@@ -141,6 +143,8 @@ func (f *Feed) gather(sub *presence.Subscription, d time.Duration) (more, open, 
 			if !ok {
 				return more, false, false
 			}
+			more = true
+		case <-f.kick:
 			more = true
 		case <-elapsed:
 			return more, true, false
@@ -275,6 +279,17 @@ func (f *Feed) setPushed(n int) {
 	f.mu.Lock()
 	f.pushed = n
 	f.mu.Unlock()
+}
+
+// Invalidate tells the feed that a profile it may show changed (an
+// avatar): it reloads the users it shows from the store and pushes the
+// tiles that changed, as it does for a presence change. It never blocks;
+// calls that come while one is pending are merged.
+func (f *Feed) Invalidate() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Close stops the feed and waits for it. It is safe to call more than

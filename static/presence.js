@@ -408,6 +408,15 @@
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 30000;
 
+  function timeZoneParam() {
+    try {
+      var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      return tz ? "&tz=" + encodeURIComponent(tz) : "";
+    } catch (e) {
+      return "";
+    }
+  }
+
   function keepAlive() {
     var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
 
@@ -417,7 +426,8 @@
       var base = document.body.getAttribute("data-presence-keepalive") || location.origin;
       // events=0: this socket only keeps the user online; the widget gets
       // its updates over SSE, so status events would be wasted N² traffic.
-      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0";
+      // tz: this browser's IANA time zone, for the profile's "local time".
+      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0" + timeZoneParam();
     }
 
     function connect() {
@@ -493,6 +503,9 @@
       if (!hide) shown++;
       var a = li.querySelector("a[data-presence-user]");
       if (a && base && a.getAttribute("href").charAt(0) === "/") a.setAttribute("href", base + a.getAttribute("href"));
+      // Uploaded avatars are paths on the Presence server, too.
+      var img = li.querySelector("img[src^='/']");
+      if (img && base) img.setAttribute("src", base + img.getAttribute("src"));
     }
     var empty = root.querySelector("[data-presence-empty]");
     if (empty) empty.classList.toggle("hidden", shown > 0);
@@ -619,7 +632,35 @@
     if (!card.dispatchEvent(ev)) e.preventDefault();
   });
 
+  // ---- Settings -----------------------------------------------------------
+  // A file over the upload limit is refused before it is sent: the server
+  // would refuse it too (413), but a browser cut off mid-upload shows a
+  // network error instead of the reason.
+  document.addEventListener("change", function (e) {
+    var input = e.target;
+    if (!input.matches || !input.matches("input[type=file][data-max-bytes]")) return;
+    var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+    var f = input.files && input.files[0];
+    input.setCustomValidity(f && f.size > max ? "The image is larger than " + Math.round(max / 1048576) + " MiB." : "");
+    input.reportValidity();
+  });
+
+  // ---- Local time on profiles --------------------------------------------
+  // <time data-presence-local-time="Europe/Paris">14:32</time> is rendered
+  // by the server; keep it current while the page stays open.
+  function tickLocalTimes() {
+    var els = document.querySelectorAll("[data-presence-local-time]");
+    for (var i = 0; i < els.length; i++) {
+      try {
+        els[i].textContent = new Intl.DateTimeFormat("en-GB", {
+          timeZone: els[i].getAttribute("data-presence-local-time"), hour: "2-digit", minute: "2-digit", hourCycle: "h23"
+        }).format(new Date());
+      } catch (e) { /* a zone this browser does not know: keep the server's */ }
+    }
+  }
+
   function start() {
+    if (document.querySelector("[data-presence-local-time]")) setInterval(tickLocalTimes, 30000);
     if (document.body && document.body.hasAttribute("data-presence-keepalive")) keepAlive();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

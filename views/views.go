@@ -46,3 +46,6 @@ func Ago(now, then time.Time, suffix string) string {
 	}
 	return unit(int64(d/(365*24*time.Hour)), "year")
 }
+
+// intText formats n in decimal.
+func intText(n int) string { return strconv.Itoa(n) }

@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/presencehq/presence/avatar"
 	"github.com/presencehq/presence/store"
 )
 
@@ -39,6 +41,83 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	fmt.Fprintf(stdout, "backed up %s to %s\n", src, dst)
+	return backupAvatars(ctx, dst, filepath.Join(data, "avatars"), stdout)
+}
+
+// backupAvatars copies the uploaded avatars the backup at dst uses from
+// dir into dst.avatars/. Avatars are files named by their hash, so they
+// never change; one replaced between the database copy and this (and
+// deleted as unused) is reported and left out.
+func backupAvatars(ctx context.Context, dst, dir string, stdout io.Writer) error {
+	db, err := store.Open(dst)
+	if err != nil {
+		return err
+	}
+	used, err := db.UploadedAvatars(ctx)
+	db.Close()
+	if err != nil {
+		return fmt.Errorf("backup: avatars: %w", err)
+	}
+	if len(used) == 0 {
+		return nil
+	}
+	out := dst + ".avatars"
+	if err := os.Mkdir(out, 0o700); err != nil {
+		return fmt.Errorf("backup: avatars: %w", err)
+	}
+	copied, missing := 0, 0
+	for _, u := range used {
+		name := strings.TrimPrefix(u, store.UploadedAvatarPrefix)
+		if !avatar.ValidName(name) {
+			continue
+		}
+		err := copyFile(filepath.Join(dir, name), filepath.Join(out, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			missing++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("backup: avatars: %w", err)
+		}
+		copied++
+	}
+	fmt.Fprintf(stdout, "backed up %d avatars to %s\n", copied, out)
+	if missing > 0 {
+		fmt.Fprintf(stdout, "%d avatars changed during the backup and are not in it (those users show their initial after a restore)\n", missing)
+	}
+	return nil
+}
+
+// restoreAvatars copies the avatars of a backup (FILE.avatars/, if any)
+// into dir; files already there are the same bytes (named by hash) and
+// are kept.
+func restoreAvatars(src, dir string, stdout io.Writer) error {
+	entries, err := os.ReadDir(src + ".avatars")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: avatars: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("restore: avatars: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if !avatar.ValidName(e.Name()) {
+			continue
+		}
+		err := copyFile(filepath.Join(src+".avatars", e.Name()), filepath.Join(dir, e.Name()))
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("restore: avatars: %w", err)
+		}
+		os.Chmod(filepath.Join(dir, e.Name()), 0o644)
+		n++
+	}
+	fmt.Fprintf(stdout, "restored %d avatars into %s\n", n, dir)
 	return nil
 }
 
@@ -94,7 +173,7 @@ func runRestore(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("restore: %w", err)
 	}
 	fmt.Fprintf(stdout, "restored %s into %s\n", src, dst)
-	return nil
+	return restoreAvatars(src, filepath.Join(data, "avatars"), stdout)
 }
 
 // checkRestored opens the copy, checks its integrity and brings its schema

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"image/color"
 	"io"
 	"net"
 	"net/http"
@@ -325,6 +326,15 @@ func TestBrowser_Screenshots(t *testing.T) {
 	for _, name := range []string{"bob", "carol", "dave", "erin", "frank", "grace"} {
 		mustDial(t, base, mustToken(t, base, name))
 	}
+	// Most have uploaded avatars; two show the initial fallback.
+	for name, colors := range map[string][3]color.RGBA{
+		"bob":   {{14, 165, 233, 255}, {30, 58, 138, 255}, {254, 215, 170, 255}},
+		"carol": {{244, 114, 182, 255}, {190, 24, 93, 255}, {120, 72, 48, 255}},
+		"erin":  {{52, 211, 153, 255}, {4, 120, 87, 255}, {253, 230, 200, 255}},
+		"grace": {{251, 191, 36, 255}, {194, 65, 12, 255}, {80, 50, 40, 255}},
+	} {
+		mustUploadAvatar(t, base, name, portrait(colors[0], colors[1], colors[2]))
+	}
 	dir := os.Getenv("PRESENCE_SCREENSHOTS")
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "presence-screenshots")
@@ -340,6 +350,7 @@ func TestBrowser_Screenshots(t *testing.T) {
 	}{{"mobile", 390, 844}, {"desktop", 1280, 800}} {
 		must(t, tab, chromedp.EmulateViewport(size.w, size.h), chromedp.Reload())
 		waitFor(t, tab, "six users", `(`+widgetNames+`).length === 6`, 5*time.Second)
+		waitFor(t, tab, "four avatars loaded", `Array.from(document.querySelectorAll('[data-testid=online-users-widget] img.pw-avatar')).filter(i => i.complete && i.naturalWidth === 128).length === 4`, 5*time.Second)
 		png, err := chromedp.Run(tab, chromedp.Screenshot(chromedp.CSS(`[data-testid=online-users-widget]`)))
 		if err != nil {
 			t.Fatal(err)
@@ -380,11 +391,15 @@ func TestBrowser_CrossOriginEmbed(t *testing.T) {
 	}))
 	defer host.Close()
 
+	mustUploadAvatar(t, base, "alice", portrait(color.RGBA{14, 165, 233, 255}, color.RGBA{30, 58, 138, 255}, color.RGBA{254, 215, 170, 255}))
+
 	visitor, _ := newTab(t, newPerson(t, browser))
 	must(t, visitor, chromedp.Navigate(host.URL))
 	waitFor(t, visitor, "the embed shows nobody yet", showsExactly(), 5*time.Second)
 	mustDial(t, base, tokA)
 	waitFor(t, visitor, "alice appears live on the other site", showsExactly("alice"), 2*time.Second)
+	// Her uploaded avatar is a path on Presence, not on the host site.
+	waitFor(t, visitor, "alice's avatar loads from Presence", `(() => { const i = document.querySelector('[data-presence-user] img'); return !!i && i.complete && i.naturalWidth === 128 && i.src.startsWith(`+fmt.Sprintf("%q", base+"/avatars/")+`); })()`, 3*time.Second)
 	href, _ := chromedp.Run(visitor, chromedp.Evaluate[string](`document.querySelector('[data-presence-user]').href`))
 	if href != base+"/users/alice" {
 		t.Fatalf("card links to %q, want the Presence profile", href)

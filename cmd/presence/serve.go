@@ -286,6 +286,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			LoginPerMinute:    cfg.loginPerMinute,
 			SeparateMetrics:   cfg.metricsAddr != "",
 			MaxStreamsPerUser: cfg.maxStreams,
+			AvatarDir:         filepath.Join(cfg.data, "avatars"),
 			JWTSecret:         host.secret,
 			JWTPublicKey:      host.publicKey,
 			NoLocalAccounts:   host.noLocal,

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// UploadedAvatarPrefix starts the profile_image_url of every avatar
+// uploaded to this server ("/avatars/<sha256>.png"); any other value is a
+// host's absolute URL or empty.
+const UploadedAvatarPrefix = "/avatars/"
+
+// LocalTime is a user's local-time setting: the IANA zone their browser
+// last reported ("" when it never did) and whether others may see it.
+type LocalTime struct {
+	Zone string
+	Show bool
+}
+
+// SetUploadedAvatar sets the avatar of the local account id to url (an
+// UploadedAvatarPrefix path, or "" to remove it) and returns the value it
+// replaced. Host users' avatars come from their host: for them, and for
+// an unknown id, it returns ErrNotFound.
+func (db *DB) SetUploadedAvatar(ctx context.Context, id int64, url string) (old string, err error) {
+	if url != "" && !strings.HasPrefix(url, UploadedAvatarPrefix) {
+		return "", fmt.Errorf("store: set avatar: %q is not an uploaded avatar", url)
+	}
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, "SELECT profile_image_url FROM users WHERE id = ? AND external_id IS NULL", id).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE users SET profile_image_url = ? WHERE id = ?", url, id)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: set avatar: %w", err)
+	}
+	return old, nil
+}
+
+// AvatarInUse reports whether any user's profile_image_url is url.
+func (db *DB) AvatarInUse(ctx context.Context, url string) (bool, error) {
+	var used bool
+	err := db.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE profile_image_url = ?)", url).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("store: avatar in use: %w", err)
+	}
+	return used, nil
+}
+
+// UploadedAvatars returns every distinct uploaded avatar path in use, for
+// sweeping files nobody references.
+func (db *DB) UploadedAvatars(ctx context.Context) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT DISTINCT profile_image_url FROM users WHERE profile_image_url LIKE '/avatars/%'")
+	if err != nil {
+		return nil, fmt.Errorf("store: uploaded avatars: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("store: uploaded avatars: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: uploaded avatars: %w", err)
+	}
+	return out, nil
+}
+
+// SaveTimeZones stores the time zones browsers reported, keyed by user id,
+// all in one transaction. Unknown ids are skipped.
+func (db *DB) SaveTimeZones(ctx context.Context, zones map[int64]string) error {
+	if len(zones) == 0 {
+		return nil
+	}
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, "UPDATE users SET time_zone = ? WHERE id = ?")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for id, zone := range zones {
+			if _, err := st.ExecContext(ctx, zone, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: save time zones: %w", err)
+	}
+	return nil
+}
+
+// LocalTimeOf returns the user's local-time setting, or ErrNotFound.
+func (db *DB) LocalTimeOf(ctx context.Context, id int64) (LocalTime, error) {
+	var lt LocalTime
+	err := db.r.QueryRowContext(ctx, "SELECT time_zone, show_local_time FROM users WHERE id = ?", id).Scan(&lt.Zone, &lt.Show)
+	if errors.Is(err, sql.ErrNoRows) {
+		return LocalTime{}, ErrNotFound
+	}
+	if err != nil {
+		return LocalTime{}, fmt.Errorf("store: local time: %w", err)
+	}
+	return lt, nil
+}
+
+// SetShowLocalTime sets whether others see the user's local time. It
+// returns ErrNotFound for an unknown id.
+func (db *DB) SetShowLocalTime(ctx context.Context, id int64, show bool) error {
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE users SET show_local_time = ? WHERE id = ?", show, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("store: set show local time: %w", err)
+	}
+	return err
+}
