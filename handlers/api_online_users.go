@@ -22,20 +22,32 @@ type onlineUserJSON struct {
 	IsOnline        bool            `json:"is_online"`
 	LastSeen        *string         `json:"last_seen"`
 	LastActivity    *string         `json:"last_activity"`
+	// Mode (online, away or dnd), StatusText and StatusEmoji came with
+	// issue 12; the status fields are empty strings when none is set.
+	Mode        string `json:"mode"`
+	StatusText  string `json:"status_text"`
+	StatusEmoji string `json:"status_emoji"`
 }
 
 // handleAPIOnlineUsers lists every online user except the requester, as a
 // plain (unpaginated) JSON array ordered by username. Who is online comes
 // from the engine, the source of truth; profiles come from the database.
-func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy) echo.HandlerFunc {
+// Invisible users are left out, and users who show their presence to
+// friends only or to nobody unless the requester may see them.
+func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy, friends FriendChecker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
-		online := engine.Online()
+		ctx := c.Request().Context()
+		all := engine.OnlineAll()
+		online := all[:0]
+		for _, st := range all {
+			if st.UserID != me.ID && viewerCanSee(ctx, friends, me.ID, st) {
+				online = append(online, st)
+			}
+		}
 		ids := make([]int64, 0, len(online))
 		for _, st := range online {
-			if st.UserID != me.ID {
-				ids = append(ids, st.UserID)
-			}
+			ids = append(ids, st.UserID)
 		}
 		users, err := s.UsersByIDs(c.Request().Context(), ids)
 		if err != nil {
@@ -53,6 +65,9 @@ func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy) echo.H
 				IsOnline:     true,
 				LastSeen:     jsonTime(u.LastSeen),
 				LastActivity: jsonTime(st.LastActivity),
+				Mode:         string(st.Mode),
+				StatusText:   st.StatusText,
+				StatusEmoji:  st.StatusEmoji,
 			}
 			if u.ProfileImageURL != "" {
 				item.ProfileImageURL = &u.ProfileImageURL

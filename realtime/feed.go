@@ -105,9 +105,12 @@ func (f *Feed) run() {
 func (f *Feed) follow(sub *presence.Subscription) bool {
 	for {
 		select {
-		case _, ok := <-sub.C:
+		case ev, ok := <-sub.C:
 			if !ok {
 				return true
+			}
+			if ev.Scope == presence.ScopeSelf {
+				continue // nothing any viewer of the shared list may see
 			}
 		case <-f.stop:
 			return false
@@ -137,11 +140,11 @@ func (f *Feed) gather(sub *presence.Subscription, d time.Duration) (more, open, 
 	defer t.Stop()
 	for {
 		select {
-		case _, ok := <-sub.C:
+		case ev, ok := <-sub.C:
 			if !ok {
 				return more, false, false
 			}
-			more = true
+			more = more || ev.Scope != presence.ScopeSelf
 		case <-elapsed:
 			return more, true, false
 		case <-f.stop:
@@ -176,7 +179,8 @@ func (f *Feed) refresh() {
 	}
 	users := make([]views.WidgetUser, len(shown))
 	for i, st := range shown {
-		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL}
+		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL,
+			Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji}
 	}
 
 	f.mu.RLock()
