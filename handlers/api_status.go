@@ -91,8 +91,8 @@ func decodeStatusChange(c echo.Context, now time.Time) (statusChange, error) {
 		detail := "request body must be a JSON object with any of mode, text, emoji, expires_in, expires_at, visibility"
 		if strings.Contains(err.Error(), "unknown field") {
 			detail = "unknown field: " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "; known: mode, text, emoji, expires_in, expires_at, visibility"
-		} else if strings.Contains(err.Error(), "cannot unmarshal") {
-			detail = "mode, text, emoji and visibility must be strings"
+		} else if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) && te.Field != "" {
+			detail = te.Field + " must be a string"
 		}
 		return ch, httpError(http.StatusBadRequest, detail)
 	}

@@ -3,7 +3,6 @@ package handlers
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -34,7 +33,7 @@ func handleOnlinePage(s Store, engine *presence.Engine, friends FriendChecker) e
 				online = append(online, st)
 			}
 		}
-		d := views.OnlinePageData{Total: len(online), Page: page, Now: time.Now(),
+		d := views.OnlinePageData{Total: len(online), Page: page, Now: engine.Clock().Now(),
 			TotalPages: max(1, (len(online)+onlinePageSize-1)/onlinePageSize)}
 		if page > d.TotalPages {
 			return httpError(http.StatusNotFound, "there is no page "+strconv.Itoa(page))

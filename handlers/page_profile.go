@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -36,7 +35,7 @@ func handleProfilePage(s Store, engine *presence.Engine, friends FriendChecker) 
 			LastSeen:     u.LastSeen,
 			Joined:       u.CreatedAt,
 			IsAdmin:      u.IsAdmin,
-			Now:          time.Now(),
+			Now:          engine.Clock().Now(),
 		}
 		if online {
 			d.Mode, d.StatusText, d.StatusEmoji = string(st.Mode), st.StatusText, st.StatusEmoji
