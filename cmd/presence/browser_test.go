@@ -449,3 +449,37 @@ func TestBrowser_StatusMenu(t *testing.T) {
 	waitFor(t, alice, "bob gone from alice's widget", showsExactly(), 5*time.Second)
 	waitFor(t, bob, "bob still sees alice", showsExactly("alice"), 5*time.Second)
 }
+
+// TestBrowser_IdleTabGoesAway: presence.js sends application pings only
+// after real interaction, so a tab left alone shows its user away after
+// --away-after, while the server's ping frames keep its socket open (the
+// heartbeat deadline here is shorter than the away delay); one key press
+// brings the user back.
+func TestBrowser_IdleTabGoesAway(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--away-after", "3s", "--ping-interval", "300ms", "--heartbeat-deadline", "1200ms"))
+	alice, bob := aliceSeesBob(t, browser, base)
+	tile := `document.querySelector('[data-testid=online-users-widget] [data-presence-user][data-username=bob]')`
+	mode := func(m string) string {
+		return tile + ` && ` + tile + `.querySelector('[data-testid=online-dot]').getAttribute('data-mode') === '` + m + `'`
+	}
+	took := waitFor(t, alice, "bob's idle tab to go away", mode("away"), 10*time.Second)
+	t.Logf("bob went away %v after alice first saw him", took)
+	if n := metric(t, base, "presence_connections"); n != 2 {
+		t.Fatalf("presence_connections = %v with bob away: his idle tab was dropped", n)
+	}
+	must(t, bob, chromedp.KeyEvent("x"))
+	waitFor(t, alice, "bob back after a key press", mode("online"), 8*time.Second)
+	if !strings.Contains(mustEval[string](t, alice, tile+`.getAttribute('data-tip')`), "bob · online now") {
+		t.Fatal("tooltip does not say online")
+	}
+}
+
+func mustEval[T any](t *testing.T, tab context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
