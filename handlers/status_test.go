@@ -364,3 +364,47 @@ func TestVisibility(t *testing.T) {
 	}
 	_ = bob
 }
+
+// TestStatusForm: the header menu's form sets the mode and a status that
+// clears at the end of the browser's day, and sends the browser back to a
+// page of this server only.
+func TestStatusForm(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	alice, tokA := ts.MustCreateUser(t, "alice")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(form string) (int, string) {
+		t.Helper()
+		h := bearer(tokA)
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+		req, _ := http.NewRequest("POST", ts.URL+"/status", strings.NewReader(form))
+		req.Header = h
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Location")
+	}
+	// t0 is 4 March 05:06 UTC, 00:06 at UTC−5 (JavaScript offset 300),
+	// where the day ends at 5 March 05:00 UTC.
+	code, loc := post("mode=dnd&emoji=%F0%9F%8E%A7&text=deep+work&expires=today&tz_offset=300&visibility=friends&return=%2Fonline%3Fpage%3D1")
+	if code != 303 || loc != "/online?page=1" {
+		t.Fatalf("POST: %d %q", code, loc)
+	}
+	s := ts.Engine.Settings(alice.ID)
+	want := time.Date(2026, 3, 5, 5, 0, 0, 0, time.UTC)
+	if s.Mode != presence.ModeDND || s.Text != "deep work" || s.Emoji != "🎧" || !s.Expires.Equal(want) || s.Visibility != presence.VisibleFriends {
+		t.Fatalf("settings %+v, want dnd, status until %v, friends", s, want)
+	}
+	if code, loc := post("mode=online&clear=1&expires=never&return=%2F%2Fevil.example%2F"); code != 303 || loc != "/" {
+		t.Fatalf("clear: %d %q", code, loc)
+	}
+	if s := ts.Engine.Settings(alice.ID); s.Mode != presence.ModeOnline || s.Text != "" || s.Emoji != "" || s.Visibility != presence.VisibleFriends {
+		t.Fatalf("after clear: %+v", s)
+	}
+	for _, bad := range []string{"mode=busy", "emoji=ab", "expires=tomorrow", "visibility=all"} {
+		if code, _ := post(bad); code != 400 {
+			t.Errorf("POST %s: %d, want 400", bad, code)
+		}
+	}
+}
