@@ -160,7 +160,7 @@ func TestAutoAway(t *testing.T) {
 func seesNothingOf(tb testing.TB, where, s string, u store.User) {
 	tb.Helper()
 	id := strconv.FormatInt(u.ID, 10)
-	for _, needle := range []string{u.Username, `"id":` + id + `,`, `"user_id":"` + id + `"`, `data-user-id="` + id + `"`} {
+	for _, needle := range []string{u.Username, `"id":` + id + `,`, `"user_id":"` + id + `"`, `data-user-id="` + id + `"`, `data-user-id=&#34;` + id + `&#34;`} {
 		if strings.Contains(s, needle) {
 			tb.Errorf("%s shows the invisible user (%q): %.400s", where, needle, s)
 		}
@@ -406,5 +406,49 @@ func TestStatusForm(t *testing.T) {
 		if code, _ := post(bad); code != 400 {
 			t.Errorf("POST %s: %d, want 400", bad, code)
 		}
+	}
+}
+
+// TestStatusChangeIsOneTileDelta: a change of mode or status reaches every
+// widget as one presence-delta that replaces the user's tile (removed,
+// then inserted before the same neighbour), rendered once for all.
+func TestStatusChangeIsOneTileDelta(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	alice, tokA := ts.MustCreateUser(t, "alice")
+	_, tokB := ts.MustCreateUser(t, "bob")
+	_, tokC := ts.MustCreateUser(t, "carol")
+	ts.MustDial(t, tokA)
+	ts.MustDial(t, tokB)
+	ts.MustDial(t, tokC)
+	for i := range 9 { // enough tiles that one tile's delta is the cheaper push
+		_, tok := ts.MustCreateUser(t, "user"+strconv.Itoa(i))
+		ts.MustDial(t, tok)
+	}
+	eventually(t, "all online", func() bool { n, _ := ts.Engine.Counts(); return n == 12 })
+	// Let the feed push the arrivals (it gathers them for a window on the
+	// fake clock) before the change under test.
+	eventually(t, "the list to show all twelve", func() bool {
+		ts.Clock.Advance(feedWindowStep)
+		return strings.Contains(ts.MustList(t, tokB), `data-presence-total="12"`)
+	})
+	ts.Clock.Advance(2 * feedWindowStep)
+	streams := []*sseClient{ts.MustStream(t, tokB), ts.MustStream(t, tokC)}
+	eventually(t, "two subscribers", func() bool { return metricValue(t, ts, "presence_sse_subscribers") == 2 })
+	renders := metricValue(t, ts, "presence_widget_renders_total")
+
+	putStatus(t, ts, tokA, `{"mode":"dnd","text":"deep work","emoji":"🎧"}`)
+	for _, s := range streams {
+		ev := nextNamed(t, s, "presence-delta") // after the stream's opening snapshot
+		id := itoa(alice.ID)
+		if strings.Count(ev.data, `delete:`) != 1 || !strings.Contains(ev.data, `li[data-user-id=&#34;`+id+`&#34;]`) && !strings.Contains(ev.data, `li[data-user-id="`+id+`"]`) {
+			t.Fatalf("delta does not remove alice's tile once: %s", ev.data)
+		}
+		if !strings.Contains(ev.data, `data-tip="alice · do not disturb · 🎧 deep work"`) || !strings.Contains(ev.data, `data-mode="dnd"`) ||
+			strings.Count(ev.data, `data-testid="widget-user"`) != 1 {
+			t.Fatalf("delta does not insert alice's new tile alone: %s", ev.data)
+		}
+	}
+	if got := metricValue(t, ts, "presence_widget_renders_total") - renders; got != 1 {
+		t.Fatalf("%v renders for one change, want 1", got)
 	}
 }
