@@ -183,6 +183,10 @@ func TestInvisibleLeaksNothing(t *testing.T) {
 	ts.Batcher.Flush(ctx)
 
 	// Going invisible: others see her offline once, without her status.
+	pushes := func() float64 {
+		return metricValue(t, ts, "presence_widget_list_deltas_total") + metricValue(t, ts, "presence_widget_list_pushes_total")
+	}
+	pushed := pushes()
 	putStatus(t, ts, tokZ, `{"mode":"invisible","text":"shh","emoji":"🤫"}`)
 	ev := early.expectStatus(zelda, false)
 	if ev["mode"] != "offline" || ev["status_text"] != "" || ev["status_emoji"] != "" {
@@ -195,6 +199,12 @@ func TestInvisibleLeaksNothing(t *testing.T) {
 	ts.Batcher.Flush(ctx)
 	before, _ := ts.DB.UserByID(ctx, zelda.ID)
 
+	// Viewers who arrive from now on must never hear of her: wait until
+	// the widget feed has pushed her departure (the one "offline").
+	eventually(t, "the feed to push her departure", func() bool {
+		ts.Clock.Advance(feedWindowStep) // the feed may be gathering a burst on the fake clock
+		return pushes() > pushed
+	})
 	late := ts.MustDial(t, tokB)
 	stream := ts.MustStream(t, tokB)
 	// What she does while invisible: pings, a status, a second tab, leaving.
