@@ -22,22 +22,34 @@ type onlineUserJSON struct {
 	IsOnline        bool            `json:"is_online"`
 	LastSeen        *string         `json:"last_seen"`
 	LastActivity    *string         `json:"last_activity"`
+	// Mode (online, away or dnd), StatusText and StatusEmoji came with
+	// issue 12; the status fields are empty strings when none is set.
+	Mode        string `json:"mode"`
+	StatusText  string `json:"status_text"`
+	StatusEmoji string `json:"status_emoji"`
 }
 
 // handleAPIOnlineUsers lists every online user except the requester, as a
 // plain (unpaginated) JSON array ordered by username. Who is online comes
 // from the engine, the source of truth; profiles come from the database.
 // An avatar uploaded here is given as an absolute URL on this server, as
-// the original app's serializer did.
-func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy, base *baseURL) echo.HandlerFunc {
+// the original app's serializer did. Invisible users are left out, and
+// users who show their presence to friends only or to nobody unless the
+// requester may see them.
+func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy, base *baseURL, friends FriendChecker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
-		online := engine.Online()
+		ctx := c.Request().Context()
+		all := engine.OnlineAll()
+		online := all[:0]
+		for _, st := range all {
+			if st.UserID != me.ID && viewerCanSee(ctx, friends, me.ID, st) {
+				online = append(online, st)
+			}
+		}
 		ids := make([]int64, 0, len(online))
 		for _, st := range online {
-			if st.UserID != me.ID {
-				ids = append(ids, st.UserID)
-			}
+			ids = append(ids, st.UserID)
 		}
 		users, err := s.UsersByIDs(c.Request().Context(), ids)
 		if err != nil {
@@ -55,6 +67,9 @@ func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy, base *
 				IsOnline:     true,
 				LastSeen:     jsonTime(u.LastSeen),
 				LastActivity: jsonTime(st.LastActivity),
+				Mode:         string(st.Mode),
+				StatusText:   st.StatusText,
+				StatusEmoji:  st.StatusEmoji,
 			}
 			if u.ProfileImageURL != "" {
 				img := absoluteAvatar(base.of(c.Request()), u.ProfileImageURL)

@@ -218,7 +218,9 @@ func handleServerPresenceQuery(s Store, engine *presence.Engine, idp idPolicy) e
 			q := queryUserJSON{ID: restID(id)}
 			if u, ok := users[id]; ok {
 				q.ID = restID(idp.public(u))
-				q.LastSeen, q.LastActivity = jsonTime(u.LastSeen), jsonTime(u.LastActivity)
+				if engine.Settings(u.ID).Visibility == presence.VisibleEveryone {
+					q.LastSeen, q.LastActivity = jsonTime(u.LastSeen), jsonTime(u.LastActivity)
+				}
 				if st, ok := online[u.ID]; ok {
 					q.IsOnline, q.LastActivity = true, jsonTime(st.LastActivity)
 				}

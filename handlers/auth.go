@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
@@ -291,10 +292,13 @@ func currentUser(c echo.Context) (store.User, bool) {
 
 // pageFor returns the page data for the request.
 func pageFor(c echo.Context, title string) views.Page {
-	p := views.Page{Title: title}
+	p := views.Page{Title: title, Path: c.Request().URL.RequestURI()}
 	if u, ok := currentUser(c); ok {
 		p.Username = u.Username
 		p.IsAdmin = u.IsAdmin
+		if e, ok := c.Get(engineKey).(*presence.Engine); ok {
+			p.Status = statusMenu(e, u.ID)
+		}
 	}
 	return p
 }

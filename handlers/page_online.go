@@ -3,7 +3,6 @@ package handlers
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,8 +13,9 @@ import (
 // onlinePageSize is how many users one page of /online lists.
 const onlinePageSize = 48
 
-// handleOnlinePage lists every online user, paginated (?page=N).
-func handleOnlinePage(s Store, engine *presence.Engine) echo.HandlerFunc {
+// handleOnlinePage lists every online user the viewer may see, paginated
+// (?page=N).
+func handleOnlinePage(s Store, engine *presence.Engine, friends FriendChecker) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		page := 1
 		if v := c.QueryParam("page"); v != "" {
@@ -25,8 +25,15 @@ func handleOnlinePage(s Store, engine *presence.Engine) echo.HandlerFunc {
 			}
 			page = n
 		}
-		online := engine.Online()
-		d := views.OnlinePageData{Total: len(online), Page: page, Now: time.Now(),
+		me, _ := currentUser(c)
+		all := engine.OnlineAll()
+		online := all[:0]
+		for _, st := range all {
+			if st.UserID == me.ID || viewerCanSee(c.Request().Context(), friends, me.ID, st) {
+				online = append(online, st)
+			}
+		}
+		d := views.OnlinePageData{Total: len(online), Page: page, Now: engine.Clock().Now(),
 			TotalPages: max(1, (len(online)+onlinePageSize-1)/onlinePageSize)}
 		if page > d.TotalPages {
 			return httpError(http.StatusNotFound, "there is no page "+strconv.Itoa(page))
@@ -40,12 +47,12 @@ func handleOnlinePage(s Store, engine *presence.Engine) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		me, _ := currentUser(c)
 		for _, st := range slice {
 			d.Users = append(d.Users, views.OnlineEntry{
-				WidgetUser: views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL},
-				Since:      st.Since,
-				IsYou:      st.UserID == me.ID,
+				WidgetUser: views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL,
+					Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji},
+				Since: st.Since,
+				IsYou: st.UserID == me.ID,
 			})
 		}
 		return render(c, http.StatusOK, views.OnlinePage(pageFor(c, "Online now"), d))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
 )
 
@@ -23,6 +24,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.Use(origins.securityHeaders)
 	e.Use(origins.apiCORS) // allow-listed origins may call /api/ (not /api/server/)
 	e.Use(origins.csrf)    // cross-origin POSTs are refused
+	e.Use(withEngine(d.Engine))
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
@@ -32,9 +34,12 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	api := e.Group("/api")
 	both(api, http.MethodPost, "/auth/register/", handleAPIRegister(d.Store, limits, auth.ids), local)
 	both(api, http.MethodPost, "/auth/token/", handleAPIToken(d.Store, limits, d.Config.TokenTTL), local)
-	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids, base)
+	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids, base, d.Friends)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
 	both(api, http.MethodGet, "/auth/online/", online, auth.requireAPI) // where the original mounted it
+	both(api, http.MethodGet, "/users/me/status/", handleAPIGetStatus(d.Engine), auth.requireAPI)
+	both(api, http.MethodPut, "/users/me/status/", handleAPIPutStatus(d.Engine), auth.requireAPI)
+	both(api, http.MethodGet, "/users/:username/presence/", handleAPIUserPresence(d.Store, d.Engine, auth.ids, d.Friends), auth.requireAPI)
 
 	// The host site's backend, with a server key (api_server.go).
 	srv := api.Group("/server", requireServerKey(d.Store))
@@ -60,13 +65,14 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 
 	// HTML pages.
 	e.GET("/", handleHomePage(d.Store, base), auth.optional)
-	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.requirePage)
-	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine, prof.zones, d.Clock), auth.requirePage)
+	e.GET("/online", handleOnlinePage(d.Store, d.Engine, d.Friends), auth.requirePage)
+	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine, prof.zones, d.Clock, d.Friends), auth.requirePage)
 	e.GET("/login", handleLoginPage(), local, auth.optional)
 	e.POST("/login", handleLogin(d.Store, limits, auth), local)
 	e.GET("/register", handleRegisterPage(d.Store), local, auth.optional)
 	e.POST("/register", handleRegister(d.Store, limits, auth), local)
 	e.POST("/logout", handleLogout(auth))
+	e.POST("/status", handleStatusForm(d.Engine), auth.requirePage)
 
 	// Settings: a page of sections, each posting its own form
 	// (page_settings.go); uploaded avatars (avatars.go).
@@ -78,6 +84,20 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 
 	// Assets.
 	e.GET("/static/*", handleStatic())
+}
+
+// engineKey is where withEngine puts the engine in the request context.
+const engineKey = "presence.engine"
+
+// withEngine is middleware that lets pageFor show the signed-in user's
+// presence in the header's status menu.
+func withEngine(e *presence.Engine) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(engineKey, e)
+			return next(c)
+		}
+	}
 }
 
 // localAccounts is middleware for sign-up and password sign-in: 404 when

@@ -149,6 +149,9 @@ type Deps struct {
 	// revoked by other processes; nil means presence.SystemClock. Tests
 	// pass the engine's FakeClock.
 	Clock presence.Clock
+	// Friends answers who is friends with whom, for users who show their
+	// presence to friends only; nil means nobody is anyone's friend.
+	Friends FriendChecker
 }
 
 // Server is the HTTP handler of the presence server. Create it with New;

@@ -53,6 +53,13 @@ func MustStartServer(tb testing.TB, cfg handlers.Config) *testServer {
 // MustStartServerWithLog is MustStartServer with the handlers' logger.
 func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger) *testServer {
 	tb.Helper()
+	return mustStartServerWith(tb, cfg, log, nil)
+}
+
+// mustStartServerWith is MustStartServerWithLog with a hook that may
+// change the engine's config and the handlers' deps before they are used.
+func mustStartServerWith(tb testing.TB, cfg handlers.Config, log *slog.Logger, tweak func(*presence.Config, *handlers.Deps)) *testServer {
+	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "presence.db")
 	db, err := store.Open(path)
 	if err != nil {
@@ -64,14 +71,20 @@ func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger
 	}
 	clock := presence.NewFakeClock(t0)
 	b := presence.NewBatcher(db, clock, time.Second, nil)
-	e := presence.New(presence.Config{Clock: clock, Recorder: b, Grace: testGrace, Deadline: testDeadline, PingAfter: testDeadline / 3, MaxConnsPerUser: 4})
-	h, err := handlers.New(handlers.Deps{
-		Store: db, Engine: e, Batcher: b,
+	ecfg := presence.Config{Clock: clock, Recorder: b, Grace: testGrace, Deadline: testDeadline, PingAfter: testDeadline / 3, MaxConnsPerUser: 4}
+	deps := handlers.Deps{
+		Store: db, Batcher: b,
 		Sessions: sessions.NewCookieStore(make([]byte, 64), make([]byte, 32)),
 		Log:      log,
 		Clock:    clock,
 		Config:   cfg,
-	})
+	}
+	if tweak != nil {
+		tweak(&ecfg, &deps)
+	}
+	e := presence.New(ecfg)
+	deps.Engine = e
+	h, err := handlers.New(deps)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -20,6 +20,8 @@ type Record struct {
 	Online       bool
 	LastSeen     time.Time
 	LastActivity time.Time
+	HasSettings  bool // Settings is set
+	Settings     Settings
 }
 
 // Persister writes a batch of records, all in one transaction.
@@ -86,6 +88,14 @@ func (b *Batcher) RecordActivity(userID int64, at time.Time) {
 	if at.After(r.LastActivity) {
 		r.LastActivity = at
 	}
+	b.mu.Unlock()
+}
+
+// RecordSettings implements SettingsRecorder.
+func (b *Batcher) RecordSettings(userID int64, s Settings) {
+	b.mu.Lock()
+	r := b.entry(userID)
+	r.HasSettings, r.Settings = true, s
 	b.mu.Unlock()
 }
 
@@ -196,6 +206,9 @@ func (b *Batcher) logOutcome(err error, n int) {
 func mergeOlder(cur, old *Record) {
 	if !cur.HasStatus {
 		cur.HasStatus, cur.Online = old.HasStatus, old.Online
+	}
+	if !cur.HasSettings {
+		cur.HasSettings, cur.Settings = old.HasSettings, old.Settings
 	}
 	if old.LastSeen.After(cur.LastSeen) {
 		cur.LastSeen = old.LastSeen

@@ -16,6 +16,14 @@ type Event struct {
 	// LastSeen is when the user's last connection ended for an offline
 	// event, and when the user came online for an online event.
 	LastSeen time.Time
+	// Mode is the user's mode as the receivers see it: online, away, dnd,
+	// offline; invisible only in a ScopeSelf event.
+	Mode Mode
+	// StatusText and StatusEmoji are the custom status (empty: none).
+	StatusText, StatusEmoji string
+	// Scope says who may receive the event: everyone, everyone but the
+	// user (what others see of a hidden user), or only the user.
+	Scope Scope
 }
 
 // Bus fans events out to subscribers. Implementations must never block the

@@ -39,6 +39,19 @@ type Status struct {
 	PublicID     string    // the user's User.PublicID (empty: UserID is shown)
 	Since        time.Time // when the user came online
 	LastActivity time.Time // last activity signal (a ping), or Since
+	// Mode is the user's mode now: online, away (chosen or idle), dnd, or
+	// invisible (only in OnlineAll).
+	Mode Mode
+	// StatusText and StatusEmoji are the custom status (empty: none).
+	StatusText, StatusEmoji string
+	// Visibility says who may see the user (see CanSee).
+	Visibility Visibility
+}
+
+// Hidden reports whether the user is shown offline to viewers in general
+// (invisible, or visible only to some).
+func (s Status) Hidden() bool {
+	return s.Mode == ModeInvisible || s.Visibility != VisibleEveryone && s.Visibility != ""
 }
 
 // Recorder receives every state change that must be persisted. Calls happen
@@ -76,6 +89,10 @@ type Config struct {
 	PingAfter time.Duration
 	// MaxConnsPerUser caps a user's simultaneous connections; 0 means no cap.
 	MaxConnsPerUser int
+	// AwayAfter is how long a user may go without activity (Conn.Activity)
+	// on all their connections before they are shown away; the next
+	// activity ends it. 0 means never automatically away.
+	AwayAfter time.Duration
 }
 
 // Engine tracks live connections and derives per-user presence from them.
@@ -88,12 +105,14 @@ type Engine struct {
 	deadline  time.Duration
 	pingAfter time.Duration
 	maxConns  int
+	awayAfter time.Duration
 
-	mu     sync.Mutex
-	users  map[int64]*userState
-	conns  int
-	closed bool
-	sweep  Timer
+	mu       sync.Mutex
+	users    map[int64]*userState
+	settings map[int64]*settingsState // users whose settings are not the defaults
+	conns    int
+	closed   bool
+	sweep    Timer
 }
 
 type userState struct {
@@ -104,6 +123,11 @@ type userState struct {
 	endedAt      time.Time    // when the last connection ended (during grace)
 	grace        Timer        // non-nil while waiting to go offline
 	gen          uint64       // invalidates a grace timer that fired late
+
+	away      atomic.Bool // idle for AwayAfter (automatic away)
+	invisible atomic.Bool // chose invisible: activity and last seen are not recorded
+	pub, self view        // as last announced to others and to the user
+	hiddenAt  time.Time   // when the user last went offline in others' (or their own) eyes
 }
 
 // Conn is one live connection (a browser tab, a device) of a user. The
@@ -148,9 +172,11 @@ func New(cfg Config) *Engine {
 		deadline:  cfg.Deadline,
 		pingAfter: cfg.PingAfter,
 		maxConns:  cfg.MaxConnsPerUser,
+		awayAfter: max(cfg.AwayAfter, 0),
 		users:     make(map[int64]*userState),
+		settings:  make(map[int64]*settingsState),
 	}
-	if e.deadline > 0 || e.pingAfter > 0 {
+	if e.deadline > 0 || e.pingAfter > 0 || e.awayAfter > 0 {
 		e.mu.Lock()
 		e.scheduleSweep()
 		e.mu.Unlock()
@@ -184,12 +210,16 @@ func (e *Engine) Connect(u User, p Peer) (*Conn, error) {
 	c := &Conn{e: e, peer: p}
 	c.lastAlive.Store(now.UnixNano())
 	if us == nil {
-		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now}
+		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now, pub: offlineView, self: offlineView}
 		us.lastActivity.Store(now.UnixNano())
 		e.users[u.ID] = us
-		e.rec.RecordStatus(u.ID, true, time.Time{})
-		e.rec.RecordActivity(u.ID, now)
-		e.bus.Publish(Event{UserID: u.ID, Username: u.Username, PublicID: u.PublicID, Online: true, LastSeen: now})
+		if e.settingsFor(u.ID).Mode == ModeInvisible {
+			us.invisible.Store(true) // last seen and activity stay as they were
+		} else {
+			e.rec.RecordStatus(u.ID, true, time.Time{})
+			e.rec.RecordActivity(u.ID, now)
+		}
+		e.publishViews(us)
 	} else if us.grace != nil {
 		us.grace.Stop()
 		us.grace = nil
@@ -208,12 +238,19 @@ func (c *Conn) Alive() {
 }
 
 // Activity records a user activity signal (an application ping): it counts
-// as Alive and updates the user's last activity, persisted in batches.
+// as Alive, updates the user's last activity, persisted in batches (not
+// while the user is invisible), and ends an automatic away.
 func (c *Conn) Activity() {
 	now := c.e.clock.Now()
+	us := c.us
 	c.lastAlive.Store(now.UnixNano())
-	c.us.lastActivity.Store(now.UnixNano())
-	c.e.rec.RecordActivity(c.us.user.ID, now)
+	us.lastActivity.Store(now.UnixNano())
+	if !us.invisible.Load() {
+		c.e.rec.RecordActivity(us.user.ID, now)
+	}
+	if us.away.Load() {
+		c.e.back(us)
+	}
 }
 
 // User returns the user the connection belongs to.
@@ -259,11 +296,18 @@ func (e *Engine) graceExpired(us *userState, gen uint64) {
 	e.goOffline(us, us.endedAt)
 }
 
-// goOffline removes us and announces it. Caller must hold e.mu.
+// goOffline removes us and announces it to whoever saw them online. An
+// invisible user's last seen is left as it was. Caller must hold e.mu.
 func (e *Engine) goOffline(us *userState, lastSeen time.Time) {
 	delete(e.users, us.user.ID)
-	e.rec.RecordStatus(us.user.ID, false, lastSeen)
-	e.bus.Publish(Event{UserID: us.user.ID, Username: us.user.Username, PublicID: us.user.PublicID, Online: false, LastSeen: lastSeen})
+	if us.invisible.Load() {
+		e.rec.RecordStatus(us.user.ID, false, time.Time{})
+	} else {
+		e.rec.RecordStatus(us.user.ID, false, lastSeen)
+	}
+	if us.pub.online {
+		e.bus.Publish(Event{UserID: us.user.ID, Username: us.user.Username, PublicID: us.user.PublicID, Online: false, LastSeen: lastSeen, Mode: ModeOffline})
+	}
 }
 
 // sweepInterval is how often the engine checks deadlines and sends pings:
@@ -276,6 +320,9 @@ func (e *Engine) sweepInterval() time.Duration {
 	}
 	if e.pingAfter > 0 {
 		interval = min(interval, e.pingAfter/2)
+	}
+	if e.awayAfter > 0 {
+		interval = min(interval, e.awayAfter/4)
 	}
 	return max(interval, 10*time.Millisecond)
 }
@@ -313,6 +360,7 @@ func (e *Engine) runSweep() {
 			}
 		}
 	}
+	e.checkAway(now)
 	e.scheduleSweep()
 	e.mu.Unlock()
 	for _, c := range ping {
@@ -328,27 +376,57 @@ func (e *Engine) runSweep() {
 	}
 }
 
-// IsOnline reports whether the user is online (including during the grace
-// period after their last connection ended).
+// IsOnline reports whether the user is online as everyone sees them
+// (including during the grace period after their last connection ended):
+// false for a hidden user (see Status.Hidden).
 func (e *Engine) IsOnline(userID int64) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.users[userID]
-	return ok
+	st, ok := e.State(userID)
+	return ok && !st.Hidden()
 }
 
-// Online returns every online user, ordered by username (case-insensitive).
-func (e *Engine) Online() []Status {
+// State returns the user's state, whoever may see it, and whether they are
+// online at all (invisible included).
+func (e *Engine) State(userID int64) (Status, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	us, ok := e.users[userID]
+	if !ok {
+		return Status{}, false
+	}
+	return e.status(us), true
+}
+
+// status is us as a snapshot. Caller must hold e.mu.
+func (e *Engine) status(us *userState) Status {
+	s := e.settingsFor(us.user.ID)
+	return Status{
+		UserID:       us.user.ID,
+		Username:     us.user.Username,
+		PublicID:     us.user.PublicID,
+		Since:        us.since,
+		LastActivity: time.Unix(0, us.lastActivity.Load()).UTC(),
+		Mode:         e.effectiveMode(us, s),
+		StatusText:   s.Text,
+		StatusEmoji:  s.Emoji,
+		Visibility:   s.Visibility,
+	}
+}
+
+// Online returns every user online as everyone sees them (hidden users
+// left out), ordered by username (case-insensitive).
+func (e *Engine) Online() []Status { return e.snapshot(false) }
+
+// OnlineAll is Online with hidden users too, for callers that decide per
+// viewer who may see whom (CanSee).
+func (e *Engine) OnlineAll() []Status { return e.snapshot(true) }
+
+func (e *Engine) snapshot(hidden bool) []Status {
 	e.mu.Lock()
 	out := make([]Status, 0, len(e.users))
 	for _, us := range e.users {
-		out = append(out, Status{
-			UserID:       us.user.ID,
-			Username:     us.user.Username,
-			PublicID:     us.user.PublicID,
-			Since:        us.since,
-			LastActivity: time.Unix(0, us.lastActivity.Load()).UTC(),
-		})
+		if st := e.status(us); hidden || !st.Hidden() {
+			out = append(out, st)
+		}
 	}
 	e.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -384,6 +462,11 @@ func (e *Engine) Close() {
 	if e.sweep != nil {
 		e.sweep.Stop()
 	}
+	for _, st := range e.settings {
+		if st.expiry != nil {
+			st.expiry.Stop()
+		}
+	}
 	for id, us := range e.users {
 		lastSeen := now
 		if us.grace != nil {
@@ -393,6 +476,9 @@ func (e *Engine) Close() {
 		e.conns -= len(us.conns)
 		clear(us.conns)
 		delete(e.users, id)
+		if us.invisible.Load() {
+			lastSeen = time.Time{}
+		}
 		e.rec.RecordStatus(id, false, lastSeen)
 	}
 }

@@ -74,7 +74,7 @@ func TestEngine_Connections(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		f := newFixture(t, presence.Config{Grace: 5 * time.Second, Deadline: -1})
 		c1 := f.mustConnect(t, alice, nil)
-		expectEvents(t, f.events(), presence.Event{UserID: 1, Username: "alice", Online: true, LastSeen: t0})
+		expectEvents(t, f.events(), presence.Event{UserID: 1, Username: "alice", Online: true, LastSeen: t0, Mode: presence.ModeOnline})
 
 		f.clock.Advance(time.Second)
 		c2 := f.mustConnect(t, alice, nil)
@@ -95,7 +95,7 @@ func TestEngine_Connections(t *testing.T) {
 			t.Fatal("alice offline inside grace period")
 		}
 		f.clock.Advance(time.Millisecond)
-		expectEvents(t, f.events(), presence.Event{UserID: 1, Username: "alice", Online: false, LastSeen: closedAt})
+		expectEvents(t, f.events(), presence.Event{UserID: 1, Username: "alice", Online: false, LastSeen: closedAt, Mode: presence.ModeOffline})
 		if f.engine.IsOnline(1) {
 			t.Fatal("alice still online after grace")
 		}

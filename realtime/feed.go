@@ -106,9 +106,12 @@ func (f *Feed) run() {
 func (f *Feed) follow(sub *presence.Subscription) bool {
 	for {
 		select {
-		case _, ok := <-sub.C:
+		case ev, ok := <-sub.C:
 			if !ok {
 				return true
+			}
+			if ev.Scope == presence.ScopeSelf {
+				continue // nothing any viewer of the shared list may see
 			}
 		case <-f.kick:
 		case <-f.stop:
@@ -139,11 +142,11 @@ func (f *Feed) gather(sub *presence.Subscription, d time.Duration) (more, open, 
 	defer t.Stop()
 	for {
 		select {
-		case _, ok := <-sub.C:
+		case ev, ok := <-sub.C:
 			if !ok {
 				return more, false, false
 			}
-			more = true
+			more = more || ev.Scope != presence.ScopeSelf
 		case <-f.kick:
 			more = true
 		case <-elapsed:
@@ -180,7 +183,8 @@ func (f *Feed) refresh() {
 	}
 	users := make([]views.WidgetUser, len(shown))
 	for i, st := range shown {
-		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL}
+		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL,
+			Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji}
 	}
 
 	f.mu.RLock()

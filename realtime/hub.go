@@ -131,7 +131,7 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 			msg := statusMessage(ev)
 			h.mu.Lock()
 			for cl := range h.clients {
-				if cl.events {
+				if cl.events && inScope(ev, cl.user.ID) {
 					cl.send(msg)
 				}
 			}
@@ -141,6 +141,19 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 			return
 		}
 	}
+}
+
+// inScope reports whether the user with this id may receive ev: a hidden
+// user's own truth goes to their own sockets, what others see of them to
+// everyone else.
+func inScope(ev presence.Event, userID int64) bool {
+	switch ev.Scope {
+	case presence.ScopeSelf:
+		return userID == ev.UserID
+	case presence.ScopeOthers:
+		return userID != ev.UserID
+	}
+	return true
 }
 
 // gap handles a dropped bus subscription: the fan-out fell so far behind
@@ -546,12 +559,19 @@ type statusJSON struct {
 	Username string  `json:"username"`
 	IsOnline bool    `json:"is_online"`
 	LastSeen *string `json:"last_seen"`
+	// Mode, StatusText and StatusEmoji came with issue 12: online, away,
+	// dnd or offline (invisible only in a user's own events); the custom
+	// status, empty when none.
+	Mode        string `json:"mode"`
+	StatusText  string `json:"status_text"`
+	StatusEmoji string `json:"status_emoji"`
 }
 
 func statusMessage(ev presence.Event) []byte {
 	b, _ := json.Marshal(statusJSON{
 		Type: "user.status.changed", UserID: wireID(ev.UserID, ev.PublicID), Username: ev.Username,
 		IsOnline: ev.Online, LastSeen: rfc3339(ev.LastSeen),
+		Mode: string(ev.Mode), StatusText: ev.StatusText, StatusEmoji: ev.StatusEmoji,
 	})
 	return b
 }

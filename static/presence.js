@@ -2,7 +2,11 @@
 //
 // 1. Keep-alive: on pages whose <body> has data-presence-keepalive, hold a
 //    WebSocket to /ws/user-status/ so the server knows this tab is open.
-//    Ping every 30 s; reconnect forever with capped exponential backoff and
+//    The server's WebSocket pings (answered by the browser) keep it open;
+//    an application ping, which the server counts as activity, is sent
+//    only after real interaction (input, focus, the page becoming visible,
+//    or the page being opened while visible), at most one per 5 s, so an
+//    idle tab goes away after --away-after. Reconnect forever with capped exponential backoff and
 //    jitter; close cleanly on logout and when the page goes away.
 // 2. Widget: apply per-viewer differences to the shared list fragment the
 //    server pushes to everyone (hide the viewer, cap at data-max, empty
@@ -404,7 +408,8 @@
   if (window.htmx) window.htmx.createEventSource = createEventSource;
 
   // ---- Keep-alive -------------------------------------------------------
-  var PING_EVERY = 30000;
+  var PING_MIN = 5000; // at most one activity ping per 5 s
+  var ACTIVITY_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "input", "scroll"];
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 30000;
 
@@ -419,6 +424,29 @@
 
   function keepAlive() {
     var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
+    var pending = false, lastSent = 0;
+
+    // activity notes a real interaction and sends it as an application
+    // ping, right away or at the end of the PING_MIN window.
+    function activity() {
+      pending = true;
+      if (pingTimer) return;
+      pingTimer = setTimeout(flush, Math.max(0, lastSent + PING_MIN - Date.now()));
+    }
+    function flush() {
+      pingTimer = null;
+      if (!pending || !ws || ws.readyState !== WebSocket.OPEN) return;
+      ws.send('{"type":"ping"}');
+      lastSent = Date.now();
+      pending = false;
+    }
+    ACTIVITY_EVENTS.forEach(function (name) {
+      document.addEventListener(name, activity, { capture: true, passive: true });
+    });
+    window.addEventListener("focus", activity);
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") activity();
+    });
 
     // data-presence-keepalive="https://presence.example.com" points a host
     // page at another Presence server; empty means this origin.
@@ -440,12 +468,13 @@
       }
       ws.onopen = function () {
         attempt = 0;
-        pingTimer = setInterval(function () {
-          if (ws && ws.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}');
-        }, PING_EVERY);
+        // Opening a visible page is an interaction; reconnecting sends what
+        // happened meanwhile.
+        if (document.visibilityState === "visible" && (pending || lastSent === 0)) activity();
       };
       ws.onclose = function () {
-        clearInterval(pingTimer);
+        clearTimeout(pingTimer);
+        pingTimer = null;
         ws = null;
         schedule();
       };
@@ -465,7 +494,8 @@
     function stop() {
       stopped = true;
       clearTimeout(retryTimer);
-      clearInterval(pingTimer);
+      clearTimeout(pingTimer);
+      pingTimer = null;
       if (ws) {
         ws.onclose = null;
         try { ws.close(1000, "bye"); } catch (e) { /* already closed */ }
@@ -662,6 +692,9 @@
   function start() {
     if (document.querySelector("[data-presence-local-time]")) setInterval(tickLocalTimes, 30000);
     if (document.body && document.body.hasAttribute("data-presence-keepalive")) keepAlive();
+    // The status menu's "today" is the end of the day where the browser is.
+    var tz = document.querySelectorAll("[data-presence-tz]");
+    for (var i = 0; i < tz.length; i++) tz[i].value = String(new Date().getTimezoneOffset());
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -31,7 +31,9 @@ func (db *DB) SavePresence(ctx context.Context, recs []presence.Record) error {
 			n, _ := res.RowsAffected()
 			rows += n
 		}
-		return nil
+		n, err := saveSettings(ctx, tx, recs)
+		rows += n
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: save presence: %w", err)

@@ -427,3 +427,74 @@ func TestBrowser_RecoversAfterKill(t *testing.T) {
 	waitFor(t, bob, "bob sees alice again", showsExactly("alice"), 5*time.Second)
 	t.Logf("converged %v after the restart", took)
 }
+
+// TestBrowser_StatusMenu: bob picks "do not disturb" and a custom status
+// from the header menu; alice's widget shows it in the dot and the tooltip
+// at once. Then bob goes invisible and leaves alice's widget, though his
+// tab stays open.
+func TestBrowser_StatusMenu(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	alice, bob := aliceSeesBob(t, browser, base)
+
+	must(t, bob,
+		chromedp.Click(chromedp.CSS(`[data-testid=status-summary]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=status-form]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=status-mode-dnd]`)),
+		chromedp.SetValue(chromedp.CSS(`[data-testid=status-emoji]`), "🎧"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid=status-text]`), "deep work"),
+		chromedp.Click(chromedp.CSS(`[data-testid=status-save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=greeting]`)),
+	)
+	waitFor(t, bob, "bob's header shows his mode", `document.querySelector('[data-testid=status-mode]').textContent === 'Do not disturb' && document.querySelector('[data-testid=status-current]').textContent.includes('deep work')`, 5*time.Second)
+	tile := `document.querySelector('[data-testid=online-users-widget] [data-presence-user][data-username=bob]')`
+	waitFor(t, alice, "alice sees bob's status", tile+` && `+tile+`.getAttribute('data-tip') === 'bob · do not disturb · 🎧 deep work' && `+tile+`.querySelector('[data-testid=online-dot]').getAttribute('data-mode') === 'dnd'`, 5*time.Second)
+	color, err := chromedp.Run(alice, chromedp.Evaluate[string](`getComputedStyle(`+tile+`.querySelector('[data-testid=online-dot]')).backgroundColor`))
+	if err != nil || color != "rgb(239, 68, 68)" {
+		t.Fatalf("dnd dot colour = %q (%v), want red", color, err)
+	}
+
+	must(t, bob,
+		chromedp.Click(chromedp.CSS(`[data-testid=status-summary]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=status-form]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=status-mode-invisible]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid=status-save]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=greeting]`)),
+	)
+	waitFor(t, alice, "bob gone from alice's widget", showsExactly(), 5*time.Second)
+	waitFor(t, bob, "bob still sees alice", showsExactly("alice"), 5*time.Second)
+}
+
+// TestBrowser_IdleTabGoesAway: presence.js sends application pings only
+// after real interaction, so a tab left alone shows its user away after
+// --away-after, while the server's ping frames keep its socket open (the
+// heartbeat deadline here is shorter than the away delay); one key press
+// brings the user back.
+func TestBrowser_IdleTabGoesAway(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--away-after", "3s", "--ping-interval", "300ms", "--heartbeat-deadline", "1200ms"))
+	alice, bob := aliceSeesBob(t, browser, base)
+	tile := `document.querySelector('[data-testid=online-users-widget] [data-presence-user][data-username=bob]')`
+	mode := func(m string) string {
+		return tile + ` && ` + tile + `.querySelector('[data-testid=online-dot]').getAttribute('data-mode') === '` + m + `'`
+	}
+	took := waitFor(t, alice, "bob's idle tab to go away", mode("away"), 10*time.Second)
+	t.Logf("bob went away %v after alice first saw him", took)
+	if n := metric(t, base, "presence_connections"); n != 2 {
+		t.Fatalf("presence_connections = %v with bob away: his idle tab was dropped", n)
+	}
+	must(t, bob, chromedp.KeyEvent("x"))
+	waitFor(t, alice, "bob back after a key press", mode("online"), 8*time.Second)
+	if !strings.Contains(mustEval[string](t, alice, tile+`.getAttribute('data-tip')`), "bob · online now") {
+		t.Fatal("tooltip does not say online")
+	}
+}
+
+func mustEval[T any](t *testing.T, tab context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -32,6 +32,7 @@ type serveConfig struct {
 	grace           time.Duration
 	deadline        time.Duration
 	pingInterval    time.Duration
+	awayAfter       time.Duration
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
 	headerTimeout   time.Duration
@@ -68,6 +69,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.grace, "grace", presence.DefaultGrace, "how long a user stays online after their last connection ends")
 	fs.DurationVar(&cfg.deadline, "heartbeat-deadline", presence.DefaultDeadline, "drop a connection silent for this long (no ping, no pong)")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 10*time.Second, "ping a WebSocket that has been silent this long; must be below the deadline")
+	fs.DurationVar(&cfg.awayAfter, "away-after", 10*time.Minute, "show a user away after this long without activity (an application ping) on any of their connections (0 = never)")
 	fs.DurationVar(&cfg.flushInterval, "flush-interval", presence.DefaultFlushInterval, "how often presence changes are written to the database")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
 	fs.DurationVar(&cfg.headerTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send request headers (slowloris)")
@@ -104,6 +106,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--ping-interval (%v) must be below --heartbeat-deadline (%v)", c.pingInterval, c.deadline)
 	case c.pingInterval <= 0:
 		return fmt.Errorf("--ping-interval must be positive")
+	case c.awayAfter < 0:
+		return fmt.Errorf("--away-after must not be negative (0 = never away automatically)")
 	case c.bcryptCost < 4 || c.bcryptCost > 31:
 		return fmt.Errorf("--bcrypt-cost must be 4 to 31")
 	case c.shutdownTimeout <= 0:
@@ -242,7 +246,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Deadline:        orNone(cfg.deadline),
 		PingAfter:       cfg.pingInterval,
 		MaxConnsPerUser: cfg.maxConnsPerUser,
+		AwayAfter:       cfg.awayAfter,
 	})
+	settings, err := db.PresenceSettings(ctx)
+	if err != nil {
+		return err
+	}
+	engine.LoadSettings(settings)
 	host, err := cfg.host.load()
 	if err != nil {
 		return err

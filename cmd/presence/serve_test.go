@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -287,5 +288,38 @@ func readUntilClosed(conn *websocket.Conn, codes chan<- int) {
 			codes <- code
 			return
 		}
+	}
+}
+
+// TestServe_StatusSurvivesRestart: a chosen mode, custom status and
+// visibility are written through the batcher and loaded at the next start.
+func TestServe_StatusSurvivesRestart(t *testing.T) {
+	data := dataDir(t)
+	base, stop := inProcess(t, fastArgs(data, "--flush-interval", "1h"))
+	tok := mustToken(t, base, "alice")
+	req, _ := http.NewRequest("PUT", base+"/api/users/me/status/", strings.NewReader(`{"mode":"dnd","text":"deep work","emoji":"🎧","expires_in":3600,"visibility":"nobody"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := stop(); err != nil { // the final flush writes it
+		t.Fatal(err)
+	}
+
+	base, _ = inProcess(t, fastArgs(data))
+	req, _ = http.NewRequest("GET", base+"/api/users/me/status/", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	if m["mode"] != "dnd" || m["text"] != "deep work" || m["emoji"] != "🎧" || m["visibility"] != "nobody" || m["expires_at"] == nil {
+		t.Fatalf("after restart: %v", m)
 	}
 }
