@@ -207,13 +207,15 @@ func (e *Engine) Settings(userID int64) Settings {
 }
 
 // LoadSettings installs settings read from storage at start-up, before any
-// connection. A status whose expiry has passed is cleared (and the clearing
-// recorded).
+// connection. They are not recorded again, except a status whose expiry
+// has passed meanwhile, which is cleared.
 func (e *Engine) LoadSettings(all map[int64]Settings) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := e.clock.Now()
 	for id, s := range all {
-		e.setSettings(id, s)
+		expired := !s.Expires.IsZero() && !s.Expires.After(now)
+		e.setSettings(id, s, expired)
 	}
 }
 
@@ -224,11 +226,12 @@ func (e *Engine) LoadSettings(all map[int64]Settings) {
 func (e *Engine) SetSettings(userID int64, s Settings) Settings {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.setSettings(userID, s)
+	return e.setSettings(userID, s, true)
 }
 
-// setSettings is SetSettings. Caller must hold e.mu.
-func (e *Engine) setSettings(userID int64, s Settings) Settings {
+// setSettings is SetSettings, recording the settings when record is set.
+// Caller must hold e.mu.
+func (e *Engine) setSettings(userID int64, s Settings, record bool) Settings {
 	now := e.clock.Now()
 	s = s.Normalized()
 	if !s.Expires.IsZero() && !s.Expires.After(now) {
@@ -247,7 +250,7 @@ func (e *Engine) setSettings(userID int64, s Settings) Settings {
 		}
 		e.settings[userID] = st
 	}
-	if sr, ok := e.rec.(SettingsRecorder); ok {
+	if sr, ok := e.rec.(SettingsRecorder); ok && record {
 		sr.RecordSettings(userID, s)
 	}
 	if us := e.users[userID]; us != nil && !e.closed {
@@ -284,7 +287,7 @@ func (e *Engine) expireStatus(userID int64, st *settingsState) {
 	}
 	s := st.s
 	s.Text, s.Emoji, s.Expires = "", "", time.Time{}
-	e.setSettings(userID, s)
+	e.setSettings(userID, s, true)
 }
 
 // settingsState is a user's settings with the timer that clears their

@@ -101,9 +101,15 @@ func TestEngine_StatusExpiry(t *testing.T) {
 	if s := f.engine.Settings(bob.ID); s.Emoji != "" {
 		t.Fatalf("bob's status after expiry = %+v", s)
 	}
-	f.engine.LoadSettings(map[int64]presence.Settings{3: {Text: "old", Expires: t0}})
+	f.engine.LoadSettings(map[int64]presence.Settings{3: {Text: "old", Expires: t0}, 4: {Mode: presence.ModeDND}})
 	if s := f.engine.Settings(3); s.Text != "" {
 		t.Fatalf("status loaded past its expiry = %+v", s)
+	}
+	if _, ok := rec.settings[3]; !ok {
+		t.Fatal("the clearing of an expired status loaded at start-up was not recorded")
+	}
+	if _, ok := rec.settings[4]; ok || f.engine.Settings(4).Mode != presence.ModeDND {
+		t.Fatal("settings loaded at start-up were recorded again, or not loaded")
 	}
 	expectEvents(t, f.events())
 }
@@ -165,5 +171,66 @@ func TestEngine_Invisible(t *testing.T) {
 	if presence.CanSee(alice.ID, st, func() bool { return false }) || !presence.CanSee(alice.ID, st, func() bool { return true }) ||
 		!presence.CanSee(bob.ID, st, func() bool { return false }) {
 		t.Fatal("CanSee does not follow friends-only")
+	}
+}
+
+// TestEngine_ModesConcurrent drives modes, statuses with expiries, automatic
+// away, activity, connections and snapshots from many goroutines on the
+// real clock (run with -race); afterwards nobody is left online and every
+// subscriber saw a consistent last word per user.
+func TestEngine_ModesConcurrent(t *testing.T) {
+	e := presence.New(presence.Config{Grace: -1, Deadline: -1, AwayAfter: 2 * time.Millisecond})
+	sub := e.Bus().Subscribe(1 << 16)
+	defer sub.Close()
+	modes := []presence.Mode{presence.ModeOnline, presence.ModeAway, presence.ModeDND, presence.ModeInvisible}
+	stop := time.Now().Add(200 * time.Millisecond)
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			u := presence.User{ID: int64(g%4 + 1), Username: "u"}
+			for i := 0; time.Now().Before(stop); i++ {
+				c, err := e.Connect(u, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.Activity()
+				e.SetSettings(u.ID, presence.Settings{Mode: modes[i%4], Text: "t", Expires: time.Now().Add(time.Duration(i%3) * time.Millisecond)})
+				e.Online()
+				e.OnlineAll()
+				time.Sleep(time.Duration(i%3) * time.Millisecond)
+				c.Activity()
+				c.Close()
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	if n, c := e.Counts(); n != 0 || c != 0 {
+		t.Fatalf("counts after everyone left = %d users, %d conns", n, c)
+	}
+	e.Close()
+	// Every user's last public word is offline (or they were never seen).
+	last := map[int64]presence.Event{}
+	for {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				t.Fatal("subscriber dropped")
+			}
+			if ev.Scope != presence.ScopeSelf {
+				last[ev.UserID] = ev
+			}
+			continue
+		default:
+		}
+		break
+	}
+	for id, ev := range last {
+		if ev.Online {
+			t.Errorf("user %d's last public event is online: %+v", id, ev)
+		}
 	}
 }

@@ -238,7 +238,9 @@ func (f *Feed) refresh() {
 
 // diff returns the tiles to remove from prev and to insert so that it
 // becomes next, or false when the users kept changed their order (then the
-// whole list is sent).
+// whole list is sent). A user whose tile changed (mode, custom status) is
+// removed and inserted again in place: a mode or status change is a
+// one-tile delta like an arrival.
 func diff(prev, next []views.WidgetUser) (views.ListDelta, bool) {
 	var d views.ListDelta
 	inNext := make(map[int64]views.WidgetUser, len(next))
