@@ -48,6 +48,21 @@ type Store interface {
 	DeleteHostUser(ctx context.Context, externalID string) (store.User, error)
 	HostUser(ctx context.Context, externalID string) (store.User, error)
 	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
+
+	// Friends (api_friends.go, page_friends.go, api_server_friends.go).
+	RequestFriend(ctx context.Context, from, to int64) (store.RequestResult, error)
+	AcceptFriendRequest(ctx context.Context, userID, id int64) (store.FriendRequest, error)
+	DeclineFriendRequest(ctx context.Context, userID, id int64) (store.FriendRequest, error)
+	RemoveFriend(ctx context.Context, userID, friendID int64) error
+	AreFriends(ctx context.Context, a, b int64) (bool, error)
+	FriendIDs(ctx context.Context, userID int64) ([]int64, error)
+	Friends(ctx context.Context, userID int64) ([]store.Friend, error)
+	FriendRequests(ctx context.Context, userID int64) (incoming, outgoing []store.FriendRequest, err error)
+	FriendStateOf(ctx context.Context, userID, other int64) (store.FriendState, error)
+	SetFriends(ctx context.Context, userID int64, friendIDs []int64, keep func(store.User) bool) (added, removed []int64, err error)
+	FriendNotify(ctx context.Context, userID int64) (bool, error)
+	SetFriendNotify(ctx context.Context, userID int64, on bool) error
+	FriendNotifyUsers(ctx context.Context) ([]int64, error)
 }
 
 // Config holds the HTTP layer's settings.
@@ -139,6 +154,8 @@ type Server struct {
 	ws     *realtime.Hub
 	feed   *realtime.Feed
 	broker *realtime.Broker
+	// friends keeps friends-scoped widgets live (realtime.FriendsFeed).
+	friends *realtime.FriendsFeed
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 	revs    *realtime.Revocations
@@ -211,9 +228,10 @@ func New(d Deps) (*Server, error) {
 		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Clock, d.Log),
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
+	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds})
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds}, s.friends)
 	s.revs.Start()
 	return s, nil
 }
@@ -242,6 +260,10 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 	return listener.WithFDReserve(ln, s.log, &s.conns.NoFDs)
 }
 
+// FriendsFeed returns the feed of friends-scoped widgets (for tests and
+// the load generator's in-process checks).
+func (s *Server) FriendsFeed() *realtime.FriendsFeed { return s.friends }
+
 // WebSockets returns how many WebSocket connections are open.
 func (s *Server) WebSockets() int { return s.ws.Len() }
 
@@ -254,6 +276,7 @@ const sseWriteTimeout = 2 * time.Second
 // shutting down, since http.Server.Shutdown waits for streams to end.
 func (s *Server) CloseStreams(ctx context.Context) error {
 	s.feed.Close()
+	s.friends.Close()
 	return s.broker.Shutdown(ctx)
 }
 
