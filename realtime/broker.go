@@ -122,9 +122,9 @@ type Broker struct {
 	// id, so an event for a few viewers reaches only their streams.
 	viewers map[int64]map[*subscriber]struct{}
 	owners  map[string]int
-	closed bool
-	wg     sync.WaitGroup
-	ka     presence.Timer
+	closed  bool
+	wg      sync.WaitGroup
+	ka      presence.Timer
 
 	published, cutOff, resyncs atomic.Int64
 	targeted, targetedBytes    atomic.Int64
