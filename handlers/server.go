@@ -229,7 +229,7 @@ func New(d Deps) (*Server, error) {
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
 	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, s.friends)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds}, s.friends)
 	s.revs.Start()
