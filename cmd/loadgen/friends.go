@@ -100,8 +100,8 @@ func runFriends(c config) error {
 	}
 
 	logf("friends: %d friends-scoped streams", n)
-	var current atomic.Int64  // the probe's user id this round
-	var phase atomic.Int64    // 1: waiting for "on", 2: for "off"
+	var current atomic.Int64 // the probe's user id this round
+	var phase atomic.Int64   // 1: waiting for "on", 2: for "off"
 	var roundStart atomic.Int64
 	arrivals := make(chan float64, 4*k)
 	streams := make([]*friendsStream, n)
