@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/presencehq/presence/handlers"
 )
 
@@ -455,4 +457,129 @@ func drain(c *sseClient) {
 			return
 		}
 	}
+}
+
+// TestFriends_HostIDs: in host mode the friends APIs speak host ids (and
+// "local:N" for local accounts), as the original app's OnlineUsers expects;
+// a host id and a local row id that collide are told apart.
+func TestFriends_HostIDs(t *testing.T) {
+	ts := hostServer(t, handlers.Config{})
+	local, localTok := ts.MustCreateUser(t, "alice") // row 1, shown as "local:1"
+	key := ts.serverKey(t)
+	if st, body := do(t, nil, "PUT", ts.URL+"/api/server/users/42/friends/", `{"friend_ids": [1, "uuid-9"]}`, bearer(key)); st != 200 {
+		t.Fatalf("put: %d %s", st, body)
+	}
+	hostTok := simpleJWT(t, ts.Clock.Now(), 42, jwt.MapClaims{"username": "ada"})
+	_, body := do(t, nil, "GET", ts.URL+"/api/auth/friends/?page_size=100", "", bearer(hostTok))
+	if !strings.Contains(body, `"id":1,`) || !strings.Contains(body, `"id":"uuid-9"`) || strings.Contains(body, "local:") {
+		t.Fatalf("host friends: %s", body)
+	}
+	// The local alice asks the host's ada by id; ada sees "local:1".
+	st, body := do(t, nil, "POST", ts.URL+"/api/friends/requests/", `{"user_id": 42}`, bearer(localTok))
+	if st != 201 || !strings.Contains(body, `"user_id":42`) {
+		t.Fatalf("request by host id: %d %s", st, body)
+	}
+	_, body = do(t, nil, "GET", ts.URL+"/api/friends/requests/", "", bearer(hostTok))
+	if !strings.Contains(body, `"user_id":"local:1"`) {
+		t.Fatalf("ada's incoming: %s", body)
+	}
+	// DELETE by public id: 1 is the host's user 1, not local alice.
+	if st, _ := do(t, nil, "DELETE", ts.URL+"/api/friends/1/", "", bearer(hostTok)); st != 204 {
+		t.Fatalf("delete host friend 1: %d", st)
+	}
+	if st, _ := do(t, nil, "DELETE", ts.URL+"/api/friends/local:1/", "", bearer(hostTok)); st != 404 {
+		t.Fatalf("delete a non-friend local:1: %d", st)
+	}
+	host1, _ := ts.DB.HostUser(ctx, "1")
+	if host1.ID == local.ID {
+		t.Fatal("host 1 is the local account")
+	}
+}
+
+// TestFriendsPages: the friends page and the profile button, through real
+// forms: add, pending, accept, remove, notices; cross-origin posts refused.
+func TestFriendsPages(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	ts.MustCreateUser(t, "alice")
+	bob, _ := ts.MustCreateUser(t, "bob")
+	a, b := browser(t), browser(t)
+	for c, name := range map[*http.Client]string{a: "alice", b: "bob"} {
+		if st, _ := do(t, c, "POST", ts.URL+"/login", "username="+name+"&password=password1", formHeader); st != 303 {
+			t.Fatalf("login %s: %d", name, st)
+		}
+	}
+	t.Run("ProfileAdd", func(t *testing.T) {
+		_, body := do(t, a, "GET", ts.URL+"/users/bob", "", nil)
+		if !strings.Contains(body, `data-testid="add-friend"`) {
+			t.Fatalf("no add button: %s", body)
+		}
+		st, _ := do(t, a, "POST", ts.URL+"/friends/requests", "username=bob&next=/users/bob", formHeader)
+		if st != 303 {
+			t.Fatalf("add: %d", st)
+		}
+		_, body = do(t, a, "GET", ts.URL+"/users/bob", "", nil)
+		if !strings.Contains(body, "Request pending") {
+			t.Fatalf("not pending: %s", body)
+		}
+		_, body = do(t, a, "GET", ts.URL+"/users/alice", "", nil)
+		if strings.Contains(body, `data-testid="friend-button"`) {
+			t.Fatal("a friend button on one's own profile")
+		}
+	})
+	t.Run("ErrCrossOrigin", func(t *testing.T) {
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}
+		if st, _ := do(t, b, "POST", ts.URL+"/friends/settings", "notify=on", h); st != 403 {
+			t.Fatalf("cross-origin post: %d", st)
+		}
+	})
+	t.Run("ErrBadInput", func(t *testing.T) {
+		if st, _ := do(t, b, "POST", ts.URL+"/friends/settings", "notify=maybe", formHeader); st != 400 {
+			t.Fatalf("bad notify: %d", st)
+		}
+		if st, _ := do(t, b, "POST", ts.URL+"/friends/requests/x/accept", "", formHeader); st != 400 {
+			t.Fatalf("bad id: %d", st)
+		}
+		st, _ := do(t, b, "POST", ts.URL+"/friends/requests", "username=nobody", formHeader)
+		_, body := do(t, b, "GET", ts.URL+"/friends?error=nouser", "", nil)
+		if st != 303 || !strings.Contains(body, "There is no user with that name.") {
+			t.Fatalf("unknown user: %d", st)
+		}
+	})
+	t.Run("AcceptOnPage", func(t *testing.T) {
+		_, body := do(t, b, "GET", ts.URL+"/friends", "", nil)
+		doc := mustDoc(t, body)
+		form := doc.Find(`[data-testid=incoming-request][data-username=alice] [data-testid=accept]`).Closest("form")
+		action, _ := form.Attr("action")
+		if action == "" || doc.Find(`[data-testid=online-users-widget][data-scope=friends]`).Length() != 1 {
+			t.Fatalf("page lacks the request or the friends widget: %s", body)
+		}
+		if st, _ := do(t, b, "POST", ts.URL+action, "", formHeader); st != 303 {
+			t.Fatalf("accept: %d", st)
+		}
+		_, body = do(t, a, "GET", ts.URL+"/friends", "", nil)
+		if !strings.Contains(body, `data-testid="friend" data-username="bob"`) {
+			t.Fatalf("alice's friends: %s", body)
+		}
+		if st, _ := do(t, a, "POST", ts.URL+"/friends/settings", "notify=on", formHeader); st != 303 {
+			t.Fatal("settings")
+		}
+		_, body = do(t, a, "GET", ts.URL+"/friends", "", nil)
+		if !strings.Contains(body, `aria-pressed="true"`) {
+			t.Fatal("notices not on")
+		}
+	})
+	t.Run("Remove", func(t *testing.T) {
+		if st, _ := do(t, a, "POST", ts.URL+"/friends/"+itoa(bob.ID)+"/remove", "next=/users/bob", formHeader); st != 303 {
+			t.Fatalf("remove: %d", st)
+		}
+		_, body := do(t, a, "GET", ts.URL+"/users/bob", "", nil)
+		if !strings.Contains(body, `data-testid="add-friend"`) {
+			t.Fatal("still friends")
+		}
+	})
+	t.Run("ErrSignedOut", func(t *testing.T) {
+		if st, _ := do(t, browser(t), "GET", ts.URL+"/friends", "", nil); st != 303 {
+			t.Fatalf("signed out: %d", st)
+		}
+	})
 }
