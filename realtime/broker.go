@@ -40,6 +40,14 @@ import (
 // missed are never sent. A write that cannot complete within writeTimeout
 // (on the broker's clock) ends the stream.
 //
+// Per-viewer streams: a stream may name its signed-in viewer
+// (ServeViewer). Every such stream is indexed by viewer, so PublishTo can
+// queue an event (encoded once) on the streams of a few viewers at a cost
+// proportional to them, not to every subscriber. A scoped stream (the
+// friends widget) gets only such events and keep-alives, never the shared
+// list's; when it lags it is sent friends-refresh (fetch your list again)
+// instead of the shared snapshot.
+//
 // Memory: a stream served inside its HTTP handler keeps net/http's whole
 // per-connection kit for its lifetime (the handler goroutine with the deep
 // stack it grew during auth, 4 KiB read and write buffers, a response
