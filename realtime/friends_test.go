@@ -100,3 +100,43 @@ func BenchmarkFriendsFeed_Change(b *testing.B) {
 		}
 	}
 }
+
+// TestBroker_ScopedStreams: a scoped stream gets no shared-list events,
+// PublishTo reaches only the named viewers (their shared streams too only
+// when asked), and a lagging scoped stream is told to refetch instead of
+// being sent the shared snapshot.
+func TestBroker_ScopedStreams(t *testing.T) {
+	b := NewBroker(BrokerConfig{})
+	scoped := viewerStreams(t, b, 3, true) // viewers 1..3
+	shared := &subscriber{viewer: 2, cancel: func() {}, wake: make(chan struct{}, 1)}
+	b.register(shared)
+	b.SetSnapshot("presence", []byte("whole list"))
+
+	b.Publish("presence-delta", []byte("d"))
+	if len(scoped[0].take(nil)) != 0 || len(shared.take(nil)) != 1 {
+		t.Fatal("the shared event reached a scoped stream, or missed the shared one")
+	}
+	if n := b.PublishTo([]int64{2, 99}, "friends-delta", []byte("x"), false); n != 1 {
+		t.Fatalf("reached %d streams, want 1", n)
+	}
+	if len(scoped[0].take(nil)) != 0 || len(scoped[1].take(nil)) != 1 || len(shared.take(nil)) != 0 {
+		t.Fatal("PublishTo reached the wrong streams")
+	}
+	if n := b.PublishTo([]int64{2}, "friend-online", []byte("t"), true); n != 2 {
+		t.Fatalf("with alsoShared reached %d streams, want 2", n)
+	}
+	if got := b.Watching([]int64{1, 2, 5}, false); len(got) != 2 {
+		t.Fatalf("Watching = %v", got)
+	}
+	for range maxQueued + 1 {
+		b.PublishTo([]int64{3}, "friends-delta", []byte("x"), false)
+	}
+	out := scoped[2].take(b.snapshot.Load())
+	if len(out) != 1 || string(out[0]) != "event: friends-refresh\ndata: refresh\n\n" {
+		t.Fatalf("lagging scoped stream got %q", out)
+	}
+	b.unregister(scoped[1])
+	if got := b.Watching([]int64{2}, true); len(got) != 0 {
+		t.Fatalf("an unregistered stream is still watching: %v", got)
+	}
+}
