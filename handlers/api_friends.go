@@ -309,3 +309,33 @@ func handleAPIRemoveFriend(s Store, idp idPolicy, feed *realtime.FriendsFeed) ec
 		return c.NoContent(http.StatusNoContent)
 	}
 }
+
+// handleAPIFriendSettings reads (GET) or changes (PUT {"notify_online":
+// true|false}) the requester's "a friend came online" notices, at
+// /api/friends/settings/: 200 {"notify_online"}.
+func handleAPIFriendSettings(s Store, feed *realtime.FriendsFeed) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		me, _ := currentUser(c)
+		ctx := c.Request().Context()
+		if c.Request().Method == http.MethodPut {
+			var body struct {
+				NotifyOnline *bool `json:"notify_online"`
+			}
+			if err := readJSON(c, &body); err != nil {
+				return err
+			}
+			if body.NotifyOnline == nil {
+				return httpError(http.StatusBadRequest, `want {"notify_online": true|false}`)
+			}
+			if err := s.SetFriendNotify(ctx, me.ID, *body.NotifyOnline); err != nil {
+				return err
+			}
+			feed.SetNotify(me.ID, *body.NotifyOnline)
+		}
+		on, err := s.FriendNotify(ctx, me.ID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]bool{"notify_online": on})
+	}
+}

@@ -162,6 +162,20 @@ func TestFriendsAPI(t *testing.T) {
 			t.Fatalf("crossed: %d %s", st, body)
 		}
 	})
+	t.Run("Settings", func(t *testing.T) {
+		st, body := do(t, nil, "PUT", api+"settings/", `{"notify_online": true}`, jsonH(aliceTok))
+		if st != 200 || strings.TrimSpace(body) != `{"notify_online":true}` {
+			t.Fatalf("%d %s", st, body)
+		}
+		if _, body = do(t, nil, "GET", api+"settings/", "", bearer(aliceTok)); strings.TrimSpace(body) != `{"notify_online":true}` {
+			t.Fatalf("get: %s", body)
+		}
+		if _, body = do(t, nil, "GET", api+"settings/", "", bearer(bobTok)); strings.TrimSpace(body) != `{"notify_online":false}` {
+			t.Fatalf("bob's: %s", body)
+		}
+		st, body = do(t, nil, "PUT", api+"settings/", `{"notify": 1}`, jsonH(aliceTok))
+		wantDetail(t, st, body, 400)
+	})
 	t.Run("Remove", func(t *testing.T) {
 		st, _ := do(t, nil, "DELETE", api+itoa(alice.ID)+"/", "", bearer(bobTok))
 		if st != 204 {

@@ -44,6 +44,8 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	both(api, http.MethodPost, "/friends/requests/:id/accept/", handleAPIAcceptFriend(d.Store, d.Engine, auth.ids, friends), auth.requireAPI)
 	both(api, http.MethodPost, "/friends/requests/:id/decline/", handleAPIDeclineFriend(d.Store), auth.requireAPI)
 	both(api, http.MethodDelete, "/friends/:id/", handleAPIRemoveFriend(d.Store, auth.ids, friends), auth.requireAPI)
+	both(api, http.MethodGet, "/friends/settings/", handleAPIFriendSettings(d.Store, friends), auth.requireAPI)
+	both(api, http.MethodPut, "/friends/settings/", handleAPIFriendSettings(d.Store, friends), auth.requireAPI)
 	both(api, http.MethodGet, "/auth/friends/", handleAPIAuthFriends(d.Store, d.Engine, auth.ids, base), auth.requireAPI)
 
 	// The host site's backend, with a server key (api_server.go).
