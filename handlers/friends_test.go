@@ -426,9 +426,16 @@ func TestFriendsWidget_FanOut(t *testing.T) {
 		if !strings.Contains(ev.data, "delete:") || strings.Contains(ev.data, "afterbegin") {
 			t.Fatalf("unfriend delta: %s", ev.data)
 		}
-		// Befriending an online user adds their tile at once.
-		ts.befriend(t, bob.ID, alice.ID)
-		feed.Befriended(bob.ID, alice.ID)
+		// Befriending an online user (a request accepted through the API)
+		// adds their tile at once.
+		h := bearer(bobTok)
+		h.Set("Content-Type", "application/json")
+		_, body := do(t, nil, "POST", ts.URL+"/api/friends/requests/", `{"username":"alice"}`, h)
+		var r struct{ ID int64 }
+		jsonBody(t, body, &r)
+		if st, body := do(t, nil, "POST", ts.URL+"/api/friends/requests/"+itoa(r.ID)+"/accept/", "", bearer(aliceTok)); st != 200 {
+			t.Fatalf("accept: %d %s", st, body)
+		}
 		ev = nextNamed(t, aliceFriends, "friends-delta")
 		if !strings.Contains(ev.data, "afterbegin") {
 			t.Fatalf("befriend delta: %s", ev.data)
