@@ -515,6 +515,20 @@ func TestFriends_HostIDs(t *testing.T) {
 	if host1.ID == local.ID {
 		t.Fatal("host 1 is the local account")
 	}
+
+	// The server API's replace updates friends widgets live: host user 7
+	// is online; making them ada's friend shows them in ada's widget.
+	adaStream := ts.mustFriendsStream(t, hostTok, "?scope=friends")
+	eventually(t, "ada's stream", func() bool { return metricValue(t, ts, "presence_sse_subscribers") == 1 })
+	ws, _ := ts.dialAck(t, simpleJWT(t, ts.Clock.Now(), 7, jwt.MapClaims{"username": "seven"}))
+	defer ws.conn.Close()
+	if st, body := do(t, nil, "PUT", ts.URL+"/api/server/users/42/friends/", `{"friend_ids": [7]}`, bearer(key)); st != 200 {
+		t.Fatalf("put: %d %s", st, body)
+	}
+	ev := nextNamed(t, adaStream, "friends-delta")
+	if !strings.Contains(ev.data, "afterbegin") || !strings.Contains(ev.data, "seven") {
+		t.Fatalf("ada's delta: %s", ev.data)
+	}
 }
 
 // TestFriendsPages: the friends page and the profile button, through real
