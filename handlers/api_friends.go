@@ -135,6 +135,8 @@ func friendError(err error) error {
 		return httpError(http.StatusConflict, store.ErrRequestPending.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return httpError(http.StatusNotFound, "no such user")
+	case errors.Is(err, store.ErrTooManyRequests):
+		return httpError(http.StatusTooManyRequests, "you have "+strconv.Itoa(store.MaxPendingRequests)+" friend requests waiting for an answer: withdraw some first")
 	}
 	return err
 }

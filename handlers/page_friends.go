@@ -31,6 +31,7 @@ var (
 		"pending": "You already sent that person a request.",
 		"nouser":  "There is no user with that name.",
 		"gone":    "That request or friend no longer exists.",
+		"toomany": "You have too many requests waiting for an answer: withdraw some first.",
 	}
 )
 
@@ -99,6 +100,8 @@ func formError(c echo.Context, err error) error {
 		return backTo(c, "error", "pending")
 	case errors.Is(err, store.ErrNotFound):
 		return backTo(c, "error", "gone")
+	case errors.Is(err, store.ErrTooManyRequests):
+		return backTo(c, "error", "toomany")
 	}
 	return err
 }

@@ -17,7 +17,14 @@ var (
 	ErrAlreadyFriends = errors.New("you are already friends")
 	// ErrRequestPending refuses a second request to the same person.
 	ErrRequestPending = errors.New("a friend request to this user is already pending")
+	// ErrTooManyRequests refuses a request from someone who already has
+	// MaxPendingRequests unanswered ones out.
+	ErrTooManyRequests = errors.New("too many friend requests waiting for an answer")
 )
+
+// MaxPendingRequests is how many unanswered requests one user may have
+// out at once, so nobody can ask every user of the server.
+const MaxPendingRequests = 200
 
 // FriendRequest is a pending request from one user to another. Other is
 // the user on the far side from whoever asked (the sender for an incoming
@@ -47,7 +54,8 @@ type RequestResult struct {
 
 // RequestFriend records a friend request from one user to another. A
 // request to oneself is ErrSelfFriend, to a friend ErrAlreadyFriends, a
-// second one to the same person ErrRequestPending, and an unknown user
+// second one to the same person ErrRequestPending, one beyond
+// MaxPendingRequests unanswered ErrTooManyRequests, and an unknown user
 // ErrNotFound. When the other user has already asked this one, their
 // request is accepted instead (both asked: they are friends).
 func (db *DB) RequestFriend(ctx context.Context, from, to int64) (RequestResult, error) {
@@ -79,6 +87,13 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64) (RequestResult,
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
+		var pending int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM friend_requests WHERE from_id = ?", from).Scan(&pending); err != nil {
+			return err
+		}
+		if pending >= MaxPendingRequests {
+			return ErrTooManyRequests
+		}
 		err = tx.QueryRowContext(ctx, `INSERT INTO friend_requests (from_id, to_id, created_at) VALUES (?, ?, ?)
 			ON CONFLICT (from_id, to_id) DO NOTHING RETURNING id`, from, to, toMS(now)).Scan(&res.Request.ID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -97,7 +112,8 @@ func (db *DB) RequestFriend(ctx context.Context, from, to int64) (RequestResult,
 }
 
 func isFriendErr(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrSelfFriend) || errors.Is(err, ErrAlreadyFriends) || errors.Is(err, ErrRequestPending)
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrSelfFriend) || errors.Is(err, ErrAlreadyFriends) ||
+		errors.Is(err, ErrRequestPending) || errors.Is(err, ErrTooManyRequests)
 }
 
 // befriend writes the friendship both ways and drops any request between

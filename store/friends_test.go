@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -212,4 +213,25 @@ func TestFriends_AreFriendsUsesIndex(t *testing.T) {
 func sorted(ids ...int64) []int64 {
 	slices.Sort(ids)
 	return ids
+}
+
+// TestFriends_PendingLimit: one user cannot ask everyone.
+func TestFriends_PendingLimit(t *testing.T) {
+	db := MustOpenDB(t)
+	spammer := MustCreateUser(t, db, "spammer")
+	var last store.User
+	for i := range store.MaxPendingRequests + 1 {
+		last = MustCreateUser(t, db, fmt.Sprintf("user%03d", i))
+		_, err := db.RequestFriend(ctx, spammer.ID, last.ID)
+		if i < store.MaxPendingRequests && err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == store.MaxPendingRequests && !errors.Is(err, store.ErrTooManyRequests) {
+			t.Fatalf("request over the limit: %v", err)
+		}
+	}
+	// Being asked is not limited: last may still ask the spammer.
+	if res, err := db.RequestFriend(ctx, last.ID, spammer.ID); err != nil || res.Accepted {
+		t.Fatalf("asking the spammer = %+v, %v", res, err)
+	}
 }
