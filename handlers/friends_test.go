@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/presencehq/presence/handlers"
+	"github.com/presencehq/presence/store"
 )
 
 // befriend makes a and b friends through the store.
@@ -403,6 +404,24 @@ func TestFriendsWidget_FanOut(t *testing.T) {
 		t.Fatalf("offline delta: %s", ev.data)
 	}
 
+	t.Run("ErrScope", func(t *testing.T) {
+		embed, err := ts.DB.CreateToken(ctx, alice.ID, store.TokenEmbed, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"", "/list", "/stream"} {
+			if st, _ := do(t, nil, "GET", ts.URL+"/widgets/online-users"+path+"?scope=friends&embed_token="+embed, "", nil); st != 400 {
+				t.Fatalf("%s with an embed token: %d, want 400", path, st)
+			}
+			if st, _ := do(t, nil, "GET", ts.URL+"/widgets/online-users"+path+"?scope=enemies", "", bearer(aliceTok)); st != 400 {
+				t.Fatalf("%s with a bad scope: %d, want 400", path, st)
+			}
+		}
+		st, body := do(t, nil, "GET", ts.URL+"/widgets/online-users?scope=friends", "", bearer(aliceTok))
+		if st != 200 || !strings.Contains(body, `data-scope="friends"`) || !strings.Contains(body, "/stream?scope=friends") || !strings.Contains(body, "Friends online") {
+			t.Fatalf("friends widget: %d %s", st, body)
+		}
+	})
 	t.Run("ListIsPerViewer", func(t *testing.T) {
 		ws := ts.MustDial(t, bobTok)
 		defer ws.conn.Close()
