@@ -50,7 +50,7 @@ func localUnproxied(r *http.Request) bool {
 }
 
 // handleMetrics serves counters in the Prometheus text format.
-func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats) echo.HandlerFunc {
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats, friends *realtime.FriendsFeed) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
@@ -78,6 +78,10 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *r
 		metric("presence_widget_renders_total", "counter", "Shared widget fragment renders.", fs.Renders)
 		metric("presence_widget_list_deltas_total", "counter", "Changes to the users shown pushed as a delta (tiles in and out).", fs.Deltas)
 		metric("presence_widget_list_pushes_total", "counter", "Changes to the users shown pushed as the whole list (a delta would have cost more).", fs.Fulls)
+		ff := friends.Stats()
+		metric("presence_friends_fragments_rendered_total", "counter", "Friends-widget fragments rendered (one per change a friend's widget watches, and per notice).", ff.Renders)
+		metric("presence_friends_deliveries_total", "counter", "Friends-widget fragments queued on event streams (each to one friend's stream).", ff.Routed)
+		metric("presence_sse_targeted_bytes_total", "counter", "Bytes queued on event streams by per-viewer events (friends widgets, notices).", bs.TargetedBytes)
 		metric("presence_db_write_transactions_total", "counter", "Committed database write transactions.", st.WriteTxs)
 		metric("presence_db_presence_rows_written_total", "counter", "User rows written by presence batches.", st.WriteRows)
 		if b != nil {

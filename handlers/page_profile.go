@@ -44,6 +44,14 @@ func handleProfilePage(s Store, engine *presence.Engine, zones *zoneRecorder, cl
 		if err := addLocalTime(c, s, zones, clock, u.ID, &d); err != nil {
 			return err
 		}
+		if me, ok := currentUser(c); ok && me.ID != u.ID {
+			st, err := s.FriendStateOf(c.Request().Context(), me.ID, u.ID)
+			if err != nil {
+				return err
+			}
+			d.Friend = views.FriendButton{Show: true, UserID: u.ID, Username: u.Username,
+				Friends: st.Friends, Outgoing: st.Outgoing, Incoming: st.Incoming}
+		}
 		return render(c, http.StatusOK, views.ProfilePage(pageFor(c, u.Username), d))
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // addRoutes lists every route of the server.
-func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations, host hostSetup, prof profileSetup) {
+func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, metrics echo.HandlerFunc, revs *realtime.Revocations, host hostSetup, prof profileSetup, friends *realtime.FriendsFeed) {
 	auth := newAuthenticator(d.Store, d.Sessions, d.Config)
 	auth.revocations = revs
 	auth.host, auth.userEnds, auth.log = host.verifier, host.userEnds, d.Log
@@ -41,12 +41,25 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	both(api, http.MethodPut, "/users/me/status/", handleAPIPutStatus(d.Engine), auth.requireAPI)
 	both(api, http.MethodGet, "/users/:username/presence/", handleAPIUserPresence(d.Store, d.Engine, auth.ids, d.Friends), auth.requireAPI)
 
+	// Friends (api_friends.go); the original app's paginated list
+	// (api_auth_friends.go).
+	both(api, http.MethodGet, "/friends/", handleAPIFriends(d.Store, d.Engine, auth.ids), auth.requireAPI)
+	both(api, http.MethodGet, "/friends/requests/", handleAPIFriendRequests(d.Store, auth.ids), auth.requireAPI)
+	both(api, http.MethodPost, "/friends/requests/", handleAPIRequestFriend(d.Store, d.Engine, auth.ids, friends), auth.requireAPI)
+	both(api, http.MethodPost, "/friends/requests/:id/accept/", handleAPIAcceptFriend(d.Store, d.Engine, auth.ids, friends), auth.requireAPI)
+	both(api, http.MethodPost, "/friends/requests/:id/decline/", handleAPIDeclineFriend(d.Store), auth.requireAPI)
+	both(api, http.MethodDelete, "/friends/:id/", handleAPIRemoveFriend(d.Store, auth.ids, friends), auth.requireAPI)
+	both(api, http.MethodGet, "/friends/settings/", handleAPIFriendSettings(d.Store, friends), auth.requireAPI)
+	both(api, http.MethodPut, "/friends/settings/", handleAPIFriendSettings(d.Store, friends), auth.requireAPI)
+	both(api, http.MethodGet, "/auth/friends/", handleAPIAuthFriends(d.Store, d.Engine, auth.ids, base), auth.requireAPI)
+
 	// The host site's backend, with a server key (api_server.go).
 	srv := api.Group("/server", requireServerKey(d.Store))
 	both(srv, http.MethodPut, "/users/:id/", handleServerPutUser(d.Store, auth.ids))
 	both(srv, http.MethodDelete, "/users/:id/", handleServerDeleteUser(d.Store, host.userEnds))
 	both(srv, http.MethodPost, "/users/:id/disconnect/", handleServerDisconnect(d.Store, host.userEnds))
 	both(srv, http.MethodPost, "/presence/query/", handleServerPresenceQuery(d.Store, d.Engine, auth.ids))
+	both(srv, http.MethodPut, "/users/:id/friends/", handleServerPutFriends(d.Store, auth.ids, friends))
 
 	// WebSocket keep-alive.
 	e.GET("/ws/user-status/", handleWSUserStatus(hub, auth, origins, prof.zones))
@@ -56,7 +69,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	// No Timeout or Gzip middleware may wrap the stream.
 	widgets := e.Group("/widgets/online-users", origins.widgetCORS)
 	widgets.GET("", handleWidget(base), auth.requireViewer)
-	widgets.GET("/list", handleWidgetList(feed), auth.requireViewer)
+	widgets.GET("/list", handleWidgetList(feed, d.Store, d.Engine), auth.requireViewer)
 	widgets.GET("/stream", handleWidgetStream(broker, auth), auth.requireViewer)
 	widgets.OPTIONS("", noContent)
 	widgets.OPTIONS("/list", noContent)
@@ -67,6 +80,12 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/", handleHomePage(d.Store, base), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine, d.Friends), auth.requirePage)
 	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine, prof.zones, d.Clock, d.Friends), auth.requirePage)
+	e.GET("/friends", handleFriendsPage(d.Store, d.Engine, base), auth.requirePage)
+	e.POST("/friends/requests", handleFriendRequestForm(d.Store, friends), auth.requirePage)
+	e.POST("/friends/requests/:id/accept", handleFriendAcceptForm(d.Store, friends), auth.requirePage)
+	e.POST("/friends/requests/:id/decline", handleFriendDeclineForm(d.Store), auth.requirePage)
+	e.POST("/friends/:id/remove", handleFriendRemoveForm(d.Store, friends), auth.requirePage)
+	e.POST("/friends/settings", handleFriendSettingsForm(d.Store, friends), auth.requirePage)
 	e.GET("/login", handleLoginPage(), local, auth.optional)
 	e.POST("/login", handleLogin(d.Store, limits, auth), local)
 	e.GET("/register", handleRegisterPage(d.Store), local, auth.optional)

@@ -57,12 +57,32 @@ type Store interface {
 	SaveTimeZones(ctx context.Context, zones map[int64]string) error
 	LocalTimeOf(ctx context.Context, id int64) (store.LocalTime, error)
 	SetShowLocalTime(ctx context.Context, id int64, show bool) error
+
+	friendStore
 }
 
 // WebhookStats is what /metrics reads from the webhook dispatcher
 // (webhook.Dispatcher).
 type WebhookStats interface {
 	Stats() webhook.Stats
+}
+
+// friendStore is the part of Store for friends (api_friends.go,
+// page_friends.go, api_server_friends.go).
+type friendStore interface {
+	RequestFriend(ctx context.Context, from, to int64) (store.RequestResult, error)
+	AcceptFriendRequest(ctx context.Context, userID, id int64) (store.FriendRequest, error)
+	DeclineFriendRequest(ctx context.Context, userID, id int64) (store.FriendRequest, error)
+	RemoveFriend(ctx context.Context, userID, friendID int64) error
+	AreFriends(ctx context.Context, a, b int64) (bool, error)
+	FriendIDs(ctx context.Context, userID int64) ([]int64, error)
+	Friends(ctx context.Context, userID int64) ([]store.Friend, error)
+	FriendRequests(ctx context.Context, userID int64) (incoming, outgoing []store.FriendRequest, err error)
+	FriendStateOf(ctx context.Context, userID, other int64) (store.FriendState, error)
+	SetFriends(ctx context.Context, userID int64, friendIDs []int64, keep func(store.User) bool) (added, removed []int64, err error)
+	FriendNotify(ctx context.Context, userID int64) (bool, error)
+	SetFriendNotify(ctx context.Context, userID int64, on bool) error
+	FriendNotifyUsers(ctx context.Context) ([]int64, error)
 }
 
 // Config holds the HTTP layer's settings.
@@ -163,6 +183,8 @@ type Server struct {
 	ws     *realtime.Hub
 	feed   *realtime.Feed
 	broker *realtime.Broker
+	// friends keeps friends-scoped widgets live (realtime.FriendsFeed).
+	friends *realtime.FriendsFeed
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 	revs    *realtime.Revocations
@@ -243,16 +265,17 @@ func New(d Deps) (*Server, error) {
 		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Clock, d.Log),
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks)
-	s.userEnds = realtime.NewUserEnds(d.Clock)
 	s.zones = newZoneRecorder(d.Store, d.Clock, zoneFlushInterval, d.Log)
 	avatars, err := newAvatars(d.Config.AvatarDir, d.Store, s.feed, d.Clock, d.Log)
 	if err != nil {
 		s.feed.Close()
 		return nil, err
 	}
+	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends)
+	s.userEnds = realtime.NewUserEnds(d.Clock)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds},
-		profileSetup{avatars: avatars, zones: s.zones})
+		profileSetup{avatars: avatars, zones: s.zones}, s.friends)
 	s.revs.Start()
 	return s, nil
 }
@@ -281,6 +304,10 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 	return listener.WithFDReserve(ln, s.log, &s.conns.NoFDs)
 }
 
+// FriendsFeed returns the feed of friends-scoped widgets (for tests and
+// the load generator's in-process checks).
+func (s *Server) FriendsFeed() *realtime.FriendsFeed { return s.friends }
+
 // WebSockets returns how many WebSocket connections are open.
 func (s *Server) WebSockets() int { return s.ws.Len() }
 
@@ -293,6 +320,7 @@ const sseWriteTimeout = 2 * time.Second
 // shutting down, since http.Server.Shutdown waits for streams to end.
 func (s *Server) CloseStreams(ctx context.Context) error {
 	s.feed.Close()
+	s.friends.Close()
 	return s.broker.Shutdown(ctx)
 }
 

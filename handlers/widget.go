@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
@@ -87,7 +88,35 @@ func widgetOptions(c echo.Context, baseURL string) (views.WidgetOptions, error) 
 			o.Query = "?embed_token=" + url.QueryEscape(v.embedToken)
 		}
 	}
+	friends, err := friendsScope(c)
+	if err != nil {
+		return o, err
+	}
+	if friends {
+		o.Friends, o.Query = true, "?scope=friends"
+		if _, ok := c.QueryParams()["title"]; !ok || o.Title == defaultWidgetTitle {
+			o.Title = defaultFriendsTitle
+		}
+	}
 	return o, nil
+}
+
+// defaultFriendsTitle is the title of a friends-scoped widget.
+const defaultFriendsTitle = "Friends online"
+
+// friendsScope reads ?scope: "" or "all" for everyone online, "friends"
+// for the viewer's friends only, which needs a signed-in viewer.
+func friendsScope(c echo.Context) (bool, error) {
+	switch c.QueryParam("scope") {
+	case "", "all":
+		return false, nil
+	case "friends":
+		if v, _ := c.Get(viewerKey).(widgetViewer); v.userID == 0 {
+			return false, httpError(http.StatusBadRequest, "scope=friends needs a signed-in viewer, not an embed token")
+		}
+		return true, nil
+	}
+	return false, httpError(http.StatusBadRequest, "scope must be all or friends")
 }
 
 // handleWidget serves the embeddable widget fragment.
@@ -103,11 +132,44 @@ func handleWidget(base *baseURL) echo.HandlerFunc {
 }
 
 // handleWidgetList serves the current shared list fragment: the same bytes
-// the stream pushes, so a (re)connecting widget resyncs to the truth.
-func handleWidgetList(feed *realtime.Feed) echo.HandlerFunc {
+// the stream pushes, so a (re)connecting widget resyncs to the truth. With
+// ?scope=friends it renders the viewer's online friends instead (per
+// viewer, only when a widget loads or reconnects).
+func handleWidgetList(feed *realtime.Feed, s Store, e *presence.Engine) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.HTMLBlob(http.StatusOK, feed.Fragment())
+		friends, err := friendsScope(c)
+		if err != nil {
+			return err
+		}
+		if !friends {
+			return c.HTMLBlob(http.StatusOK, feed.Fragment())
+		}
+		v, _ := c.Get(viewerKey).(widgetViewer)
+		ids, err := s.FriendIDs(c.Request().Context(), v.userID)
+		if err != nil {
+			return err
+		}
+		isFriend := make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			isFriend[id] = true
+		}
+		var shown []int64
+		var users []views.WidgetUser
+		for _, st := range e.Online() { // by username
+			if isFriend[st.UserID] {
+				shown = append(shown, st.UserID)
+				users = append(users, views.WidgetUser{ID: st.UserID, Username: st.Username})
+			}
+		}
+		profiles, err := s.UsersByIDs(c.Request().Context(), shown)
+		if err != nil {
+			return err
+		}
+		for i := range users {
+			users[i].ProfileImageURL = profiles[users[i].ID].ProfileImageURL
+		}
+		return render(c, http.StatusOK, views.FriendsWidgetList(users))
 	}
 }
 
@@ -121,7 +183,12 @@ func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFun
 			return err
 		}
 		v, _ := c.Get(viewerKey).(widgetViewer)
-		err = b.Serve(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()))
+		friends, err := friendsScope(c)
+		if err != nil {
+			return err
+		}
+		err = b.ServeViewer(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()),
+			realtime.StreamViewer{UserID: v.userID, Scoped: friends})
 		if errors.Is(err, realtime.ErrOwnerFull) {
 			c.Response().Header().Set("Retry-After", "10")
 			return httpError(http.StatusTooManyRequests, "too many open widget streams for this viewer; close some tabs or try again shortly")

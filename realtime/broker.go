@@ -40,6 +40,14 @@ import (
 // missed are never sent. A write that cannot complete within writeTimeout
 // (on the broker's clock) ends the stream.
 //
+// Per-viewer streams: a stream may name its signed-in viewer
+// (ServeViewer). Every such stream is indexed by viewer, so PublishTo can
+// queue an event (encoded once) on the streams of a few viewers at a cost
+// proportional to them, not to every subscriber. A scoped stream (the
+// friends widget) gets only such events and keep-alives, never the shared
+// list's; when it lags it is sent friends-refresh (fetch your list again)
+// instead of the shared snapshot.
+//
 // Memory: a stream served inside its HTTP handler keeps net/http's whole
 // per-connection kit for its lifetime (the handler goroutine with the deep
 // stack it grew during auth, 4 KiB read and write buffers, a response
@@ -116,18 +124,25 @@ type Broker struct {
 	snapshot atomic.Pointer[frame]
 
 	mu     sync.Mutex
-	subs   map[*subscriber]struct{}
-	owners map[string]int
-	closed bool
-	wg     sync.WaitGroup
-	ka     presence.Timer
+	subs   map[*subscriber]struct{} // streams of the shared (global) list
+	scoped map[*subscriber]struct{} // per-viewer streams (friends scope): no shared events
+	// viewers indexes every stream opened by a signed-in viewer, by user
+	// id, so an event for a few viewers reaches only their streams.
+	viewers map[int64]map[*subscriber]struct{}
+	owners  map[string]int
+	closed  bool
+	wg      sync.WaitGroup
+	ka      presence.Timer
 
 	published, cutOff, resyncs atomic.Int64
+	targeted, targetedBytes    atomic.Int64
 }
 
 // subscriber is one open stream.
 type subscriber struct {
 	owner  string
+	viewer int64 // the signed-in viewer, 0 for anonymous (embed) streams
+	scoped bool  // a per-viewer stream: shared events are not sent to it
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1
 
@@ -148,7 +163,8 @@ func NewBroker(cfg BrokerConfig) *Broker {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 2 * time.Second
 	}
-	b := &Broker{cfg: cfg, subs: map[*subscriber]struct{}{}, owners: map[string]int{}}
+	b := &Broker{cfg: cfg, subs: map[*subscriber]struct{}{}, scoped: map[*subscriber]struct{}{},
+		viewers: map[int64]map[*subscriber]struct{}{}, owners: map[string]int{}}
 	if cfg.KeepAlive > 0 {
 		b.mu.Lock()
 		b.armKeepAlive()
@@ -163,6 +179,7 @@ var keepAliveFrame = &frame{b: []byte(": keep-alive\n\n"), latest: true, name: "
 func (b *Broker) armKeepAlive() {
 	b.ka = b.cfg.Clock.AfterFunc(b.cfg.KeepAlive, func() {
 		b.fanOut(keepAliveFrame)
+		b.fanOutScoped(keepAliveFrame)
 		b.mu.Lock()
 		if !b.closed {
 			b.armKeepAlive()
@@ -243,6 +260,74 @@ func (b *Broker) fanOut(f *frame) {
 	}
 }
 
+// fanOutScoped queues f for every per-viewer stream.
+func (b *Broker) fanOutScoped(f *frame) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.scoped {
+		s.push(f, maxQueued<<10, &b.resyncs)
+	}
+}
+
+// PublishTo sends one named event, encoded once, to the streams of the
+// given viewers only: their per-viewer (scoped) streams, and with
+// alsoShared their streams of the shared list as well. The cost is
+// proportional to len(viewers) and their streams, never to every
+// subscriber. It returns how many streams it reached.
+func (b *Broker) PublishTo(viewers []int64, event string, data []byte, alsoShared bool) int {
+	if len(data) == 0 || len(viewers) == 0 {
+		return 0
+	}
+	f := &frame{b: encode(event, data), name: event}
+	limit := maxQueued << 10
+	n := 0
+	b.mu.Lock()
+	for _, v := range viewers {
+		for s := range b.viewers[v] {
+			if s.scoped || alsoShared {
+				s.push(f, limit, &b.resyncs)
+				n++
+			}
+		}
+	}
+	b.mu.Unlock()
+	if n > 0 {
+		b.targeted.Add(1)
+		b.targetedBytes.Add(int64(n * len(f.b)))
+	}
+	return n
+}
+
+// PublishScoped sends one event to every per-viewer stream (a resync
+// after the feed fell behind: rare).
+func (b *Broker) PublishScoped(event string, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	b.fanOutScoped(&frame{b: encode(event, data), name: event})
+}
+
+// Watching returns those of ids that have at least one open stream (with
+// scopedOnly, a per-viewer one), in the order given.
+func (b *Broker) Watching(ids []int64, scopedOnly bool) []int64 {
+	var out []int64
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		for s := range b.viewers[id] {
+			if s.scoped || !scopedOnly {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// scopedResyncFrame is what a lagging per-viewer stream is sent instead of the
+// events it missed: it tells the page to fetch its list again.
+var scopedResyncFrame = &frame{b: encode("friends-refresh", []byte("refresh")), name: "friends-refresh"}
+
 // push queues f, or gives up on the queue once it costs more than the
 // snapshot (limit bytes) would.
 func (s *subscriber) push(f *frame, limit int, resyncs *atomic.Int64) {
@@ -282,7 +367,9 @@ func (s *subscriber) take(snap *frame) net.Buffers {
 	var out net.Buffers
 	if s.resync {
 		s.resync = false
-		if snap != nil {
+		if s.scoped {
+			out = append(out, scopedResyncFrame.b)
+		} else if snap != nil {
 			out = append(out, snap.b)
 		}
 	}
@@ -295,6 +382,14 @@ func (s *subscriber) take(snap *frame) net.Buffers {
 
 // Subscribers returns how many streams are open.
 func (b *Broker) Subscribers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs) + len(b.scoped)
+}
+
+// SharedSubscribers returns how many streams of the shared list are open
+// (what one shared push costs).
+func (b *Broker) SharedSubscribers() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.subs)
@@ -329,7 +424,17 @@ func (b *Broker) register(s *subscriber) error {
 	if g != "" {
 		b.owners[g+"/"]++
 	}
-	b.subs[s] = struct{}{}
+	if s.scoped {
+		b.scoped[s] = struct{}{}
+	} else {
+		b.subs[s] = struct{}{}
+	}
+	if s.viewer != 0 {
+		if b.viewers[s.viewer] == nil {
+			b.viewers[s.viewer] = map[*subscriber]struct{}{}
+		}
+		b.viewers[s.viewer][s] = struct{}{}
+	}
 	b.wg.Add(1)
 	return nil
 }
@@ -337,6 +442,13 @@ func (b *Broker) register(s *subscriber) error {
 func (b *Broker) unregister(s *subscriber) {
 	b.mu.Lock()
 	delete(b.subs, s)
+	delete(b.scoped, s)
+	if vs := b.viewers[s.viewer]; vs != nil {
+		delete(vs, s)
+		if len(vs) == 0 {
+			delete(b.viewers, s.viewer)
+		}
+	}
 	for _, k := range []string{s.owner, group(s.owner) + "/"} {
 		if k == "" || k == "/" {
 			continue
@@ -362,8 +474,24 @@ func (b *Broker) unregister(s *subscriber) {
 // stream over, Serve may refuse it with ErrClosed, ErrFull (--max-conns)
 // or ErrOwnerFull; nothing has been written then.
 func (b *Broker) Serve(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string) error {
+	return b.ServeViewer(ctx, w, r, owner, StreamViewer{})
+}
+
+// StreamViewer says whose stream it is.
+type StreamViewer struct {
+	// UserID is the signed-in viewer (0: anonymous, an embed token). Their
+	// streams can be reached by PublishTo.
+	UserID int64
+	// Scoped: the stream shows the viewer's own list (friends), so it gets
+	// only the events published to this viewer, never the shared list's.
+	Scoped bool
+}
+
+// ServeViewer is Serve for a stream that knows its viewer (see
+// StreamViewer).
+func (b *Broker) ServeViewer(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string, v StreamViewer) error {
 	sctx, cancel := context.WithCancel(ctx)
-	s := &subscriber{owner: owner, cancel: cancel, wake: make(chan struct{}, 1)}
+	s := &subscriber{owner: owner, viewer: v.UserID, scoped: v.Scoped, cancel: cancel, wake: make(chan struct{}, 1)}
 	if err := b.register(s); err != nil {
 		cancel()
 		return err
@@ -507,6 +635,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for s := range b.subs {
 		s.cancel()
 	}
+	for s := range b.scoped {
+		s.cancel()
+	}
 	b.mu.Unlock()
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
@@ -525,9 +656,13 @@ type BrokerStats struct {
 	// write timed out or failed; Resyncs times a lagging subscriber's
 	// queue was replaced by the snapshot.
 	Published, CutOff, Resyncs int64
+	// Targeted counts events published to chosen viewers (PublishTo) and
+	// TargetedBytes the bytes they queued, over all the streams reached.
+	Targeted, TargetedBytes int64
 }
 
 // Stats returns the broker's counters.
 func (b *Broker) Stats() BrokerStats {
-	return BrokerStats{Subscribers: b.Subscribers(), Published: b.published.Load(), CutOff: b.cutOff.Load(), Resyncs: b.resyncs.Load()}
+	return BrokerStats{Subscribers: b.Subscribers(), Published: b.published.Load(), CutOff: b.cutOff.Load(), Resyncs: b.resyncs.Load(),
+		Targeted: b.targeted.Load(), TargetedBytes: b.targetedBytes.Load()}
 }

@@ -163,7 +163,7 @@ func (f *Feed) windowFor() time.Duration {
 	f.mu.RLock()
 	pushed := f.pushed
 	f.mu.RUnlock()
-	cost := float64(pushed) * float64(f.broker.Subscribers())
+	cost := float64(pushed) * float64(f.broker.SharedSubscribers())
 	return max(f.window, time.Duration(cost/feedBytesPerSecond*float64(time.Second)))
 }
 

@@ -12,7 +12,10 @@
 //    server pushes to everyone (hide the viewer, cap at data-max, empty
 //    state, absolute links for embeds), keep list deltas in step (versions),
 //    show the reconnecting and error states, and dispatch a cancelable
-//    `presence:user-click` event.
+//    `presence:user-click` event. Friends-scoped widgets (data-scope=friends)
+//    get per-user tile events instead of versioned deltas; see "Friends".
+// 4. Notices: "a friend came online" toasts that arrive over the widget's
+//    stream (friend-online), shown for a few seconds.
 // 3. Shared stream: the tabs of one browser share one widget event stream
 //    (a browser allows six HTTP/1.1 connections per host, and every open
 //    stream holds one). See "Shared stream" below.
@@ -537,10 +540,100 @@
       var img = li.querySelector("img[src^='/']");
       if (img && base) img.setAttribute("src", base + img.getAttribute("src"));
     }
+    if (root.getAttribute("data-scope") === "friends") sortFriends(root, items, shown);
     var empty = root.querySelector("[data-presence-empty]");
     if (empty) empty.classList.toggle("hidden", shown > 0);
     if (root.getAttribute("data-state") !== "reconnecting") root.setAttribute("data-state", "ready");
   }
+
+  // ---- Friends ----------------------------------------------------------
+  //
+  // A friends-scoped widget's list is the viewer's own. Its stream sends,
+  // per change of one friend, a friends-delta (out-of-band swaps that drop
+  // that friend's tile and, when they came online, add it at the top);
+  // here the tiles are put back in username order and the count is the
+  // number of tiles. The swaps are idempotent, so ordering needs no
+  // versions; a delta that lands while the list is being fetched makes the
+  // widget fetch it again afterwards, and friends-refresh (the server lost
+  // track: a lagging stream) fetches it at once.
+  function sortFriends(root, items, shown) {
+    var grid = root.querySelector("[data-presence-friends-grid]");
+    if (!grid) return;
+    var list = Array.prototype.slice.call(items);
+    var name = function (li) {
+      var a = li.querySelector("[data-username]");
+      return a ? a.getAttribute("data-username").toLowerCase() : "";
+    };
+    var sorted = list.slice().sort(function (a, b) { return name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0; });
+    for (var i = 0; i < sorted.length; i++) {
+      if (grid.children[i] !== sorted[i]) grid.insertBefore(sorted[i], grid.children[i] || null);
+    }
+    var count = root.querySelector("[data-presence-total]");
+    if (count) {
+      count.setAttribute("data-presence-total", String(list.length));
+      count.textContent = list.length + " online";
+    }
+  }
+
+  function listOf(root) { return root && root.querySelector("[data-presence-list]"); }
+
+  document.addEventListener("htmx:sseBeforeMessage", function (e) {
+    var msg = e.detail;
+    if (!msg) return;
+    var root = widgetOf(e.target);
+    if (msg.type === "friends-refresh") {
+      e.preventDefault();
+      if (root) window.htmx.trigger(listOf(root), "presence:refresh");
+      return;
+    }
+    if (msg.type === "friends-delta") {
+      var list = listOf(root);
+      if (list && list.__presenceInflight) list.__presenceStale = true;
+      return;
+    }
+    if (msg.type === "friend-online") {
+      var m = /data-presence-toast-item="([^"]*)"/.exec(msg.data || "");
+      if (m && seenToasts[m[1]]) { e.preventDefault(); return; }
+      if (m) seenToasts[m[1]] = Date.now();
+      if (!document.querySelector("[data-presence-toasts]")) {
+        var box = document.createElement("div");
+        box.setAttribute("data-presence-toasts", "");
+        box.setAttribute("aria-live", "polite");
+        box.style.cssText = "position:fixed;bottom:1rem;right:1rem;z-index:50;display:flex;flex-direction:column;align-items:flex-end;gap:.5rem;pointer-events:none";
+        document.body.appendChild(box);
+      }
+    }
+  });
+
+  // Toasts: each shows for TOAST_MS. The same notice can come over two
+  // streams of one page (two widgets): seenToasts drops the repeat.
+  var TOAST_MS = 6000;
+  var seenToasts = {};
+  document.addEventListener("htmx:sseMessage", function (e) {
+    if (!e.detail || e.detail.type !== "friend-online") return;
+    var items = document.querySelectorAll("[data-presence-toast-item]");
+    for (var i = 0; i < items.length; i++) {
+      var t = items[i];
+      if (t.__presenceTimer) continue;
+      t.__presenceTimer = setTimeout(function (el) { return function () { if (el.parentNode) el.parentNode.removeChild(el); }; }(t), TOAST_MS);
+    }
+    var now = Date.now();
+    for (var k in seenToasts) if (now - seenToasts[k] > 60000) delete seenToasts[k];
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var el = e.detail && e.detail.elt;
+    if (isList(el)) { el.__presenceInflight = true; el.__presenceStale = false; }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var el = e.detail && e.detail.elt;
+    if (!isList(el)) return;
+    el.__presenceInflight = false;
+    if (el.__presenceStale) {
+      el.__presenceStale = false;
+      setTimeout(function () { window.htmx.trigger(el, "presence:refresh"); }, 0);
+    }
+  });
 
   function onSwap(e) {
     if (e.type === "htmx:sseMessage" && onDelta(e.detail)) return;

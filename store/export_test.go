@@ -9,3 +9,22 @@ func SetWriterPragma(db *DB, pragma string) error {
 	_, err := db.w.ExecContext(context.Background(), "PRAGMA "+pragma)
 	return err
 }
+
+// QueryPlan returns SQLite's EXPLAIN QUERY PLAN of q, one detail a line.
+func QueryPlan(db *DB, q string) (string, error) {
+	rows, err := db.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var out string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return "", err
+		}
+		out += detail + "\n"
+	}
+	return out, rows.Err()
+}

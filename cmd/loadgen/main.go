@@ -58,6 +58,8 @@ type config struct {
 	crash               bool
 	crashClosed         float64
 	tabsPerBrowser      int
+	friends             bool
+	friendsPerUser      int
 }
 
 func run(args []string) error {
@@ -84,8 +86,13 @@ func run(args []string) error {
 	fs.BoolVar(&c.crash, "crash", true, "end with a SIGKILL under load, a restart and every tab reconnecting on its own")
 	fs.Float64Var(&c.crashClosed, "crash-closed", 0.1, "fraction of tabs closed while the killed server is down")
 	fs.IntVar(&c.tabsPerBrowser, "tabs-per-browser", 1, "tabs per simulated browser: each tab holds its WebSocket, but the browser's tabs share one SSE stream (held by its first tab), as presence.js does")
+	fs.BoolVar(&c.friends, "friends", false, "friends mode (friends.go): a ring of -tabs users with -friends-per-user friends each, every one with a friends-scoped widget stream; -rounds probes come and go")
+	fs.IntVar(&c.friendsPerUser, "friends-per-user", 50, "friends mode: friends of each user (even)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.friends {
+		return runFriends(c)
 	}
 	if c.tabsPerBrowser < 1 {
 		return fmt.Errorf("-tabs-per-browser must be at least 1")
