@@ -544,3 +544,73 @@ func TestExpedite_WhenURLReturns(t *testing.T) {
 		t.Errorf("stats = %+v", s)
 	}
 }
+
+// TestHangingReceiver: a receiver that never answers holds at most
+// Concurrency attempts; events keep being stored meanwhile, and go out
+// once it answers again.
+func TestHangingReceiver(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	waiting, served := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		waiting++
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		served++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	r := newRig(t, []string{srv.URL}, func(c *Config) { c.Timeout = time.Hour; c.Concurrency = 4 })
+	for i := range 100 {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: t0})
+	}
+	waitFor(t, "all 100 stored while 4 attempts hang", func() bool {
+		n, err := r.db.PendingWebhooks(context.Background())
+		mu.Lock()
+		defer mu.Unlock()
+		return err == nil && n == 100 && waiting == 4
+	})
+	time.Sleep(50 * time.Millisecond) // no fifth attempt starts
+	mu.Lock()
+	if waiting != 4 {
+		t.Fatalf("%d attempts in flight, want the concurrency bound 4", waiting)
+	}
+	mu.Unlock()
+	close(release)
+	waitFor(t, "all delivered", func() bool { return r.d.Stats().Succeeded == 100 })
+	r.settle(t)
+	if s := r.d.Stats(); s.Pending != 0 || s.Gaps != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestTimeout: an attempt with no answer within Timeout fails, is
+// recorded as such, and is retried.
+func TestTimeout(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	r := newRig(t, []string{srv.URL}, func(c *Config) { c.Timeout = 50 * time.Millisecond })
+	r.bus.Publish(presence.Event{UserID: 1, Username: "a", Online: true, LastSeen: t0})
+	waitFor(t, "the attempt to time out", func() bool { return r.d.Stats().FailedAttempts == 1 })
+	r.settle(t)
+	d := r.deliveries(t)[0]
+	if d.Status != store.WebhookPending || d.Attempts != 1 || d.LastError != "no response within 50ms" || !d.NextAttemptAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("delivery = %+v", d)
+	}
+}
