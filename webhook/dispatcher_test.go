@@ -37,7 +37,7 @@ type receiver struct {
 	answer func(p map[string]any) int
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -76,7 +76,7 @@ type rig struct {
 	bus   *presence.LocalBus
 }
 
-func newRig(t *testing.T, urls []string, tweak func(*Config)) *rig {
+func newRig(t testing.TB, urls []string, tweak func(*Config)) *rig {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "presence.db"))
 	if err != nil {
@@ -95,7 +95,7 @@ func newRig(t *testing.T, urls []string, tweak func(*Config)) *rig {
 	return r
 }
 
-func (r *rig) start(t *testing.T, cfg Config, before ...func(*Dispatcher)) {
+func (r *rig) start(t testing.TB, cfg Config, before ...func(*Dispatcher)) {
 	t.Helper()
 	d, err := New(cfg)
 	if err != nil {
@@ -113,7 +113,7 @@ func (r *rig) start(t *testing.T, cfg Config, before ...func(*Dispatcher)) {
 
 // settle waits (in real time) until the dispatcher has nothing left to do
 // at the current fake time.
-func (r *rig) settle(t *testing.T) {
+func (r *rig) settle(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !r.d.idle() {
@@ -125,7 +125,7 @@ func (r *rig) settle(t *testing.T) {
 }
 
 // waitFor waits (in real time) until cond holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -136,7 +136,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (r *rig) deliveries(t *testing.T) []store.WebhookDelivery {
+func (r *rig) deliveries(t testing.TB) []store.WebhookDelivery {
 	t.Helper()
 	ds, err := r.db.WebhookLog(context.Background(), "", 1000)
 	if err != nil {
@@ -613,4 +613,25 @@ func TestTimeout(t *testing.T) {
 	if d.Status != store.WebhookPending || d.Attempts != 1 || d.LastError != "no response within 50ms" || !d.NextAttemptAt.Equal(t0.Add(time.Second)) {
 		t.Fatalf("delivery = %+v", d)
 	}
+}
+
+// BenchmarkDeliver measures deliveries per second to a receiver on
+// loopback that answers 204 at once, one event per user, on the real
+// clock and a real database: go test -run XXX -bench Deliver ./webhook/
+func BenchmarkDeliver(b *testing.B) {
+	rc := newReceiver(b)
+	r := newRig(b, []string{rc.srv.URL}, func(c *Config) { c.Clock = presence.SystemClock{} })
+	b.ResetTimer()
+	for i := range b.N {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: time.Now()})
+	}
+	deadline := time.Now().Add(time.Minute)
+	for r.d.Stats().Succeeded < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	if got := r.d.Stats().Succeeded; got != int64(b.N) {
+		b.Fatalf("%d of %d delivered", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
