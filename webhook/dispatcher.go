@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,7 @@ const (
 // Store is what the dispatcher needs from the database (store.DB).
 type Store interface {
 	EnqueueWebhooks(ctx context.Context, ds []store.WebhookDelivery) error
-	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]store.WebhookDelivery, error)
+	DueWebhooks(ctx context.Context, now time.Time, url string, limit int) ([]store.WebhookDelivery, error)
 	NextWebhookAfter(ctx context.Context, t time.Time) (time.Time, bool, error)
 	RecordWebhookAttempt(ctx context.Context, id int64, a store.WebhookAttempt) error
 	ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error)
@@ -88,7 +89,9 @@ type Config struct {
 	// redirects (a 3xx is not a success). Timeout bounds each attempt.
 	Client  *http.Client
 	Timeout time.Duration
-	// Concurrency bounds the attempts in flight, across users and URLs.
+	// Concurrency bounds the attempts in flight, across users and URLs;
+	// each of n URLs may have at most Concurrency/n (at least one), so
+	// that a receiver that hangs does not hold up the others.
 	Concurrency int
 	Backoff     Backoff
 	// MaxAge is how long after an event its delivery is retried before it
@@ -125,6 +128,7 @@ type Dispatcher struct {
 	client  *http.Client
 	timeout time.Duration
 	conc    int
+	urlCap  int // attempts in flight to one URL: a share of conc
 	backoff Backoff
 	maxAge  time.Duration
 	keep    time.Duration
@@ -152,7 +156,7 @@ type Dispatcher struct {
 	wake     chan struct{}
 	loopDone chan struct{}
 	mu       sync.Mutex
-	inflight map[int64]bool
+	inflight map[int64]string // delivery id → its URL
 	// failures counts each URL's failed attempts since its last success.
 	// A success after expediteAfter of them (a URL that was down, not one
 	// user's event refused) expedites the URL's waiting deliveries.
@@ -188,6 +192,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Store == nil || cfg.Bus == nil {
 		return nil, errors.New("webhook: Store and Bus are required")
 	}
+	var urls []string // each once
+	for _, u := range cfg.URLs {
+		if !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = presence.SystemClock{}
 	}
@@ -222,13 +232,13 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
-		urls: cfg.URLs, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
-		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, backoff: cfg.Backoff,
+		urls: urls, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
+		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, urlCap: max(1, cfg.Concurrency/len(urls)), backoff: cfg.Backoff,
 		maxAge: cfg.MaxAge, keep: cfg.Keep, rand: cfg.Rand, ua: cfg.UserAgent,
 		ctx: ctx, cancel: cancel,
 		subDone: make(chan struct{}), bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
-		inflight: make(map[int64]bool), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
+		inflight: make(map[int64]string), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
 		failures: make(map[string]int),
 	}, nil
 }
@@ -523,12 +533,20 @@ func (d *Dispatcher) loop() {
 func (d *Dispatcher) dispatch() {
 	now := d.clock.Now()
 	d.mu.Lock()
-	busy := len(d.inflight)
+	free := d.conc - len(d.inflight)
+	perURL := map[string]int{}
+	for _, u := range d.inflight {
+		perURL[u]++
+	}
 	// What finished before now is in the database: forget it.
 	clear(d.finished)
 	d.mu.Unlock()
-	if free := d.conc - busy; free > 0 {
-		heads, err := d.store.DueWebhooks(d.ctx, now, free+busy)
+	for _, u := range d.urls {
+		room := min(free, d.urlCap-perURL[u])
+		if room <= 0 {
+			continue
+		}
+		heads, err := d.store.DueWebhooks(d.ctx, now, u, room+perURL[u])
 		if err != nil {
 			if d.ctx.Err() == nil {
 				d.log.Warn("webhook: reading due deliveries failed", "err", err)
@@ -537,17 +555,18 @@ func (d *Dispatcher) dispatch() {
 			return
 		}
 		for _, h := range heads {
-			if free == 0 {
+			if room == 0 {
 				break
 			}
 			d.mu.Lock()
-			if d.inflight[h.ID] || d.finished[h.ID] || d.ctx.Err() != nil {
+			if _, busy := d.inflight[h.ID]; busy || d.finished[h.ID] || d.ctx.Err() != nil {
 				d.mu.Unlock()
 				continue
 			}
-			d.inflight[h.ID] = true
+			d.inflight[h.ID] = u
 			d.workers.Add(1)
 			d.mu.Unlock()
+			room--
 			free--
 			go d.attempt(h)
 		}

@@ -635,3 +635,29 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// TestHangingReceiver_OthersFlow: a receiver that hangs holds only its
+// share of the attempts; another URL keeps getting every event.
+func TestHangingReceiver_OthersFlow(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	fast := newReceiver(t)
+	r := newRig(t, []string{hang.URL, fast.srv.URL}, func(c *Config) { c.Timeout = time.Hour; c.Concurrency = 4 })
+	for i := range 20 {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: t0})
+	}
+	waitFor(t, "every event at the healthy URL", func() bool { return len(fast.got()) == 20 })
+	r.d.mu.Lock()
+	inflight := len(r.d.inflight)
+	r.d.mu.Unlock()
+	if inflight != 2 {
+		t.Errorf("%d attempts in flight, want the hanging URL's share, 2", inflight)
+	}
+}
