@@ -97,12 +97,12 @@ func (db *DB) EnqueueWebhooks(ctx context.Context, ds []WebhookDelivery) error {
 const isHead = `NOT EXISTS (SELECT 1 FROM webhook_deliveries p
 	WHERE p.status = 'pending' AND p.url = d.url AND p.user_key = d.user_key AND p.id < d.id)`
 
-// DueWebhooks returns up to limit deliveries that are first in their
-// (url, user) line and due at now, the longest-waiting first.
-func (db *DB) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]WebhookDelivery, error) {
+// DueWebhooks returns up to limit deliveries to url that are first in
+// their (url, user) line and due at now, the longest-waiting first.
+func (db *DB) DueWebhooks(ctx context.Context, now time.Time, url string, limit int) ([]WebhookDelivery, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT `+prefixed("d.", webhookColumns)+` FROM webhook_deliveries d
-		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND `+isHead+`
-		ORDER BY d.next_attempt_at, d.id LIMIT ?`, now.UnixMilli(), limit)
+		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.url = ? AND `+isHead+`
+		ORDER BY d.next_attempt_at, d.id LIMIT ?`, now.UnixMilli(), url, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due webhooks: %w", classify(err))
 	}

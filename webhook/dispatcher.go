@@ -13,17 +13,14 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +60,7 @@ const (
 // Store is what the dispatcher needs from the database (store.DB).
 type Store interface {
 	EnqueueWebhooks(ctx context.Context, ds []store.WebhookDelivery) error
-	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]store.WebhookDelivery, error)
+	DueWebhooks(ctx context.Context, now time.Time, url string, limit int) ([]store.WebhookDelivery, error)
 	NextWebhookAfter(ctx context.Context, t time.Time) (time.Time, bool, error)
 	RecordWebhookAttempt(ctx context.Context, id int64, a store.WebhookAttempt) error
 	ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error)
@@ -88,7 +85,9 @@ type Config struct {
 	// redirects (a 3xx is not a success). Timeout bounds each attempt.
 	Client  *http.Client
 	Timeout time.Duration
-	// Concurrency bounds the attempts in flight, across users and URLs.
+	// Concurrency bounds the attempts in flight, across users and URLs;
+	// each of n URLs may have at most Concurrency/n (at least one), so
+	// that a receiver that hangs does not hold up the others.
 	Concurrency int
 	Backoff     Backoff
 	// MaxAge is how long after an event its delivery is retried before it
@@ -125,6 +124,7 @@ type Dispatcher struct {
 	client  *http.Client
 	timeout time.Duration
 	conc    int
+	urlCap  int // attempts in flight to one URL: a share of conc
 	backoff Backoff
 	maxAge  time.Duration
 	keep    time.Duration
@@ -152,7 +152,7 @@ type Dispatcher struct {
 	wake     chan struct{}
 	loopDone chan struct{}
 	mu       sync.Mutex
-	inflight map[int64]bool
+	inflight map[int64]string // delivery id → its URL
 	// failures counts each URL's failed attempts since its last success.
 	// A success after expediteAfter of them (a URL that was down, not one
 	// user's event refused) expedites the URL's waiting deliveries.
@@ -188,6 +188,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Store == nil || cfg.Bus == nil {
 		return nil, errors.New("webhook: Store and Bus are required")
 	}
+	var urls []string // each once
+	for _, u := range cfg.URLs {
+		if !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = presence.SystemClock{}
 	}
@@ -197,13 +203,18 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Client == nil {
+		// Keep a connection per attempt in flight (the default keeps two
+		// per host, so the others would reconnect every time).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.Concurrency
+		cfg.Client = &http.Client{
+			Transport:     tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if cfg.Backoff.Base <= 0 || cfg.Backoff.Max <= 0 {
 		cfg.Backoff = DefaultBackoff
@@ -222,13 +233,13 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
-		urls: cfg.URLs, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
-		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, backoff: cfg.Backoff,
+		urls: urls, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
+		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, urlCap: max(1, cfg.Concurrency/len(urls)), backoff: cfg.Backoff,
 		maxAge: cfg.MaxAge, keep: cfg.Keep, rand: cfg.Rand, ua: cfg.UserAgent,
 		ctx: ctx, cancel: cancel,
 		subDone: make(chan struct{}), bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
-		inflight: make(map[int64]bool), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
+		inflight: make(map[int64]string), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
 		failures: make(map[string]int),
 	}, nil
 }
@@ -343,393 +354,4 @@ func (d *Dispatcher) close(ctx context.Context, offline []presence.Status) error
 	}
 	d.bufMu.Unlock()
 	return err
-}
-
-// offlineLeftOnline stores a user.offline, at now, for every user whose
-// latest event to a configured URL is user.online: the previous run ended
-// without telling (a crash), and nobody is online after a start.
-func (d *Dispatcher) offlineLeftOnline(ctx context.Context, now time.Time) error {
-	left, err := d.store.WebhooksLeftOnline(ctx, TypeOnline)
-	if err != nil {
-		return err
-	}
-	configured := map[string]bool{}
-	for _, u := range d.urls {
-		configured[u] = true
-	}
-	ids := map[string]string{} // user key → the new event's id, shared by every URL
-	var batch []store.WebhookDelivery
-	for _, l := range left {
-		if !configured[l.URL] {
-			continue
-		}
-		var was Payload
-		if err := json.Unmarshal(l.Payload, &was); err != nil || len(was.UserID) == 0 {
-			d.log.Warn("webhook: unreadable stored payload", "id", l.ID, "err", err)
-			continue
-		}
-		p := Payload{ID: ids[l.UserKey], Type: TypeOffline, UserID: was.UserID, Username: was.Username, At: now.UTC().Format(timeFormat)}
-		if p.ID == "" {
-			p.ID = newEventID()
-			ids[l.UserKey] = p.ID
-		}
-		p.LastSeen = &p.At
-		body, _ := json.Marshal(p)
-		batch = append(batch, store.WebhookDelivery{EventID: p.ID, URL: l.URL, UserKey: l.UserKey, Type: p.Type,
-			Payload: body, CreatedAt: now, NextAttemptAt: now})
-	}
-	if len(batch) == 0 {
-		return nil
-	}
-	d.log.Info("webhook: the last run ended without telling receivers that users went offline; telling them now", "users", len(ids))
-	return d.store.EnqueueWebhooks(ctx, batch)
-}
-
-// subscriber turns bus events into queued deliveries. It never blocks on
-// the database or the network. If the bus drops it (it fell behind), it
-// resubscribes and counts a gap: the events in between are lost.
-func (d *Dispatcher) subscriber() {
-	defer close(d.subDone)
-	sub := d.sub
-	for {
-		for ev := range sub.C {
-			d.add(ev, d.clock.Now())
-		}
-		if !sub.Dropped() {
-			return
-		}
-		d.gaps.Add(1)
-		d.log.Warn("webhook: fell behind the presence events and missed some; resubscribed (receivers may have missed changes)")
-		d.subMu.Lock()
-		if d.closing {
-			d.subMu.Unlock()
-			return
-		}
-		sub = d.bus.Subscribe(d.subBuffer)
-		d.sub = sub
-		d.subMu.Unlock()
-	}
-}
-
-// add queues one delivery of ev per URL for the writer.
-func (d *Dispatcher) add(ev presence.Event, at time.Time) {
-	p := newPayload(ev, at)
-	body, _ := json.Marshal(p)
-	key := userKey(ev)
-	d.bufMu.Lock()
-	if len(d.buf)+len(d.urls) > maxBuffered {
-		d.bufMu.Unlock()
-		n := d.dropped.Add(int64(len(d.urls)))
-		if n == int64(len(d.urls)) || n%1000 < int64(len(d.urls)) {
-			d.log.Error("webhook: the database is not taking deliveries; dropping events", "dropped", n)
-		}
-		return
-	}
-	for _, u := range d.urls {
-		d.buf = append(d.buf, store.WebhookDelivery{
-			EventID: p.ID, URL: u, UserKey: key, Type: p.Type, Payload: body,
-			CreatedAt: at, NextAttemptAt: at,
-		})
-	}
-	d.bufMu.Unlock()
-	select {
-	case d.bufSignal <- struct{}{}:
-	default:
-	}
-}
-
-// writer stores queued deliveries: everything queued while one write runs
-// goes into the next, in one transaction.
-func (d *Dispatcher) writer() {
-	defer close(d.writerDone)
-	for {
-		select {
-		case <-d.bufSignal:
-			d.flush()
-		case <-d.stopWriter:
-			for d.flush() == nil {
-				d.bufMu.Lock()
-				empty := len(d.buf) == 0
-				d.bufMu.Unlock()
-				if empty {
-					return
-				}
-			}
-			return
-		}
-	}
-}
-
-// flush stores what is queued. On failure the deliveries stay queued and
-// another try is scheduled.
-func (d *Dispatcher) flush() error {
-	d.bufMu.Lock()
-	batch := d.buf
-	d.buf = nil
-	d.flushing.Store(len(batch) > 0)
-	d.bufMu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	defer d.flushing.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := d.store.EnqueueWebhooks(ctx, batch)
-	cancel()
-	if err != nil {
-		d.log.Warn("webhook: storing deliveries failed; retrying", "count", len(batch), "err", err)
-		d.bufMu.Lock()
-		d.buf = append(batch, d.buf...)
-		d.bufMu.Unlock()
-		d.clock.AfterFunc(storeRetry, func() {
-			select {
-			case d.bufSignal <- struct{}{}:
-			default:
-			}
-		})
-		return err
-	}
-	d.pending.Add(int64(len(batch)))
-	d.poke()
-	return nil
-}
-
-// poke asks the dispatch loop to look for due deliveries.
-func (d *Dispatcher) poke() {
-	d.pokes.Add(1)
-	select {
-	case d.wake <- struct{}{}:
-	default:
-		d.pokes.Add(-1)
-	}
-}
-
-// loop dispatches whenever poked, until Close.
-func (d *Dispatcher) loop() {
-	defer close(d.loopDone)
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case <-d.wake:
-		}
-		d.dispatch()
-		d.handled.Add(1)
-	}
-}
-
-// dispatch starts an attempt at each due delivery that is first in its
-// (url, user) line, as many as the concurrency allows, then arms the
-// timer for the next one to fall due.
-func (d *Dispatcher) dispatch() {
-	now := d.clock.Now()
-	d.mu.Lock()
-	busy := len(d.inflight)
-	// What finished before now is in the database: forget it.
-	clear(d.finished)
-	d.mu.Unlock()
-	if free := d.conc - busy; free > 0 {
-		heads, err := d.store.DueWebhooks(d.ctx, now, free+busy)
-		if err != nil {
-			if d.ctx.Err() == nil {
-				d.log.Warn("webhook: reading due deliveries failed", "err", err)
-				d.arm(now.Add(storeRetry), now)
-			}
-			return
-		}
-		for _, h := range heads {
-			if free == 0 {
-				break
-			}
-			d.mu.Lock()
-			if d.inflight[h.ID] || d.finished[h.ID] || d.ctx.Err() != nil {
-				d.mu.Unlock()
-				continue
-			}
-			d.inflight[h.ID] = true
-			d.workers.Add(1)
-			d.mu.Unlock()
-			free--
-			go d.attempt(h)
-		}
-	}
-	next, ok, err := d.store.NextWebhookAfter(d.ctx, now)
-	switch {
-	case err != nil:
-		if d.ctx.Err() == nil {
-			d.log.Warn("webhook: reading the next due delivery failed", "err", err)
-			d.arm(now.Add(storeRetry), now)
-		}
-	case ok:
-		d.arm(next, now)
-	}
-}
-
-// arm sets the dispatch timer to at, replacing the one set before.
-func (d *Dispatcher) arm(at, now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil {
-		d.timer.Stop()
-	}
-	d.timer = d.clock.AfterFunc(max(at.Sub(now), 0), d.poke)
-}
-
-// idle reports whether nothing is queued, being stored, being sent or
-// waiting to be dispatched (for tests driving a FakeClock).
-func (d *Dispatcher) idle() bool {
-	d.bufMu.Lock()
-	queued := len(d.buf) > 0 || d.flushing.Load()
-	d.bufMu.Unlock()
-	d.mu.Lock()
-	busy := len(d.inflight) > 0
-	d.mu.Unlock()
-	return !queued && !busy && d.pokes.Load() == d.handled.Load()
-}
-
-// attempt sends one delivery and records the outcome.
-func (d *Dispatcher) attempt(del store.WebhookDelivery) {
-	defer d.workers.Done()
-	res := d.send(del)
-	if d.ctx.Err() != nil && res.Status != store.WebhookDelivered {
-		d.finish(del.ID) // shutting down: it stays pending for the next start
-		return
-	}
-	if res.Status != store.WebhookDelivered {
-		next := res.At.Add(d.backoff.Delay(del.Attempts+1, d.rand()))
-		if next.Sub(del.CreatedAt) > d.maxAge {
-			res.Status = store.WebhookFailed
-		} else {
-			res.Status, res.Next = store.WebhookPending, next
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.store.RecordWebhookAttempt(ctx, del.ID, res); err != nil {
-		// It is still pending in the database: hold it back for a while
-		// rather than resend it at once.
-		d.log.Warn("webhook: recording an attempt failed", "id", del.ID, "err", err)
-		d.clock.AfterFunc(storeRetry, func() { d.finish(del.ID) })
-		return
-	}
-	switch res.Status {
-	case store.WebhookDelivered:
-		d.succeeded.Add(1)
-		d.pending.Add(-1)
-		if d.countFailure(del.URL, false) >= expediteAfter {
-			// The receiver is back: its other deliveries need not wait
-			// out their backoff.
-			if _, err := d.store.ExpediteWebhooks(ctx, del.URL, res.At); err != nil {
-				d.log.Warn("webhook: expediting deliveries failed", "err", err)
-			}
-		}
-	case store.WebhookFailed:
-		d.countFailure(del.URL, true)
-		d.failedAttempts.Add(1)
-		d.givenUp.Add(1)
-		d.pending.Add(-1)
-		d.log.Error("webhook: delivery given up", "id", del.ID, "event", del.EventID, "url", redactURL(del.URL),
-			"attempts", del.Attempts+1, "err", res.Err)
-	default:
-		d.countFailure(del.URL, true)
-		d.failedAttempts.Add(1)
-		d.log.Debug("webhook: attempt failed", "id", del.ID, "url", redactURL(del.URL), "attempt", del.Attempts+1,
-			"next", res.Next, "err", res.Err)
-	}
-	d.finish(del.ID)
-}
-
-// countFailure counts a failed attempt at url, or resets the count after
-// a success, and returns the count before.
-func (d *Dispatcher) countFailure(url string, failed bool) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	was := d.failures[url]
-	if failed {
-		d.failures[url]++
-	} else {
-		d.failures[url] = 0
-	}
-	return was
-}
-
-// finish marks del no longer in flight and lets the loop move on.
-func (d *Dispatcher) finish(id int64) {
-	d.mu.Lock()
-	delete(d.inflight, id)
-	d.finished[id] = true
-	d.mu.Unlock()
-	d.poke()
-}
-
-// send makes one attempt. The outcome's Status is WebhookDelivered on a
-// 2xx and empty otherwise.
-func (d *Dispatcher) send(del store.WebhookDelivery) store.WebhookAttempt {
-	ts := d.clock.Now().Unix()
-	ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, del.URL, bytes.NewReader(del.Payload))
-	if err != nil {
-		return store.WebhookAttempt{At: d.clock.Now(), Err: err.Error()}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", d.ua)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(d.secret, ts, del.Payload))
-	req.Header.Set(HeaderEventID, del.EventID)
-	resp, err := d.client.Do(req)
-	at := d.clock.Now()
-	if err != nil {
-		return store.WebhookAttempt{At: at, Err: attemptError(err, d.timeout)}
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return store.WebhookAttempt{At: at, HTTPStatus: resp.StatusCode, Status: store.WebhookDelivered}
-	}
-	return store.WebhookAttempt{At: at, HTTPStatus: resp.StatusCode, Err: "HTTP " + resp.Status}
-}
-
-// attemptError says briefly why a request got no response, without the
-// URL (which may hold credentials).
-func attemptError(err error, timeout time.Duration) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("no response within %v", timeout)
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	s := err.Error()
-	if len(s) > 300 {
-		s = s[:300]
-	}
-	return s
-}
-
-// pruneOld deletes finished deliveries older than Keep, now and every
-// pruneEvery.
-func (d *Dispatcher) pruneOld() {
-	if d.ctx.Err() != nil {
-		return
-	}
-	if n, err := d.store.PruneWebhooks(d.ctx, d.clock.Now().Add(-d.keep)); err != nil {
-		d.log.Warn("webhook: pruning old deliveries failed", "err", err)
-	} else if n > 0 {
-		d.log.Info("webhook: pruned old deliveries", "count", n)
-	}
-	d.mu.Lock()
-	d.prune = d.clock.AfterFunc(pruneEvery, func() { go d.pruneOld() })
-	d.mu.Unlock()
-}
-
-// redactURL hides the password of a URL with user info.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	if _, ok := p.User.Password(); !ok {
-		return u
-	}
-	return p.Redacted()
 }

@@ -37,7 +37,7 @@ type receiver struct {
 	answer func(p map[string]any) int
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -76,7 +76,7 @@ type rig struct {
 	bus   *presence.LocalBus
 }
 
-func newRig(t *testing.T, urls []string, tweak func(*Config)) *rig {
+func newRig(t testing.TB, urls []string, tweak func(*Config)) *rig {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "presence.db"))
 	if err != nil {
@@ -95,7 +95,7 @@ func newRig(t *testing.T, urls []string, tweak func(*Config)) *rig {
 	return r
 }
 
-func (r *rig) start(t *testing.T, cfg Config, before ...func(*Dispatcher)) {
+func (r *rig) start(t testing.TB, cfg Config, before ...func(*Dispatcher)) {
 	t.Helper()
 	d, err := New(cfg)
 	if err != nil {
@@ -113,7 +113,7 @@ func (r *rig) start(t *testing.T, cfg Config, before ...func(*Dispatcher)) {
 
 // settle waits (in real time) until the dispatcher has nothing left to do
 // at the current fake time.
-func (r *rig) settle(t *testing.T) {
+func (r *rig) settle(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !r.d.idle() {
@@ -125,7 +125,7 @@ func (r *rig) settle(t *testing.T) {
 }
 
 // waitFor waits (in real time) until cond holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -136,7 +136,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (r *rig) deliveries(t *testing.T) []store.WebhookDelivery {
+func (r *rig) deliveries(t testing.TB) []store.WebhookDelivery {
 	t.Helper()
 	ds, err := r.db.WebhookLog(context.Background(), "", 1000)
 	if err != nil {
@@ -542,5 +542,122 @@ func TestExpedite_WhenURLReturns(t *testing.T) {
 	r.settle(t)
 	if s := r.d.Stats(); s.Succeeded != 3 || s.Pending != 0 {
 		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestHangingReceiver: a receiver that never answers holds at most
+// Concurrency attempts; events keep being stored meanwhile, and go out
+// once it answers again.
+func TestHangingReceiver(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	waiting, served := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		waiting++
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		served++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	r := newRig(t, []string{srv.URL}, func(c *Config) { c.Timeout = time.Hour; c.Concurrency = 4 })
+	for i := range 100 {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: t0})
+	}
+	waitFor(t, "all 100 stored while 4 attempts hang", func() bool {
+		n, err := r.db.PendingWebhooks(context.Background())
+		mu.Lock()
+		defer mu.Unlock()
+		return err == nil && n == 100 && waiting == 4
+	})
+	time.Sleep(50 * time.Millisecond) // no fifth attempt starts
+	mu.Lock()
+	if waiting != 4 {
+		t.Fatalf("%d attempts in flight, want the concurrency bound 4", waiting)
+	}
+	mu.Unlock()
+	close(release)
+	waitFor(t, "all delivered", func() bool { return r.d.Stats().Succeeded == 100 })
+	r.settle(t)
+	if s := r.d.Stats(); s.Pending != 0 || s.Gaps != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestTimeout: an attempt with no answer within Timeout fails, is
+// recorded as such, and is retried.
+func TestTimeout(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	r := newRig(t, []string{srv.URL}, func(c *Config) { c.Timeout = 50 * time.Millisecond })
+	r.bus.Publish(presence.Event{UserID: 1, Username: "a", Online: true, LastSeen: t0})
+	waitFor(t, "the attempt to time out", func() bool { return r.d.Stats().FailedAttempts == 1 })
+	r.settle(t)
+	d := r.deliveries(t)[0]
+	if d.Status != store.WebhookPending || d.Attempts != 1 || d.LastError != "no response within 50ms" || !d.NextAttemptAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("delivery = %+v", d)
+	}
+}
+
+// BenchmarkDeliver measures deliveries per second to a receiver on
+// loopback that answers 204 at once, one event per user, on the real
+// clock and a real database: go test -run XXX -bench Deliver ./webhook/
+func BenchmarkDeliver(b *testing.B) {
+	rc := newReceiver(b)
+	r := newRig(b, []string{rc.srv.URL}, func(c *Config) { c.Clock = presence.SystemClock{} })
+	b.ResetTimer()
+	for i := range b.N {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: time.Now()})
+	}
+	deadline := time.Now().Add(time.Minute)
+	for r.d.Stats().Succeeded < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	if got := r.d.Stats().Succeeded; got != int64(b.N) {
+		b.Fatalf("%d of %d delivered", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// TestHangingReceiver_OthersFlow: a receiver that hangs holds only its
+// share of the attempts; another URL keeps getting every event.
+func TestHangingReceiver_OthersFlow(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	fast := newReceiver(t)
+	r := newRig(t, []string{hang.URL, fast.srv.URL}, func(c *Config) { c.Timeout = time.Hour; c.Concurrency = 4 })
+	for i := range 20 {
+		r.bus.Publish(presence.Event{UserID: int64(i + 1), Username: "u", Online: true, LastSeen: t0})
+	}
+	waitFor(t, "every event at the healthy URL", func() bool { return len(fast.got()) == 20 })
+	r.d.mu.Lock()
+	inflight := len(r.d.inflight)
+	r.d.mu.Unlock()
+	if inflight != 2 {
+		t.Errorf("%d attempts in flight, want the hanging URL's share, 2", inflight)
 	}
 }
