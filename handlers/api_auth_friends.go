@@ -59,7 +59,7 @@ func handleAPIAuthFriends(s Store, e *presence.Engine, idp idPolicy, base *baseU
 		}
 		results := make([]authFriendJSON, 0, size)
 		for _, f := range fs[min(len(fs), (page-1)*size):min(len(fs), page*size)] {
-			results = append(results, authFriendJSON{Friend: presenceJSON(f.User, online, idp), CreatedAt: jsonTime(f.Since)})
+			results = append(results, authFriendJSON{Friend: presenceJSON(f.User, online, idp, e), CreatedAt: jsonTime(f.Since)})
 		}
 		var next, prev *string
 		self := base.of(c.Request()) + c.Request().URL.Path

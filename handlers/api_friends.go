@@ -35,13 +35,17 @@ type friendRequestJSON struct {
 	CreatedAt       *string         `json:"created_at"`
 }
 
-// presenceJSON is u in the online list's shape, with its state from the
-// engine (online, last activity) when it is online.
-func presenceJSON(u store.User, online map[int64]presence.Status, idp idPolicy) onlineUserJSON {
+// presenceJSON is u in the online list's shape, as a friend sees it: its
+// state from the engine (online, last activity) when it is online to
+// friends (online, from onlineMap), and no times when u shows nobody.
+func presenceJSON(u store.User, online map[int64]presence.Status, idp idPolicy, e *presence.Engine) onlineUserJSON {
 	out := onlineUserJSON{ID: restID(idp.public(u)), Username: u.Username,
 		LastSeen: jsonTime(u.LastSeen), LastActivity: jsonTime(u.LastActivity)}
 	if st, ok := online[u.ID]; ok {
 		out.IsOnline, out.LastActivity = true, jsonTime(st.LastActivity)
+		out.Mode, out.StatusText, out.StatusEmoji = string(st.Mode), st.StatusText, st.StatusEmoji
+	} else if e.Settings(u.ID).LastSeenHidden() {
+		out.LastSeen, out.LastActivity = nil, nil
 	}
 	if u.ProfileImageURL != "" {
 		out.ProfileImageURL = &u.ProfileImageURL
@@ -49,11 +53,15 @@ func presenceJSON(u store.User, online map[int64]presence.Status, idp idPolicy) 
 	return out
 }
 
-// onlineMap returns the engine's online users by id.
+// onlineMap returns the online users as their friends see them, by id:
+// invisible users and those who show nobody are left out, those who show
+// friends only are in.
 func onlineMap(e *presence.Engine) map[int64]presence.Status {
 	m := map[int64]presence.Status{}
-	for _, st := range e.Online() {
-		m[st.UserID] = st
+	for _, st := range e.OnlineAll() {
+		if st.SeenByFriends() {
+			m[st.UserID] = st
+		}
 	}
 	return m
 }
@@ -86,7 +94,7 @@ func handleAPIFriends(s Store, e *presence.Engine, idp idPolicy) echo.HandlerFun
 		}
 		out := make([]friendJSON, 0, len(fs))
 		for _, f := range fs {
-			out = append(out, friendJSON{onlineUserJSON: presenceJSON(f.User, online, idp), FriendsSince: jsonTime(f.Since)})
+			out = append(out, friendJSON{onlineUserJSON: presenceJSON(f.User, online, idp, e), FriendsSince: jsonTime(f.Since)})
 		}
 		return c.JSON(http.StatusOK, out)
 	}
@@ -217,7 +225,7 @@ func handleAPIRequestFriend(s Store, e *presence.Engine, idp idPolicy, feed *rea
 		}
 		if res.Accepted {
 			feed.Befriended(me.ID, to.ID)
-			f := friendJSON{onlineUserJSON: presenceJSON(to, onlineMap(e), idp), FriendsSince: jsonTime(time.Now())}
+			f := friendJSON{onlineUserJSON: presenceJSON(to, onlineMap(e), idp, e), FriendsSince: jsonTime(time.Now())}
 			return c.JSON(http.StatusOK, map[string]any{"status": "accepted", "friend": f})
 		}
 		res.Request.Other = to
@@ -261,7 +269,7 @@ func handleAPIAcceptFriend(s Store, e *presence.Engine, idp idPolicy, feed *real
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, friendJSON{onlineUserJSON: presenceJSON(us[r.FromID], onlineMap(e), idp), FriendsSince: jsonTime(time.Now())})
+		return c.JSON(http.StatusOK, friendJSON{onlineUserJSON: presenceJSON(us[r.FromID], onlineMap(e), idp, e), FriendsSince: jsonTime(time.Now())})
 	}
 }
 

@@ -54,7 +54,7 @@ func handleAPIGetStatus(engine *presence.Engine) echo.HandlerFunc {
 // handleAPIPutStatus answers PUT /api/users/me/status/: any of mode, text,
 // emoji, expires_in or expires_at, visibility; fields left out stay as
 // they are. It answers with the stored status, or 400 with a detail.
-func handleAPIPutStatus(engine *presence.Engine) echo.HandlerFunc {
+func handleAPIPutStatus(engine *presence.Engine, friends settingsListener) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		ch, err := decodeStatusChange(c, engine.Clock().Now())
@@ -62,6 +62,7 @@ func handleAPIPutStatus(engine *presence.Engine) echo.HandlerFunc {
 			return err
 		}
 		s := engine.SetSettings(me.ID, ch.apply(engine.Settings(me.ID)))
+		friends.SettingsChanged(me.ID)
 		return c.JSON(http.StatusOK, statusAnswer(engine, me.ID, s))
 	}
 }
@@ -164,3 +165,10 @@ func decodeStatusChange(c echo.Context, now time.Time) (statusChange, error) {
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// settingsListener hears that a user changed their settings: the friends
+// feed (realtime.FriendsFeed), whose widgets show a user to friends by
+// rules of their own.
+type settingsListener interface {
+	SettingsChanged(userID int64)
+}

@@ -64,7 +64,11 @@ func handleFriendsPage(s Store, e *presence.Engine, base *baseURL) echo.HandlerF
 		}
 		for _, f := range fs {
 			_, on := online[f.ID]
-			d.Friends = append(d.Friends, views.FriendEntry{WidgetUser: widgetUser(f.User), Online: on, LastSeen: f.LastSeen})
+			seen := f.LastSeen
+			if !on && e.Settings(f.ID).LastSeenHidden() {
+				seen = time.Time{}
+			}
+			d.Friends = append(d.Friends, views.FriendEntry{WidgetUser: widgetUser(f.User), Online: on, LastSeen: seen})
 		}
 		for _, r := range in {
 			d.Incoming = append(d.Incoming, views.RequestEntry{ID: r.ID, Other: widgetUser(r.Other), At: r.CreatedAt})

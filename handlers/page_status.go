@@ -16,7 +16,7 @@ import (
 // emoji and text with an expiry (never, 30m, 1h, today in the browser's
 // time zone), visibility; clear=1 clears the status. It redirects (303)
 // back to the page the menu was on.
-func handleStatusForm(engine *presence.Engine) echo.HandlerFunc {
+func handleStatusForm(engine *presence.Engine, friends settingsListener) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		now := engine.Clock().Now()
@@ -61,6 +61,7 @@ func handleStatusForm(engine *presence.Engine) echo.HandlerFunc {
 			return httpError(http.StatusBadRequest, "expires must be never, 30m, 1h or today")
 		}
 		engine.SetSettings(me.ID, ch.apply(engine.Settings(me.ID)))
+		friends.SettingsChanged(me.ID)
 		return c.Redirect(http.StatusSeeOther, localPath(c.FormValue("return")))
 	}
 }

@@ -38,7 +38,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
 	both(api, http.MethodGet, "/auth/online/", online, auth.requireAPI) // where the original mounted it
 	both(api, http.MethodGet, "/users/me/status/", handleAPIGetStatus(d.Engine), auth.requireAPI)
-	both(api, http.MethodPut, "/users/me/status/", handleAPIPutStatus(d.Engine), auth.requireAPI)
+	both(api, http.MethodPut, "/users/me/status/", handleAPIPutStatus(d.Engine, friends), auth.requireAPI)
 	both(api, http.MethodGet, "/users/:username/presence/", handleAPIUserPresence(d.Store, d.Engine, auth.ids, d.Friends), auth.requireAPI)
 
 	// Friends (api_friends.go); the original app's paginated list
@@ -91,7 +91,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/register", handleRegisterPage(d.Store), local, auth.optional)
 	e.POST("/register", handleRegister(d.Store, limits, auth), local)
 	e.POST("/logout", handleLogout(auth))
-	e.POST("/status", handleStatusForm(d.Engine), auth.requirePage)
+	e.POST("/status", handleStatusForm(d.Engine, friends), auth.requirePage)
 
 	// Settings: a page of sections, each posting its own form
 	// (page_settings.go); uploaded avatars (avatars.go).

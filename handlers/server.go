@@ -170,7 +170,7 @@ type Deps struct {
 	// pass the engine's FakeClock.
 	Clock presence.Clock
 	// Friends answers who is friends with whom, for users who show their
-	// presence to friends only; nil means nobody is anyone's friend.
+	// presence to friends only; nil means the Store's friendships.
 	Friends FriendChecker
 }
 
@@ -213,6 +213,9 @@ func New(d Deps) (*Server, error) {
 	}
 	if d.Clock == nil {
 		d.Clock = presence.SystemClock{}
+	}
+	if d.Friends == nil {
+		d.Friends = d.Store
 	}
 	origins, err := newOriginPolicy(d.Config.AllowedOrigins)
 	if err != nil {

@@ -9,8 +9,7 @@ import (
 )
 
 // FriendChecker says whether two users are friends, for users who show
-// their presence to friends only. Until one is wired (Deps.Friends),
-// "friends" means nobody.
+// their presence to friends only (Deps.Friends; the Store by default).
 type FriendChecker interface {
 	AreFriends(ctx context.Context, a, b int64) (bool, error)
 }

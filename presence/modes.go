@@ -323,6 +323,16 @@ func (e *Engine) back(us *userState) {
 	e.publishViews(us)
 }
 
+// SeenByFriends reports whether the user's friends may see them online:
+// they are not invisible and show their presence to someone.
+func (s Status) SeenByFriends() bool {
+	return s.Mode != ModeInvisible && s.Visibility != VisibleNobody
+}
+
+// LastSeenHidden reports whether the user hides when they were last seen
+// from everyone but themselves (visibility "nobody").
+func (s Settings) LastSeenHidden() bool { return s.Normalized().Visibility == VisibleNobody }
+
 // CanSee reports whether viewer may see st as online, given whether the
 // two are friends (asked only when it matters): always themselves;
 // nobody an invisible user; friends a friends-only user; everyone else a

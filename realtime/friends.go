@@ -54,6 +54,10 @@ type FriendsFeed struct {
 	mu     sync.Mutex
 	notify map[int64]bool
 
+	// shown holds the users shown online to their friends (the run
+	// goroutine's alone).
+	shown map[int64]bool
+
 	changes chan friendChange
 	stop    chan struct{}
 	once    sync.Once
@@ -62,16 +66,18 @@ type FriendsFeed struct {
 	renders, routed atomic.Int64
 }
 
-// friendChange is a friendship that began (on) or ended between a and b.
+// friendChange is a friendship that began (on) or ended between a and b,
+// or a change of user's settings (mode, visibility).
 type friendChange struct {
 	a, b int64
 	on   bool
+	user int64
 	sync chan struct{} // closed once applied (tests), or nil
 }
 
 // NewFriendsFeed starts a feed following e's bus. Caller must call Close.
 func NewFriendsFeed(e *presence.Engine, s FriendsStore, b *Broker, log *slog.Logger) *FriendsFeed {
-	f := &FriendsFeed{engine: e, store: s, broker: b, log: log, notify: map[int64]bool{},
+	f := &FriendsFeed{engine: e, store: s, broker: b, log: log, notify: map[int64]bool{}, shown: map[int64]bool{},
 		changes: make(chan friendChange, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 	ids, err := s.FriendNotifyUsers(context.Background())
 	if err != nil {
@@ -105,6 +111,11 @@ func (f *FriendsFeed) Befriended(a, b int64) { f.enqueue(friendChange{a: a, b: b
 // one's friends widget loses the other.
 func (f *FriendsFeed) Unfriended(a, b int64) { f.enqueue(friendChange{a: a, b: b}) }
 
+// SettingsChanged tells the feed that userID changed their mode or
+// visibility, which may show or hide them to their friends without any
+// change others can see (a user who shows nobody choosing friends).
+func (f *FriendsFeed) SettingsChanged(userID int64) { f.enqueue(friendChange{user: userID}) }
+
 // Sync waits until every change told to the feed before it has been sent.
 func (f *FriendsFeed) Sync() {
 	ch := make(chan struct{})
@@ -135,22 +146,48 @@ func (f *FriendsFeed) run(sub *presence.Subscription) {
 				f.broker.PublishScoped("friends-refresh", []byte("refresh"))
 				continue
 			}
-			f.userChanged(ev)
+			f.userChanged(ev.UserID)
 		case c := <-f.changes:
-			if c.sync != nil {
+			switch {
+			case c.sync != nil:
 				close(c.sync)
-				continue
+			case c.user != 0:
+				f.userChanged(c.user)
+			default:
+				f.friendshipChanged(c)
 			}
-			f.friendshipChanged(c)
 		case <-f.stop:
 			return
 		}
 	}
 }
 
-// userChanged routes one presence change to the friends watching.
-func (f *FriendsFeed) userChanged(ev presence.Event) {
-	friends, err := f.store.FriendIDs(context.Background(), ev.UserID)
+// userChanged routes a change of user id to the friends watching, if
+// their friends now see them differently. What friends see is read from
+// the engine, not from the event: the engine publishes what everyone else
+// sees and, when that differs, the truth to the user alone, while friends
+// see the truth of a user who shows their presence to friends, and what
+// everyone sees of anyone else (an invisible user, or one who shows
+// nobody, is offline to friends too).
+func (f *FriendsFeed) userChanged(id int64) {
+	st, ok := f.engine.State(id)
+	visible := ok && st.SeenByFriends()
+	if visible == f.shown[id] {
+		return // a change friends don't see (mode, status), or already sent
+	}
+	if visible {
+		f.shown[id] = true
+	} else {
+		delete(f.shown, id)
+	}
+	f.route(id, st, visible)
+}
+
+// route sends the change of user id (st when visible) to the friends
+// watching: a tile added or removed on their friends widgets, and a
+// notice to those who opted in when id comes online.
+func (f *FriendsFeed) route(id int64, st presence.Status, visible bool) {
+	friends, err := f.store.FriendIDs(context.Background(), id)
 	if err != nil {
 		f.log.Error("friends feed: load friends", "err", err)
 		return
@@ -160,26 +197,26 @@ func (f *FriendsFeed) userChanged(ev presence.Event) {
 		return
 	}
 	scoped := f.broker.Watching(watching, true) // friends widgets
-	if !ev.Online {
+	if !visible {
 		if len(scoped) > 0 {
-			f.publish(scoped, "friends-delta", views.FriendOff(ev.UserID))
+			f.publish(scoped, "friends-delta", views.FriendOff(id))
 		}
 		return
 	}
-	u := f.tile(ev.UserID, ev.Username)
+	u := f.tile(id, st.Username)
 	if len(scoped) > 0 {
 		f.publish(scoped, "friends-delta", views.FriendOn(u))
 	}
 	f.mu.Lock()
 	var notify []int64
-	for _, id := range watching {
-		if f.notify[id] {
-			notify = append(notify, id)
+	for _, w := range watching {
+		if f.notify[w] {
+			notify = append(notify, w)
 		}
 	}
 	f.mu.Unlock()
 	if len(notify) > 0 {
-		key := strconv.FormatInt(ev.UserID, 10) + "-" + strconv.FormatInt(ev.LastSeen.UnixMilli(), 10)
+		key := strconv.FormatInt(id, 10) + "-" + strconv.FormatInt(st.Since.UnixMilli(), 10)
 		f.publishAll(notify, "friend-online", views.FriendToast(u, key))
 	}
 }
@@ -195,7 +232,7 @@ func (f *FriendsFeed) friendshipChanged(c friendChange) {
 			f.publish([]int64{viewer}, "friends-delta", views.FriendOff(other))
 			continue
 		}
-		if !f.engine.IsOnline(other) {
+		if st, ok := f.engine.State(other); !ok || !st.SeenByFriends() {
 			continue
 		}
 		f.publish([]int64{viewer}, "friends-delta", views.FriendOn(f.tile(other, "")))

@@ -603,7 +603,7 @@ func FriendsPage(p Page, d FriendsPageData) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else if f.LastSeen.IsZero() {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 51, "Never seen online")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 51, "Offline")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

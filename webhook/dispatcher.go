@@ -139,6 +139,9 @@ type Dispatcher struct {
 	subBuffer int
 	closing   bool
 	subDone   chan struct{}
+	// shown holds the users last announced online, by user key: the
+	// subscriber's alone, then Close's once the subscriber is done.
+	shown map[string]bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -237,7 +240,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, urlCap: max(1, cfg.Concurrency/len(urls)), backoff: cfg.Backoff,
 		maxAge: cfg.MaxAge, keep: cfg.Keep, rand: cfg.Rand, ua: cfg.UserAgent,
 		ctx: ctx, cancel: cancel,
-		subDone: make(chan struct{}), bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
+		subDone: make(chan struct{}), shown: map[string]bool{}, bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
 		inflight: make(map[int64]string), finished: make(map[int64]bool), subBuffer: subscriberBuffer,
 		failures: make(map[string]int),
@@ -322,6 +325,9 @@ func (d *Dispatcher) close(ctx context.Context, offline []presence.Status) error
 	<-d.subDone // the subscriber drains what the bus had already sent
 	now := d.clock.Now()
 	for _, s := range offline {
+		if !d.shown[userKey(presence.Event{UserID: s.UserID, PublicID: s.PublicID})] {
+			continue // not announced online (invisible, say)
+		}
 		d.add(presence.Event{UserID: s.UserID, Username: s.Username, PublicID: s.PublicID, LastSeen: now}, now)
 	}
 	d.cancel()

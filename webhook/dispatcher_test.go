@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -659,5 +660,36 @@ func TestHangingReceiver_OthersFlow(t *testing.T) {
 	r.d.mu.Unlock()
 	if inflight != 2 {
 		t.Errorf("%d attempts in flight, want the hanging URL's share, 2", inflight)
+	}
+}
+
+// TestModesAndInvisible: a change of mode or custom status is no
+// online/offline change and sends nothing; going invisible is going
+// offline, as every other user sees it, and coming back is coming online.
+func TestModesAndInvisible(t *testing.T) {
+	rc := newReceiver(t)
+	r := newRig(t, []string{rc.srv.URL}, nil)
+	e := presence.New(presence.Config{Clock: r.clock, Bus: r.bus, Grace: 5 * time.Second, Deadline: -1})
+	defer e.Close()
+	u := presence.User{ID: 7, Username: "alice", PublicID: "42"}
+	c, err := e.Connect(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "online", func() bool { return len(rc.got()) == 1 })
+	e.SetSettings(u.ID, presence.Settings{Mode: presence.ModeDND, Text: "in a meeting", Emoji: "📅"})
+	e.SetSettings(u.ID, presence.Settings{Mode: presence.ModeInvisible})
+	waitFor(t, "offline", func() bool { return len(rc.got()) == 2 })
+	e.SetSettings(u.ID, presence.Settings{Mode: presence.ModeInvisible, Text: "hiding"})
+	e.SetSettings(u.ID, presence.Settings{})
+	waitFor(t, "online again", func() bool { return len(rc.got()) == 3 })
+	r.settle(t)
+	var types []string
+	for _, h := range rc.got() {
+		types = append(types, h.payload["type"].(string))
+	}
+	if want := []string{"user.online", "user.offline", "user.online"}; !slices.Equal(types, want) {
+		t.Fatalf("deliveries = %v, want %v", types, want)
 	}
 }

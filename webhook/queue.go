@@ -52,6 +52,27 @@ func (d *Dispatcher) offlineLeftOnline(ctx context.Context, now time.Time) error
 	return d.store.EnqueueWebhooks(ctx, batch)
 }
 
+// changed reports whether ev is a real online/offline change as the host
+// sees it, and remembers it. The engine also publishes changes of mode and
+// custom status (which change nothing here) and, for a hidden user, their
+// own view (ScopeSelf): the host, like every other user, sees an invisible
+// user, or one who shows their presence only to some, as offline.
+func (d *Dispatcher) changed(ev presence.Event) bool {
+	if ev.Scope == presence.ScopeSelf {
+		return false
+	}
+	key := userKey(ev)
+	if d.shown[key] == ev.Online { // everyone starts offline
+		return false
+	}
+	if ev.Online {
+		d.shown[key] = true
+	} else {
+		delete(d.shown, key)
+	}
+	return true
+}
+
 // subscriber turns bus events into queued deliveries. It never blocks on
 // the database or the network. If the bus drops it (it fell behind), it
 // resubscribes and counts a gap: the events in between are lost.
@@ -60,7 +81,9 @@ func (d *Dispatcher) subscriber() {
 	sub := d.sub
 	for {
 		for ev := range sub.C {
-			d.add(ev, d.clock.Now())
+			if d.changed(ev) {
+				d.add(ev, d.clock.Now())
+			}
 		}
 		if !sub.Dropped() {
 			return
