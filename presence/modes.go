@@ -307,6 +307,13 @@ func (e *Engine) checkAway(now time.Time) {
 	for _, us := range e.users {
 		if !us.away.Load() && us.lastActivity.Load() <= cutoff && len(us.conns) > 0 {
 			us.away.Store(true)
+			// Activity stores its time, then looks at away: if it ran
+			// between the check above and the store, its time shows now
+			// (and it saw away unset, so it will not end the away itself).
+			if us.lastActivity.Load() > cutoff {
+				us.away.Store(false)
+				continue
+			}
 			e.publishViews(us)
 		}
 	}

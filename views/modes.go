@@ -1,5 +1,30 @@
 package views
 
+import "github.com/a-h/templ"
+
+// tileAttrs gives a widget tile its tooltip (data-tip) when the user is
+// away, busy or has a custom status. A plain online user's tile carries
+// none (the CSS tooltip then reads data-username), so the list pushed to
+// every viewer costs no more bytes than before modes existed.
+func tileAttrs(u WidgetUser) templ.Attributes {
+	if plain(u) {
+		return templ.Attributes{}
+	}
+	return templ.Attributes{"data-tip": WidgetTip(u)}
+}
+
+// dotAttrs colours a tile's dot by mode (data-mode), for away and dnd.
+func dotAttrs(u WidgetUser) templ.Attributes {
+	if u.Mode == "" || u.Mode == "online" {
+		return templ.Attributes{}
+	}
+	return templ.Attributes{"data-mode": u.Mode}
+}
+
+func plain(u WidgetUser) bool {
+	return (u.Mode == "" || u.Mode == "online") && u.StatusText == "" && u.StatusEmoji == ""
+}
+
 // StatusMenu is what the header's status menu shows of the signed-in user:
 // their chosen mode, custom status and visibility.
 type StatusMenu struct {

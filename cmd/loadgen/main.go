@@ -60,6 +60,7 @@ type config struct {
 	tabsPerBrowser      int
 	friends             bool
 	friendsPerUser      int
+	statuses            float64
 }
 
 func run(args []string) error {
@@ -85,6 +86,7 @@ func run(args []string) error {
 	fs.BoolVar(&c.skipStorm, "skip-storm", false, "skip the storm phase (with -events a storm is N² messages by design)")
 	fs.BoolVar(&c.crash, "crash", true, "end with a SIGKILL under load, a restart and every tab reconnecting on its own")
 	fs.Float64Var(&c.crashClosed, "crash-closed", 0.1, "fraction of tabs closed while the killed server is down")
+	fs.Float64Var(&c.statuses, "statuses", 0, "fraction of users (0-1) given a mode (away or dnd, alternately) and a custom status text and emoji before they connect, so the widget's tiles carry modes and statuses (issue 12)")
 	fs.IntVar(&c.tabsPerBrowser, "tabs-per-browser", 1, "tabs per simulated browser: each tab holds its WebSocket, but the browser's tabs share one SSE stream (held by its first tab), as presence.js does")
 	fs.BoolVar(&c.friends, "friends", false, "friends mode (friends.go): a ring of -tabs users with -friends-per-user friends each, every one with a friends-scoped widget stream; -rounds probes come and go")
 	fs.IntVar(&c.friendsPerUser, "friends-per-user", 50, "friends mode: friends of each user (even)")
@@ -241,6 +243,12 @@ func coordinate(c config) error {
 	}
 	probeTok := tokens[c.tabs]
 	tokens = tokens[:c.tabs]
+	if n := int(c.statuses * float64(len(tokens))); n > 0 {
+		logf("setting a mode and status for %d users", n)
+		if err := setStatuses(base, tokens[:n]); err != nil {
+			return err
+		}
+	}
 	// For the slow-consumer phase: a probe whose name sorts before every
 	// load user (so each of its changes pushes the whole list) and a user
 	// whose stream will stop reading.
@@ -664,6 +672,37 @@ func register(base string, n int) ([]string, error) {
 	wg.Wait()
 	close(errs)
 	return tokens, <-errs
+}
+
+// setStatuses gives each user of tokens a mode (away and dnd in turn) and
+// a custom status with an emoji, through PUT /api/users/me/status/.
+func setStatuses(base string, tokens []string) error {
+	errs := make(chan error, len(tokens))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, tok := range tokens {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			mode := [2]string{"away", "dnd"}[i%2]
+			body := fmt.Sprintf(`{"mode":%q,"text":"in a meeting about load test %d","emoji":"📅"}`, mode, i)
+			req, _ := http.NewRequest(http.MethodPut, base+"/api/users/me/status/", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("set status of user %d: %s", i, resp.Status)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // registerNamed creates one user and returns an API token.
