@@ -43,9 +43,10 @@ func handleOnlinePage(s Store, engine *presence.Engine) echo.HandlerFunc {
 		me, _ := currentUser(c)
 		for _, st := range slice {
 			d.Users = append(d.Users, views.OnlineEntry{
-				WidgetUser: views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL},
-				Since:      st.Since,
-				IsYou:      st.UserID == me.ID,
+				WidgetUser: views.WidgetUser{ID: views.PublicID(st.UserID, st.PublicID), Username: st.Username,
+					ProfileImageURL: profiles[st.UserID].ProfileImageURL, Host: profiles[st.UserID].IsHost()},
+				Since: st.Since,
+				IsYou: st.UserID == me.ID,
 			})
 		}
 		return render(c, http.StatusOK, views.OnlinePage(pageFor(c, "Online now"), d))

@@ -59,9 +59,10 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/embed-example", handleEmbedExample(base))
 
 	// HTML pages.
-	e.GET("/", handleHomePage(d.Store, base), auth.optional)
+	e.GET("/", handleHomePage(d.Store, base, auth.ids), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine), auth.requirePage)
-	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine), auth.requirePage)
+	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine, auth.ids), auth.requirePage)
+	e.GET("/host/users/:id", handleHostProfilePage(d.Store, d.Engine, auth.ids), auth.requirePage) // views.ProfilePath
 	e.GET("/login", handleLoginPage(), local, auth.optional)
 	e.POST("/login", handleLogin(d.Store, limits, auth), local)
 	e.GET("/register", handleRegisterPage(d.Store), local, auth.optional)

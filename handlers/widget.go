@@ -29,7 +29,10 @@ const (
 // widgetViewer is who is looking at a widget: a signed-in user (hidden from
 // their own list) or an anonymous visitor of a site using an embed token.
 type widgetViewer struct {
-	userID     int64
+	userID int64
+	// publicID is the viewer's id as the widget's tiles carry it
+	// (idPolicy.public), to hide them from their own list.
+	publicID   string
 	embedToken string
 }
 
@@ -49,7 +52,7 @@ func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 			return authError(err)
 		}
 		c.Set(userKey, u)
-		c.Set(viewerKey, widgetViewer{userID: u.ID})
+		c.Set(viewerKey, widgetViewer{userID: u.ID, publicID: a.ids.public(u)})
 		return next(c)
 	}
 }
@@ -82,7 +85,7 @@ func widgetOptions(c echo.Context, baseURL string) (views.WidgetOptions, error) 
 		o.Class = v
 	}
 	if v, ok := c.Get(viewerKey).(widgetViewer); ok {
-		o.ViewerID = v.userID
+		o.ViewerID = v.publicID
 		if v.embedToken != "" {
 			o.Query = "?embed_token=" + url.QueryEscape(v.embedToken)
 		}

@@ -614,7 +614,9 @@
     var ev = new CustomEvent("presence:user-click", {
       bubbles: true,
       cancelable: true,
-      detail: { id: parseInt(card.closest("[data-user-id]").getAttribute("data-user-id"), 10), username: card.getAttribute("data-username") }
+      // id: the user's public id, as WebSocket messages carry it (a string:
+      // "42", a host's UUID, "local:3"); see docs/PROTOCOL.md, "User ids".
+      detail: { id: card.closest("[data-user-id]").getAttribute("data-user-id"), username: card.getAttribute("data-username") }
     });
     if (!card.dispatchEvent(ev)) e.preventDefault();
   });
