@@ -57,6 +57,9 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	widgets.OPTIONS("/list", noContent)
 	widgets.OPTIONS("/stream", noContent)
 	e.GET("/embed-example", handleEmbedExample(base))
+	// Embedding on any site: one script tag, or a frame (docs/EMBEDDING.md).
+	e.GET("/embed.js", handleEmbedScript())
+	e.GET("/embed/online-users", handleEmbedFrame(base), auth.requireViewer)
 
 	// HTML pages.
 	e.GET("/", handleHomePage(d.Store, base, auth.ids), auth.optional)

@@ -32,12 +32,17 @@ type widgetViewer struct {
 	userID int64
 	// publicID is the viewer's id as the widget's tiles carry it
 	// (idPolicy.public), to hide them from their own list.
-	publicID   string
+	publicID string
+	// token is the ?token= that authenticated the viewer, carried on to
+	// the widget's list and stream URLs.
+	token      string
 	embedToken string
 }
 
 // requireViewer is middleware for the widget routes: the session cookie,
-// a Bearer API token, or ?embed_token= (read-only, for other sites).
+// a Bearer token, ?token= (a host JWT or an API token, for embed.js and
+// the iframe, whose stream URL cannot carry a header), or ?embed_token=
+// (read-only, for other sites).
 func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if tok := c.QueryParam("embed_token"); tok != "" && c.Request().Header.Get("Authorization") == "" {
@@ -47,12 +52,16 @@ func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set(viewerKey, widgetViewer{embedToken: tok})
 			return next(c)
 		}
-		u, err := a.resolve(c, false)
+		u, err := a.resolve(c, true)
 		if err != nil {
 			return authError(err)
 		}
+		v := widgetViewer{userID: u.ID, publicID: a.ids.public(u)}
+		if c.Request().Header.Get("Authorization") == "" {
+			v.token = c.QueryParam("token") // "" unless it authenticated
+		}
 		c.Set(userKey, u)
-		c.Set(viewerKey, widgetViewer{userID: u.ID, publicID: a.ids.public(u)})
+		c.Set(viewerKey, v)
 		return next(c)
 	}
 }
@@ -86,8 +95,11 @@ func widgetOptions(c echo.Context, baseURL string) (views.WidgetOptions, error) 
 	}
 	if v, ok := c.Get(viewerKey).(widgetViewer); ok {
 		o.ViewerID = v.publicID
-		if v.embedToken != "" {
+		switch {
+		case v.embedToken != "":
 			o.Query = "?embed_token=" + url.QueryEscape(v.embedToken)
+		case v.token != "":
+			o.Query = "?token=" + url.QueryEscape(v.token)
 		}
 	}
 	return o, nil

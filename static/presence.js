@@ -408,16 +408,19 @@
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 30000;
 
-  function keepAlive() {
-    var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
+  // keepAlive holds the socket for the Presence server at base (an origin).
+  // token, when given, is called at each (re)connect for the credential to
+  // send as ?token= (a host JWT: embed.js and the iframe); without it the
+  // session cookie is used. It returns a function that stops it for good.
+  function keepAlive(base, token) {
+    var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false, ended = false;
 
-    // data-presence-keepalive="https://presence.example.com" points a host
-    // page at another Presence server; empty means this origin.
     function url() {
-      var base = document.body.getAttribute("data-presence-keepalive") || location.origin;
       // events=0: this socket only keeps the user online; the widget gets
       // its updates over SSE, so status events would be wasted N² traffic.
-      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0";
+      var u = base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0";
+      var t = token && token();
+      return t ? u + "&token=" + encodeURIComponent(t) : u;
     }
 
     function connect() {
@@ -465,14 +468,18 @@
 
     // Back from the bfcache: the socket was closed on pagehide.
     window.addEventListener("pageshow", function (e) {
-      if (e.persisted && stopped) { stopped = false; attempt = 0; connect(); }
+      if (e.persisted && stopped && !ended) { stopped = false; attempt = 0; connect(); }
     });
     window.addEventListener("pagehide", stop);
     document.addEventListener("submit", function (e) {
       if (e.target.matches && e.target.matches("[data-presence-logout]")) stop();
     });
     connect();
+    return function () { ended = true; stop(); };
   }
+
+  // For embed.js: keep a host's user online with their token.
+  window.__presenceKeepAlive = keepAlive;
 
   // ---- Widget -----------------------------------------------------------
   function widgetOf(el) {
@@ -621,8 +628,16 @@
     if (!card.dispatchEvent(ev)) e.preventDefault();
   });
 
+  // data-presence-keepalive="https://presence.example.com" points a host
+  // page at another Presence server; empty means this origin.
+  // data-presence-token (the iframe embed) sends a token instead of the
+  // session cookie.
   function start() {
-    if (document.body && document.body.hasAttribute("data-presence-keepalive")) keepAlive();
+    var b = document.body;
+    if (!b || !b.hasAttribute("data-presence-keepalive")) return;
+    keepAlive(b.getAttribute("data-presence-keepalive") || location.origin, function () {
+      return b.getAttribute("data-presence-token") || "";
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/presencehq/presence/examples/host/hostsite"
+)
+
+// hostAlice's id is a UUID; hostBob's is 1, the id of the local account
+// "bob" that the test creates first on Presence: same name, same number,
+// two different people.
+const hostAliceID = "3f6c1a2e-9b7d-4e1f-8a2b-5c6d7e8f9a0b"
+
+// visibleTiles is JS listing the widget's shown tiles as "id name href",
+// sorted, within doc.
+const visibleTiles = `Array.from(document.querySelectorAll('[data-testid=online-users-widget] li[data-user-id]:not([hidden])')).map(li => li.getAttribute('data-user-id') + ' ' + li.querySelector('[data-testid=widget-username]').textContent + ' ' + li.querySelector('a').href).sort().join('\n')`
+
+// navLog records every URL a tab's frames navigate to.
+type navLog struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (l *navLog) listen(ev any) {
+	if e, ok := ev.(*page.EventFrameNavigated); ok {
+		l.mu.Lock()
+		l.urls = append(l.urls, e.Frame.URL)
+		l.mu.Unlock()
+	}
+}
+
+func (l *navLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.urls...)
+}
+
+// hostSignIn signs a host user in on the example host's own form.
+func hostSignIn(t *testing.T, tab context.Context, host, name string) {
+	t.Helper()
+	must(t, tab,
+		chromedp.Navigate(host+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), name),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "pw-"+name),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=host-user]`)),
+	)
+}
+
+// TestBrowser_HostSiteEmbed runs examples/host (its own origin, its own
+// sign-in, HS256 JWTs with the shared secret) beside Presence on another
+// origin (localhost vs 127.0.0.1, other ports). Two host users sign in on
+// the host only; each sees the other appear live in the widget that one
+// embed.js tag brings to a page without htmx, and in the iframe variant on
+// a page that runs no script. The widget carries host ids (a UUID; "1")
+// and never mistakes host bob (id 1) for the local account bob (id 1),
+// shown as "local:1". No page of Presence's own is ever visited.
+func TestBrowser_HostSiteEmbed(t *testing.T) {
+	browser := newBrowser(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--jwt-secret", testJWTSecret, "--allowed-origins", host))
+
+	// The local account bob, id 1, online from a program.
+	mustDial(t, base, mustToken(t, base, "bob"))
+
+	site, err := hostsite.New(hostsite.Config{PresenceURL: base, Secret: []byte(testJWTSecret), Users: []hostsite.User{
+		{ID: hostAliceID, Username: "alice", Password: "pw-alice"},
+		{ID: "1", Username: "bob", Password: "pw-bob"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: site}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	var navs navLog
+	tab := func() context.Context {
+		ctx, cancel := chromedp.NewContext(newPerson(t, browser), chromedp.WithListener(navs.listen))
+		if err := chromedp.Do(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cancel)
+		return ctx
+	}
+	tiles := func(entries ...string) string {
+		return `(` + visibleTiles + `) === ` + jsString(strings.Join(entries, "\n")) +
+			` && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'ready'`
+	}
+	localBob := "local:1 bob " + base + "/users/bob"
+	hostBob := "1 bob " + base + "/host/users/1"
+	hostAlice := hostAliceID + " alice " + base + "/host/users/" + hostAliceID
+
+	alice := tab()
+	hostSignIn(t, alice, host, "alice")
+	waitFor(t, alice, "embed.js brings htmx 2.0.11 and presence.js to a page without them",
+		`!!window.htmx && htmx.version === '2.0.11' && !!window.__presenceStreams`, 10*time.Second)
+	waitFor(t, alice, "alice's widget shows the local bob, not herself", tiles(localBob), 10*time.Second)
+
+	bob := tab()
+	hostSignIn(t, bob, host, "bob")
+	waitFor(t, bob, "host bob sees alice and the local bob, whose id is not his", tiles(hostAlice, localBob), 10*time.Second)
+	waitFor(t, alice, "alice sees host bob appear live, beside the local bob", tiles(hostBob, localBob), 5*time.Second)
+
+	// The host page's own styles survive: embed.css has no global reset.
+	if bullets, _ := chromedp.Run(alice, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('main > ul')).listStyleType`)); bullets != "square" {
+		t.Errorf("host page list-style = %q: the widget's CSS restyled the host page", bullets)
+	}
+	// One htmx on the page, however many embeds.
+	if n, _ := chromedp.Run(alice, chromedp.Evaluate[int](`document.querySelectorAll('script[src$="/static/htmx.min.js"]').length`)); n != 1 {
+		t.Errorf("%d copies of htmx loaded", n)
+	}
+
+	// The iframe variant, on a page whose CSP runs no script at all.
+	bobFrame := tab()
+	hostSignIn(t, bobFrame, host, "bob")
+	must(t, bobFrame, chromedp.Navigate(host+"/frame"), chromedp.WaitReady(chromedp.CSS(`[data-testid=presence-frame]`)))
+	frame := frameContext(t, bobFrame, base+"/embed/online-users")
+	waitFor(t, frame, "the framed widget shows alice and the local bob", tiles(hostAlice, localBob), 10*time.Second)
+
+	// Bob leaves (both his pages): alice sees him go, live.
+	must(t, bob, chromedp.Navigate("about:blank"))
+	must(t, bobFrame, chromedp.Navigate("about:blank"))
+	waitFor(t, alice, "alice sees host bob leave", tiles(localBob), 10*time.Second)
+
+	for _, u := range navs.list() {
+		if strings.HasPrefix(u, base) && !strings.HasPrefix(u, base+"/embed/online-users?") {
+			t.Errorf("a browser went to a Presence page: %s", u)
+		}
+	}
+}
+
+// frameContext attaches to the cross-site iframe whose URL starts with
+// prefix (Chrome runs it as its own target).
+func frameContext(t *testing.T, tab context.Context, prefix string) context.Context {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		infos, err := chromedp.Targets(tab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range infos {
+			if info.Type == "iframe" && strings.HasPrefix(info.URL, prefix) {
+				ctx, cancel := chromedp.NewContext(tab, chromedp.WithTargetID(info.TargetID))
+				t.Cleanup(cancel)
+				return ctx
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no iframe target at %s", prefix)
+	return nil
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return `'` + r.Replace(s) + `'`
+}
