@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -170,4 +171,94 @@ func frameContext(t *testing.T, tab context.Context, prefix string) context.Cont
 func jsString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
 	return `'` + r.Replace(s) + `'`
+}
+
+// TestBrowser_EmbedScriptBesideOtherHtmx: embed.js on a page that already
+// runs htmx 2 reuses it (no second copy) and still lets the page's own
+// requests to other origins be refused; on a page with another htmx major
+// it shows the iframe variant, sized to the widget by its messages. A
+// short-lived token is renewed from data-token-url before it expires.
+func TestBrowser_EmbedScriptBesideOtherHtmx(t *testing.T) {
+	browser := newBrowser(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--jwt-secret", testJWTSecret, "--allowed-origins", host))
+	mustDial(t, base, djangoToken(t, 7)) // someone to show
+
+	site, err := hostsite.New(hostsite.Config{PresenceURL: base, Secret: []byte(testJWTSecret), TokenTTL: 65 * time.Second,
+		Users: []hostsite.User{{ID: "8", Username: "ann", Password: "x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFor := func() string {
+		tok, err := site.Token(hostsite.User{ID: "8", Username: "ann"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	var refreshes sync.WaitGroup
+	refreshes.Add(1)
+	var once sync.Once
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		once.Do(refreshes.Done)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"token": %q}`, tokenFor())
+	})
+	mux.HandleFunc("/with-htmx", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><html><head>
+<script src="%[1]s/static/htmx.min.js"></script>
+<script>htmx.pageCopy = true; htmx.config.selfRequestsOnly = true;</script>
+</head><body><h1>Has htmx</h1>
+<script src="%[1]s/embed.js" data-token="%[2]s" data-token-url="/token"></script>
+</body></html>`, base, tokenFor())
+	})
+	mux.HandleFunc("/old-htmx", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><html><head><script>window.htmx = {version: "1.9.12"};</script></head>
+<body><h1>Has htmx 1</h1><div id="here"></div>
+<script src="%[1]s/embed.js" data-token="%[2]s" data-target="#here" data-keepalive="false"></script>
+</body></html>`, base, tokenFor())
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	tab, _ := newTab(t, newPerson(t, browser))
+	must(t, tab, chromedp.Navigate(host+"/with-htmx"))
+	waitFor(t, tab, "the widget shows user 7, with the page's own htmx", `!!document.querySelector('[data-testid=online-users-widget][data-state=ready] li[data-user-id="7"]:not([hidden])') && htmx.pageCopy === true && !!window.__presenceStreams`, 10*time.Second)
+	if n, _ := chromedp.Run(tab, chromedp.Evaluate[int](`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/htmx.min.js')).length`)); n != 1 {
+		t.Errorf("htmx loaded %d times", n)
+	}
+	// The page wanted same-origin requests only: other origins stay refused.
+	refused, err := chromedp.Run(tab, chromedp.Evaluate[bool](`new Promise(res => {
+		const a = document.createElement('a'); a.setAttribute('hx-get', 'http://127.0.0.1:9/elsewhere'); document.body.appendChild(a); htmx.process(a);
+		document.body.addEventListener('htmx:invalidPath', () => res(true), {once: true});
+		setTimeout(() => res(false), 2000); htmx.trigger(a, 'click'); })`, chromedp.EvalAwaitPromise))
+	if err != nil || !refused {
+		t.Errorf("a request to another origin was not refused (%v)", err)
+	}
+	// The token is renewed from data-token-url a few seconds in (65 s tokens).
+	first, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector('[data-presence-widget]').getAttribute('sse-connect')`))
+	done := make(chan struct{})
+	go func() { refreshes.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("embed.js never asked data-token-url for a new token")
+	}
+	waitFor(t, tab, "the widget runs on the new token", fmt.Sprintf(`(() => { const w = document.querySelector('[data-testid=online-users-widget][data-state=ready]'); return !!w && w.getAttribute('sse-connect') !== %q && !!w.querySelector('li[data-user-id="7"]:not([hidden])') })()`, first), 10*time.Second)
+	if n, _ := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll('[data-presence-widget]').length`)); n != 1 {
+		t.Errorf("%d widgets after the renewal, want 1", n)
+	}
+
+	old, _ := newTab(t, newPerson(t, browser))
+	must(t, old, chromedp.Navigate(host+"/old-htmx"))
+	waitFor(t, old, "an iframe instead of a second htmx", `!!document.querySelector('#here [data-testid=presence-embed-frame]') && window.htmx.version === '1.9.12'`, 10*time.Second)
+	frame := frameContext(t, old, base+"/embed/online-users")
+	waitFor(t, frame, "the framed widget shows user 7", `!!document.querySelector('[data-testid=online-users-widget][data-state=ready] li[data-user-id="7"]:not([hidden])')`, 10*time.Second)
+	waitFor(t, old, "the frame is sized to the widget", `document.querySelector('[data-testid=presence-embed-frame]').style.height !== '260px'`, 5*time.Second)
 }
