@@ -79,8 +79,18 @@
     }
   }
 
+  // shareKey names the stream that tabs share: its URL without ?token=.
+  // Every page of a host site signs its own token (embed.js), and the
+  // stream's events are the same for every viewer (the shared list), so
+  // tabs with different tokens share one stream, each leader opening it
+  // with its own token. An embed token stays in the key: widgets of
+  // different embeds never mix.
+  function shareKey(url) {
+    return url.replace(/([?&])token=[^&#]*&?/, "$1").replace(/[?&]$/, "");
+  }
+
   function sharedSource(url, store) {
-    var key = "presence-sse:" + url;
+    var key = "presence-sse:" + shareKey(url);
     var id = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
     var src = {
       url: url,

@@ -89,14 +89,15 @@ func TestBrowser_HostSiteEmbed(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	var navs navLog
-	tab := func() context.Context {
-		ctx, cancel := chromedp.NewContext(newPerson(t, browser), chromedp.WithListener(navs.listen))
+	tabOf := func(person context.Context) context.Context {
+		ctx, cancel := chromedp.NewContext(person, chromedp.WithListener(navs.listen))
 		if err := chromedp.Do(ctx); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(cancel)
 		return ctx
 	}
+	tab := func() context.Context { return tabOf(newPerson(t, browser)) }
 	tiles := func(entries ...string) string {
 		return `(` + visibleTiles + `) === ` + jsString(strings.Join(entries, "\n")) +
 			` && document.querySelector('[data-testid=online-users-widget]').dataset.state === 'ready'`
@@ -105,7 +106,8 @@ func TestBrowser_HostSiteEmbed(t *testing.T) {
 	hostBob := "1 bob " + base + "/host/users/1"
 	hostAlice := hostAliceID + " alice " + base + "/host/users/" + hostAliceID
 
-	alice := tab()
+	alicePerson := newPerson(t, browser)
+	alice := tabOf(alicePerson)
 	hostSignIn(t, alice, host, "alice")
 	waitFor(t, alice, "embed.js brings htmx 2.0.11 and presence.js to a page without them",
 		`!!window.htmx && htmx.version === '2.0.11' && !!window.__presenceStreams`, 10*time.Second)
@@ -115,6 +117,29 @@ func TestBrowser_HostSiteEmbed(t *testing.T) {
 	hostSignIn(t, bob, host, "bob")
 	waitFor(t, bob, "host bob sees alice and the local bob, whose id is not his", tiles(hostAlice, localBob), 10*time.Second)
 	waitFor(t, alice, "alice sees host bob appear live, beside the local bob", tiles(hostBob, localBob), 5*time.Second)
+
+	// A second tab of alice's signs its own token, yet shares the one
+	// stream the first holds (the share key leaves ?token= out).
+	alice2 := tabOf(alicePerson)
+	must(t, alice2, chromedp.Navigate(host+"/"))
+	waitFor(t, alice2, "alice's second tab shows the same", tiles(hostBob, localBob), 10*time.Second)
+	tokens, _ := chromedp.Run(alice2, chromedp.Evaluate[string](`document.querySelector('[data-presence-widget]').getAttribute('sse-connect')`))
+	first, _ := chromedp.Run(alice, chromedp.Evaluate[string](`document.querySelector('[data-presence-widget]').getAttribute('sse-connect')`))
+	if tokens == first {
+		t.Fatal("both tabs have the same token: the sharing below proves nothing")
+	}
+	leaders := -1
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && leaders != 1; time.Sleep(100 * time.Millisecond) {
+		leaders = 0
+		for _, tb := range []context.Context{alice, alice2} {
+			if l, _ := chromedp.Run(tb, chromedp.Evaluate[bool](leaderJS)); l {
+				leaders++
+			}
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d of alice's two tabs hold a stream, want 1", leaders)
+	}
 
 	// The host page's own styles survive: embed.css has no global reset.
 	if bullets, _ := chromedp.Run(alice, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('main > ul')).listStyleType`)); bullets != "square" {
