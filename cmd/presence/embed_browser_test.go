@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 
 	"github.com/presencehq/presence/examples/host/hostsite"
 )
@@ -74,8 +77,9 @@ func TestBrowser_HostSiteEmbed(t *testing.T) {
 	host := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
 	base, _ := inProcess(t, browserArgs(dataDir(t), "--jwt-secret", testJWTSecret, "--allowed-origins", host))
 
-	// The local account bob, id 1, online from a program.
-	mustDial(t, base, mustToken(t, base, "bob"))
+	// The local account bob, id 1, online from a program that answers
+	// the server's pings (gorilla does while it reads).
+	live(mustDial(t, base, mustToken(t, base, "bob")))
 
 	site, err := hostsite.New(hostsite.Config{PresenceURL: base, Secret: []byte(testJWTSecret), Users: []hostsite.User{
 		{ID: hostAliceID, Username: "alice", Password: "pw-alice"},
@@ -162,6 +166,23 @@ func TestBrowser_HostSiteEmbed(t *testing.T) {
 	must(t, bobFrame, chromedp.Navigate("about:blank"))
 	waitFor(t, alice, "alice sees host bob leave", tiles(localBob), 10*time.Second)
 
+	// A host id with every character that means something to CSS, HTML
+	// or htmx's selector syntax comes and goes as deltas (tiles in and out
+	// by out-of-band swaps whose selectors carry the id).
+	const oddID = `a,b"]<x/>\z#?'`
+	deltas := metric(t, base, "presence_widget_list_deltas_total")
+	odd := live(mustDial(t, base, signed(t, oddID, "odd")))
+	oddTile := oddID + " odd " + base + "/host/users/" + url.PathEscape(oddID)
+	waitFor(t, alice, "alice sees the odd id arrive", tiles(oddTile, localBob), 5*time.Second)
+	odd.Close()
+	waitFor(t, alice, "alice sees the odd id leave", tiles(localBob), 10*time.Second)
+	if got := metric(t, base, "presence_widget_list_deltas_total"); got < deltas+2 {
+		t.Errorf("%v deltas pushed for the odd id, want its arrival and departure as deltas", got-deltas)
+	}
+	if n, _ := chromedp.Run(alice, chromedp.Evaluate[int](`document.querySelectorAll('[data-presence-grid] li').length`)); n != 2 {
+		t.Errorf("alice's grid has %d tiles, want 2 (herself hidden, the local bob)", n)
+	}
+
 	for _, u := range navs.list() {
 		if strings.HasPrefix(u, base) && !strings.HasPrefix(u, base+"/embed/online-users?") {
 			t.Errorf("a browser went to a Presence page: %s", u)
@@ -192,6 +213,31 @@ func frameContext(t *testing.T, tab context.Context, prefix string) context.Cont
 	return nil
 }
 
+// live keeps reading conn, so it answers pings, until it is closed.
+func live(conn *websocket.Conn) *websocket.Conn {
+	go func() {
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return conn
+}
+
+// signed is a host JWT for id (a string claim) and name.
+func signed(t *testing.T, id, name string) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"token_type": "access", "user_id": id, "username": name,
+		"exp": time.Now().Add(5 * time.Minute).Unix(),
+	}).SignedString([]byte(testJWTSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 // jsString quotes s as a JavaScript string literal.
 func jsString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
@@ -211,7 +257,7 @@ func TestBrowser_EmbedScriptBesideOtherHtmx(t *testing.T) {
 	}
 	host := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
 	base, _ := inProcess(t, browserArgs(dataDir(t), "--jwt-secret", testJWTSecret, "--allowed-origins", host))
-	mustDial(t, base, djangoToken(t, 7)) // someone to show
+	live(mustDial(t, base, djangoToken(t, 7))) // someone to show
 
 	site, err := hostsite.New(hostsite.Config{PresenceURL: base, Secret: []byte(testJWTSecret), TokenTTL: 65 * time.Second,
 		Users: []hostsite.User{{ID: "8", Username: "ann", Password: "x"}}})
