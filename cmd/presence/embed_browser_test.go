@@ -161,8 +161,13 @@ func TestBrowser_HostSiteEmbed(t *testing.T) {
 	frame := frameContext(t, bobFrame, base+"/embed/online-users")
 	waitFor(t, frame, "the framed widget shows alice and the local bob", tiles(hostAlice, localBob), 10*time.Second)
 
-	// Bob leaves (both his pages): alice sees him go, live.
+	// Bob leaves the script-tag page: the framed one keeps him online.
 	must(t, bob, chromedp.Navigate("about:blank"))
+	time.Sleep(browserGrace + 2*time.Second)
+	if still, _ := chromedp.Run(alice, chromedp.Evaluate[bool](tiles(hostBob, localBob))); !still {
+		t.Fatal("bob went offline while his framed widget was open: the iframe does not keep him online")
+	}
+	// Then the framed one too: alice sees him go, live.
 	must(t, bobFrame, chromedp.Navigate("about:blank"))
 	waitFor(t, alice, "alice sees host bob leave", tiles(localBob), 10*time.Second)
 
