@@ -236,7 +236,9 @@
         return;
       }
       htmxWidget();
-      if (keepAliveWanted()) window.__presenceKeepAlive(base, function () { return token; });
+      // One presence socket per page and server, however many tags.
+      var kept = window.__presenceEmbedKeepAlives = window.__presenceEmbedKeepAlives || {};
+      if (keepAliveWanted() && !kept[base]) kept[base] = window.__presenceKeepAlive(base, function () { return token; });
       scheduleRefresh();
     });
   }

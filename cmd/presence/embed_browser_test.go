@@ -299,9 +299,31 @@ func TestBrowser_EmbedScriptBesideOtherHtmx(t *testing.T) {
 <script src="%[1]s/embed.js" data-token="%[2]s" data-target="#here" data-keepalive="false"></script>
 </body></html>`, base, tokenFor())
 	})
+	mux.HandleFunc("/two", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><html><head></head><body><h1>Two widgets</h1>
+<script src="%[1]s/embed.js" data-token="%[2]s" data-title="One"></script>
+<script src="%[1]s/embed.js" data-token="%[2]s" data-title="Two"></script>
+</body></html>`, base, tokenFor())
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+
+	// Two tags on a page without htmx: one htmx, one presence socket.
+	two, _ := newTab(t, newPerson(t, browser))
+	must(t, two, chromedp.Navigate(host+"/two"))
+	waitFor(t, two, "both widgets show user 7", `document.querySelectorAll('[data-testid=online-users-widget][data-state=ready] li[data-user-id="7"]:not([hidden])').length === 2`, 10*time.Second)
+	if n, _ := chromedp.Run(two, chromedp.Evaluate[int](`performance.getEntriesByType('resource').filter(e => /\/static\/(htmx|sse)\.min\.js$|\/static\/presence\.js$/.test(e.name)).length`)); n != 3 {
+		t.Errorf("%d loads of htmx, its SSE extension and presence.js, want 3 (each once)", n)
+	}
+	for deadline := time.Now().Add(5 * time.Second); metric(t, base, "presence_websockets_open") != 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := metric(t, base, "presence_websockets_open"); n != 2 {
+		t.Errorf("%v presence sockets open, want 2 (user 7's and the page's one)", n)
+	}
+	must(t, two, chromedp.Navigate("about:blank"))
 
 	tab, _ := newTab(t, newPerson(t, browser))
 	must(t, tab, chromedp.Navigate(host+"/with-htmx"))
