@@ -111,6 +111,15 @@ func TestWidgetIDSpaces(t *testing.T) {
 	if strings.Join(tiles, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("tiles:\n%s\nwant:\n%s", strings.Join(tiles, "\n"), strings.Join(want, "\n"))
 	}
+	// A host id posing as a local account is refused, by token and by the
+	// server API.
+	if r := get(t, ts.URL+"/widgets/online-users?token="+url.QueryEscape(simpleJWT(t, t0, "local:1", nil)), nil); r.code != 401 {
+		t.Fatalf("host id local:1: %d, want 401", r.code)
+	}
+	if code, body := do(t, nil, "PUT", ts.URL+"/api/server/users/local:1/", `{"username":"mallory"}`,
+		http.Header{"Authorization": {"Bearer " + ts.serverKey(t)}, "Content-Type": {"application/json"}}); code != 400 {
+		t.Fatalf("server API, id local:1: %d %s, want 400", code, body)
+	}
 	r := get(t, ts.URL+"/widgets/online-users?token="+url.QueryEscape(hostTok), nil)
 	if v := mustDoc(t, r.body).Find(`[data-presence-widget]`).AttrOr("data-viewer-id", ""); v != "1" {
 		t.Fatalf("host bob's widget hides %q, want \"1\" (not local:1)", v)
