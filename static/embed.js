@@ -193,8 +193,9 @@
       .catch(function () { cb(""); });
   }
 
-  // Ask the host for a new token a minute before this one expires (or
-  // halfway, for short ones), and retry in 30 s when it does not answer.
+  // Ask the host for a new token halfway through this one's remaining
+  // life (a minute before it ends, for short ones; never within 5 s), and
+  // retry in 30 s when it does not answer.
   function scheduleRefresh() {
     clearTimeout(refreshTimer);
     if (!ds.tokenUrl || !token) return;
