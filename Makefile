@@ -46,9 +46,11 @@ build:
 generate:
 	$(GO) tool templ generate
 
-## css: rebuild static/app.css with Tailwind (needs Node; the output is committed)
+## css: rebuild static/app.css, and static/embed.css (the widget's CSS scoped
+## for other sites, embed.js), with Tailwind (needs Node; the output is committed)
 css: node_modules
 	npx tailwindcss -c tailwind.config.js -i views/app.css -o static/app.css --minify
+	npx tailwindcss -c tailwind.embed.config.js -i views/embed.css -o static/embed.css --minify
 
 ## vendor: copy the pinned htmx and its SSE extension into static/
 vendor: node_modules

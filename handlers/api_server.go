@@ -66,7 +66,7 @@ func hostIDParam(c echo.Context) (string, error) {
 		err = store.ValidateExternalID(id)
 	}
 	if err != nil {
-		return "", httpError(http.StatusBadRequest, "the user id in the path must be 1 to 255 bytes, without spaces")
+		return "", httpError(http.StatusBadRequest, "the user id in the path must be 1 to 255 bytes, without spaces, not starting with \"local:\"")
 	}
 	return id, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/presencehq/presence/views"
@@ -14,7 +15,7 @@ import (
 func BenchmarkWidgetRender(b *testing.B) {
 	users := make([]views.WidgetUser, maxWidgetMax+1)
 	for i := range users {
-		users[i] = views.WidgetUser{ID: int64(i), Username: fmt.Sprintf("user%04d", i)}
+		users[i] = views.WidgetUser{ID: strconv.Itoa(i), Username: fmt.Sprintf("user%04d", i)}
 	}
 	var buf bytes.Buffer
 	b.ReportAllocs()

@@ -45,7 +45,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if jsonPath(c.Request().URL.Path) || wantsJSON(c.Request()) {
 			err = c.JSON(status, map[string]string{"detail": detail})
-		} else if strings.HasPrefix(c.Request().URL.Path, "/widgets/") {
+		} else if strings.HasPrefix(c.Request().URL.Path, "/widgets/") || strings.HasPrefix(c.Request().URL.Path, "/embed/") {
 			err = render(c, status, views.WidgetError(status, widgetErrorText(status, detail)))
 		} else if c.Request().Method == http.MethodHead {
 			err = c.NoContent(status)

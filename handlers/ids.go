@@ -11,8 +11,9 @@ import (
 // localIDPrefix starts the public id of a local account on a server that
 // also takes host users, so that local account 1 ("local:1") is never
 // taken for the host's user 1 (1). See docs/INTEGRATION.md, "Two id
-// spaces".
-const localIDPrefix = "local:"
+// spaces". store.ValidateExternalID refuses host ids with this prefix,
+// so a host's "local:1" cannot pose as local account 1 either.
+const localIDPrefix = store.ReservedIDPrefix
 
 // idPolicy turns users into the ids clients see.
 type idPolicy struct {

@@ -38,7 +38,7 @@ var (
 // handleFriendsPage shows the viewer's friends with their presence (online
 // first), the requests pending both ways, the add-by-username form, the
 // notices setting and a friends-scoped widget.
-func handleFriendsPage(s Store, e *presence.Engine, base *baseURL) echo.HandlerFunc {
+func handleFriendsPage(s Store, e *presence.Engine, base *baseURL, ids idPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		me, _ := currentUser(c)
 		ctx := c.Request().Context()
@@ -55,7 +55,7 @@ func handleFriendsPage(s Store, e *presence.Engine, base *baseURL) echo.HandlerF
 			return err
 		}
 		d := views.FriendsPageData{
-			Widget: views.WidgetOptions{ViewerID: me.ID, Max: maxWidgetMax, Title: defaultFriendsTitle,
+			Widget: views.WidgetOptions{ViewerID: ids.public(me), Max: maxWidgetMax, Title: defaultFriendsTitle,
 				BaseURL: base.of(c.Request()), Query: "?scope=friends", Friends: true},
 			Notify: notify,
 			Notice: friendNotices[c.QueryParam("done")],
@@ -68,20 +68,21 @@ func handleFriendsPage(s Store, e *presence.Engine, base *baseURL) echo.HandlerF
 			if !on && e.Settings(f.ID).LastSeenHidden() {
 				seen = time.Time{}
 			}
-			d.Friends = append(d.Friends, views.FriendEntry{WidgetUser: widgetUser(f.User), Online: on, LastSeen: seen})
+			d.Friends = append(d.Friends, views.FriendEntry{WidgetUser: widgetUser(ids, f.User), RowID: f.ID, Online: on, LastSeen: seen})
 		}
 		for _, r := range in {
-			d.Incoming = append(d.Incoming, views.RequestEntry{ID: r.ID, Other: widgetUser(r.Other), At: r.CreatedAt})
+			d.Incoming = append(d.Incoming, views.RequestEntry{ID: r.ID, Other: widgetUser(ids, r.Other), At: r.CreatedAt})
 		}
 		for _, r := range out {
-			d.Outgoing = append(d.Outgoing, views.RequestEntry{ID: r.ID, Other: widgetUser(r.Other), At: r.CreatedAt})
+			d.Outgoing = append(d.Outgoing, views.RequestEntry{ID: r.ID, Other: widgetUser(ids, r.Other), At: r.CreatedAt})
 		}
 		return render(c, http.StatusOK, views.FriendsPage(pageFor(c, "Friends"), d))
 	}
 }
 
-func widgetUser(u store.User) views.WidgetUser {
-	return views.WidgetUser{ID: u.ID, Username: u.Username, ProfileImageURL: u.ProfileImageURL}
+// widgetUser is u's card, with the id clients see.
+func widgetUser(ids idPolicy, u store.User) views.WidgetUser {
+	return views.WidgetUser{ID: ids.public(u), Username: u.Username, ProfileImageURL: u.ProfileImageURL, Host: u.IsHost()}
 }
 
 // backTo redirects after a friends form: to the form's next (a local

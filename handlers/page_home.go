@@ -11,12 +11,12 @@ import (
 // handleHomePage renders the landing page, with the widget when signed in.
 // Signed out on an empty database (a first run), it says what this is and
 // offers to create the first account, which becomes the administrator.
-func handleHomePage(s Store, base *baseURL) echo.HandlerFunc {
+func handleHomePage(s Store, base *baseURL, ids idPolicy) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		w := views.WidgetOptions{Max: defaultWidgetMax, Title: defaultWidgetTitle, BaseURL: base.of(c.Request())}
 		firstRun := false
 		if u, ok := currentUser(c); ok {
-			w.ViewerID = u.ID
+			w.ViewerID = ids.public(u)
 		} else {
 			// The landing page must not fail with the database: if it
 			// cannot tell, it is not a first run.

@@ -49,7 +49,8 @@ func handleOnlinePage(s Store, engine *presence.Engine, friends FriendChecker) e
 		}
 		for _, st := range slice {
 			d.Users = append(d.Users, views.OnlineEntry{
-				WidgetUser: views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL,
+				WidgetUser: views.WidgetUser{ID: views.PublicID(st.UserID, st.PublicID), Username: st.Username,
+					ProfileImageURL: profiles[st.UserID].ProfileImageURL, Host: profiles[st.UserID].IsHost(),
 					Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji},
 				Since: st.Since,
 				IsYou: st.UserID == me.ID,

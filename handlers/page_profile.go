@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -12,48 +13,83 @@ import (
 	"github.com/presencehq/presence/views"
 )
 
-// handleProfilePage shows a user with their presence: online now (with
-// their mode and status), or when they were last seen, as far as their
-// visibility lets the viewer see (an invisible user is offline to all but
-// themselves); and their local time, unless they hide it.
-func handleProfilePage(s Store, engine *presence.Engine, zones *zoneRecorder, clock presence.Clock, friends FriendChecker) echo.HandlerFunc {
+// profileDeps is what a profile page needs.
+type profileDeps struct {
+	store   Store
+	engine  *presence.Engine
+	ids     idPolicy
+	zones   *zoneRecorder
+	clock   presence.Clock
+	friends FriendChecker
+}
+
+// handleProfilePage shows a local account by username with their
+// presence. Host users are not found here (their names are the host's and
+// may repeat a local one): their page is /host/users/{id}
+// (handleHostProfilePage).
+func handleProfilePage(d profileDeps) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		u, err := s.UserByName(c.Request().Context(), c.Param("username"))
-		if errors.Is(err, store.ErrNotFound) {
-			return httpError(http.StatusNotFound, "no such user")
+		u, err := d.store.UserByName(c.Request().Context(), c.Param("username"))
+		if err == nil && u.IsHost() {
+			err = store.ErrNotFound
 		}
+		return profile(c, d, u, err)
+	}
+}
+
+// handleHostProfilePage shows a host user by the host's id for them: the
+// id space of the host site, never mistaken for a local account's.
+func handleHostProfilePage(d profileDeps) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathParam(c, "id")
 		if err != nil {
 			return err
 		}
-		me, _ := currentUser(c)
-		ctx := c.Request().Context()
-		st, online := engine.State(u.ID)
-		online = online && viewerCanSee(ctx, friends, me.ID, st)
-		d := views.ProfileData{
-			WidgetUser:   views.WidgetUser{ID: u.ID, Username: u.Username, ProfileImageURL: u.ProfileImageURL},
-			Online:       online,
-			HideLastSeen: !mayShowLastSeen(ctx, friends, me.ID, u.ID, engine.Settings(u.ID)),
-			LastSeen:     u.LastSeen,
-			Joined:       u.CreatedAt,
-			IsAdmin:      u.IsAdmin,
-			Now:          engine.Clock().Now(),
-		}
-		if online {
-			d.Mode, d.StatusText, d.StatusEmoji = string(st.Mode), st.StatusText, st.StatusEmoji
-		}
-		if err := addLocalTime(c, s, zones, clock, u.ID, &d); err != nil {
+		u, err := d.store.HostUser(c.Request().Context(), id)
+		return profile(c, d, u, err)
+	}
+}
+
+// profile renders u's profile page, or the error of looking them up: online
+// now (with their mode and status), or when they were last seen, as far as
+// their visibility lets the viewer see (an invisible user is offline to
+// all but themselves); their local time, unless they hide it; and the
+// viewer's friend button.
+func profile(c echo.Context, deps profileDeps, u store.User, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return httpError(http.StatusNotFound, "no such user")
+	}
+	if err != nil {
+		return err
+	}
+	me, _ := currentUser(c)
+	ctx := c.Request().Context()
+	st, online := deps.engine.State(u.ID)
+	online = online && viewerCanSee(ctx, deps.friends, me.ID, st)
+	d := views.ProfileData{
+		WidgetUser:   views.WidgetUser{ID: deps.ids.public(u), Username: u.Username, ProfileImageURL: u.ProfileImageURL, Host: u.IsHost()},
+		Online:       online,
+		HideLastSeen: !mayShowLastSeen(ctx, deps.friends, me.ID, u.ID, deps.engine.Settings(u.ID)),
+		LastSeen:     u.LastSeen,
+		Joined:       u.CreatedAt,
+		IsAdmin:      u.IsAdmin,
+		Now:          deps.clock.Now(),
+	}
+	if online {
+		d.Mode, d.StatusText, d.StatusEmoji = string(st.Mode), st.StatusText, st.StatusEmoji
+	}
+	if err := addLocalTime(c, deps.store, deps.zones, deps.clock, u.ID, &d); err != nil {
+		return err
+	}
+	if me.ID != 0 && me.ID != u.ID {
+		fs, err := deps.store.FriendStateOf(ctx, me.ID, u.ID)
+		if err != nil {
 			return err
 		}
-		if me, ok := currentUser(c); ok && me.ID != u.ID {
-			st, err := s.FriendStateOf(c.Request().Context(), me.ID, u.ID)
-			if err != nil {
-				return err
-			}
-			d.Friend = views.FriendButton{Show: true, UserID: u.ID, Username: u.Username,
-				Friends: st.Friends, Outgoing: st.Outgoing, Incoming: st.Incoming}
-		}
-		return render(c, http.StatusOK, views.ProfilePage(pageFor(c, u.Username), d))
+		d.Friend = views.FriendButton{Show: true, UserID: u.ID, Username: u.Username,
+			Friends: fs.Friends, Outgoing: fs.Outgoing, Incoming: fs.Incoming}
 	}
+	return render(c, http.StatusOK, views.ProfilePage(pageFor(c, u.Username), d))
 }
 
 // addLocalTime fills in the user's local time ("14:32", rendered for
@@ -81,4 +117,23 @@ func addLocalTime(c echo.Context, s Store, zones *zoneRecorder, clock presence.C
 	}
 	d.LocalTime, d.TimeZone, d.LocalTimeHidden = clock.Now().In(loc).Format("15:04"), lt.Zone, !lt.Show
 	return nil
+}
+
+// pathParam is the path parameter name, unescaped once. Echo matches
+// routes on the escaped path when the request has one (an id with '/' or
+// '?' comes as %2F, %3F), else on the decoded path, where a literal '%'
+// must stay as it is.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath != "" {
+		u, err := url.PathUnescape(v)
+		if err != nil {
+			return "", httpError(http.StatusBadRequest, "the path is not validly escaped")
+		}
+		v = u
+	}
+	if store.ValidateExternalID(v) != nil {
+		return "", httpError(http.StatusNotFound, "no such user")
+	}
+	return v, nil
 }

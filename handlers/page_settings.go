@@ -30,7 +30,7 @@ func settingsData(c echo.Context, s Store, prof profileSetup) (views.SettingsDat
 		lt.Zone = tz // reported in this run, maybe not written yet
 	}
 	return views.SettingsData{
-		WidgetUser:     views.WidgetUser{ID: me.ID, Username: me.Username, ProfileImageURL: me.ProfileImageURL},
+		WidgetUser:     views.WidgetUser{ID: views.PublicID(me.ID, me.ExternalID), Username: me.Username, ProfileImageURL: me.ProfileImageURL, Host: me.IsHost()},
 		AvatarFromHost: me.IsHost(),
 		AvatarsOff:     !prof.avatars.enabled(),
 		MaxAvatarMiB:   avatar.MaxBytes >> 20,

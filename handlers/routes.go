@@ -75,12 +75,17 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	widgets.OPTIONS("/list", noContent)
 	widgets.OPTIONS("/stream", noContent)
 	e.GET("/embed-example", handleEmbedExample(base))
+	// Embedding on any site: one script tag, or a frame (docs/EMBEDDING.md).
+	e.GET("/embed.js", handleEmbedScript())
+	e.GET("/embed/online-users", handleEmbedFrame(base), auth.requireViewer)
 
 	// HTML pages.
-	e.GET("/", handleHomePage(d.Store, base), auth.optional)
+	profiles := profileDeps{store: d.Store, engine: d.Engine, ids: auth.ids, zones: prof.zones, clock: d.Clock, friends: d.Friends}
+	e.GET("/", handleHomePage(d.Store, base, auth.ids), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine, d.Friends), auth.requirePage)
-	e.GET("/users/:username", handleProfilePage(d.Store, d.Engine, prof.zones, d.Clock, d.Friends), auth.requirePage)
-	e.GET("/friends", handleFriendsPage(d.Store, d.Engine, base), auth.requirePage)
+	e.GET("/users/:username", handleProfilePage(profiles), auth.requirePage)
+	e.GET("/host/users/:id", handleHostProfilePage(profiles), auth.requirePage) // views.ProfilePath
+	e.GET("/friends", handleFriendsPage(d.Store, d.Engine, base, auth.ids), auth.requirePage)
 	e.POST("/friends/requests", handleFriendRequestForm(d.Store, friends), auth.requirePage)
 	e.POST("/friends/requests/:id/accept", handleFriendAcceptForm(d.Store, friends), auth.requirePage)
 	e.POST("/friends/requests/:id/decline", handleFriendDeclineForm(d.Store), auth.requirePage)

@@ -13,7 +13,8 @@ import (
 // usual hardening headers on every response. Pages carry the request's
 // nonce on their <script> tags (templ.GetNonce); htmx is configured for it
 // (no injected styles, no eval, no scripts from fragments). Only the widget
-// routes may be framed, and only by allow-listed origins.
+// routes and the iframe embed (/embed/) may be framed, and only by
+// allow-listed origins.
 func (p *originPolicy) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	ancestors := "'none'"
 	if len(p.allowed) > 0 {
@@ -31,7 +32,7 @@ func (p *originPolicy) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(r.WithContext(templ.WithNonce(r.Context(), nonce)))
 
 		frame := "'none'"
-		if strings.HasPrefix(r.URL.Path, "/widgets/") {
+		if strings.HasPrefix(r.URL.Path, "/widgets/") || strings.HasPrefix(r.URL.Path, "/embed/") {
 			frame = ancestors
 		}
 		h := c.Response().Header()

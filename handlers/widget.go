@@ -30,12 +30,20 @@ const (
 // widgetViewer is who is looking at a widget: a signed-in user (hidden from
 // their own list) or an anonymous visitor of a site using an embed token.
 type widgetViewer struct {
-	userID     int64
+	userID int64
+	// publicID is the viewer's id as the widget's tiles carry it
+	// (idPolicy.public), to hide them from their own list.
+	publicID string
+	// token is the ?token= that authenticated the viewer, carried on to
+	// the widget's list and stream URLs.
+	token      string
 	embedToken string
 }
 
 // requireViewer is middleware for the widget routes: the session cookie,
-// a Bearer API token, or ?embed_token= (read-only, for other sites).
+// a Bearer token, ?token= (a host JWT or an API token, for embed.js and
+// the iframe, whose stream URL cannot carry a header), or ?embed_token=
+// (read-only, for other sites).
 func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if tok := c.QueryParam("embed_token"); tok != "" && c.Request().Header.Get("Authorization") == "" {
@@ -45,12 +53,16 @@ func (a *authenticator) requireViewer(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set(viewerKey, widgetViewer{embedToken: tok})
 			return next(c)
 		}
-		u, err := a.resolve(c, false)
+		u, err := a.resolve(c, true)
 		if err != nil {
 			return authError(err)
 		}
+		v := widgetViewer{userID: u.ID, publicID: a.ids.public(u)}
+		if c.Request().Header.Get("Authorization") == "" {
+			v.token = c.QueryParam("token") // "" unless it authenticated
+		}
 		c.Set(userKey, u)
-		c.Set(viewerKey, widgetViewer{userID: u.ID})
+		c.Set(viewerKey, v)
 		return next(c)
 	}
 }
@@ -83,9 +95,12 @@ func widgetOptions(c echo.Context, baseURL string) (views.WidgetOptions, error) 
 		o.Class = v
 	}
 	if v, ok := c.Get(viewerKey).(widgetViewer); ok {
-		o.ViewerID = v.userID
-		if v.embedToken != "" {
+		o.ViewerID = v.publicID
+		switch {
+		case v.embedToken != "":
 			o.Query = "?embed_token=" + url.QueryEscape(v.embedToken)
+		case v.token != "":
+			o.Query = "?token=" + url.QueryEscape(v.token)
 		}
 	}
 	friends, err := friendsScope(c)
@@ -154,20 +169,23 @@ func handleWidgetList(feed *realtime.Feed, s Store, e *presence.Engine) echo.Han
 		for _, id := range ids {
 			isFriend[id] = true
 		}
-		var shown []int64
-		var users []views.WidgetUser
-		for _, st := range e.Online() { // by username
-			if isFriend[st.UserID] {
-				shown = append(shown, st.UserID)
-				users = append(users, views.WidgetUser{ID: st.UserID, Username: st.Username})
+		var shown []presence.Status
+		var rows []int64
+		for _, st := range e.OnlineAll() { // by username
+			if isFriend[st.UserID] && st.SeenByFriends() {
+				shown = append(shown, st)
+				rows = append(rows, st.UserID)
 			}
 		}
-		profiles, err := s.UsersByIDs(c.Request().Context(), shown)
+		profiles, err := s.UsersByIDs(c.Request().Context(), rows)
 		if err != nil {
 			return err
 		}
-		for i := range users {
-			users[i].ProfileImageURL = profiles[users[i].ID].ProfileImageURL
+		users := make([]views.WidgetUser, len(shown))
+		for i, st := range shown {
+			p := profiles[st.UserID]
+			users[i] = views.WidgetUser{ID: views.PublicID(st.UserID, st.PublicID), Username: st.Username,
+				ProfileImageURL: p.ProfileImageURL, Host: p.IsHost()}
 		}
 		return render(c, http.StatusOK, views.FriendsWidgetList(users))
 	}

@@ -461,10 +461,14 @@ func TestTokensNotLogged(t *testing.T) {
 	websocket.DefaultDialer.Dial(ts.wsURL("?token="+bad), nil)
 	do(t, nil, "GET", ts.URL+"/api/users/online/?token="+tok, "", bearer(bad))
 	do(t, nil, "GET", ts.URL+"/widgets/online-users?embed_token="+bad, "", nil)
+	do(t, nil, "GET", ts.URL+"/widgets/online-users/list?token="+bad, "", nil)
+	do(t, nil, "GET", ts.URL+"/embed/online-users?token="+bad, "", nil)
 	do(t, nil, "POST", ts.URL+"/api/auth/token/", `{"username":"alice","password":"`+bad+`"}`, jsonHeader)
 	ts.DB.Close() // make requests fail, so errors are logged
 	do(t, nil, "GET", ts.URL+"/api/users/online/", "", bearer(tok))
 	do(t, nil, "GET", ts.URL+"/widgets/online-users?embed_token="+bad, "", nil)
+	do(t, nil, "GET", ts.URL+"/widgets/online-users?token="+tok, "", nil)
+	do(t, nil, "GET", ts.URL+"/embed/online-users?token="+tok, "", nil)
 	if logs.Len() == 0 {
 		t.Fatal("nothing was logged: the test proves nothing")
 	}

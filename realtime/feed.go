@@ -183,7 +183,8 @@ func (f *Feed) refresh() {
 	}
 	users := make([]views.WidgetUser, len(shown))
 	for i, st := range shown {
-		users[i] = views.WidgetUser{ID: st.UserID, Username: st.Username, ProfileImageURL: profiles[st.UserID].ProfileImageURL,
+		p := profiles[st.UserID]
+		users[i] = views.WidgetUser{ID: views.PublicID(st.UserID, st.PublicID), Username: st.Username, ProfileImageURL: p.ProfileImageURL, Host: p.IsHost(),
 			Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji}
 	}
 
@@ -243,12 +244,12 @@ func (f *Feed) refresh() {
 // one-tile delta like an arrival.
 func diff(prev, next []views.WidgetUser) (views.ListDelta, bool) {
 	var d views.ListDelta
-	inNext := make(map[int64]views.WidgetUser, len(next))
+	inNext := make(map[string]views.WidgetUser, len(next))
 	for _, u := range next {
 		inNext[u.ID] = u
 	}
-	kept := make(map[int64]bool, len(prev))
-	var keptOrder []int64
+	kept := make(map[string]bool, len(prev))
+	var keptOrder []string
 	for _, u := range prev {
 		if n, ok := inNext[u.ID]; ok && n == u {
 			kept[u.ID] = true
@@ -272,7 +273,7 @@ func diff(prev, next []views.WidgetUser) (views.ListDelta, bool) {
 		if kept[next[j].ID] {
 			continue
 		}
-		var before int64
+		var before string
 		if j+1 < len(next) {
 			before = next[j+1].ID
 		}

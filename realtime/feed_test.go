@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestDiff(t *testing.T) {
 	u := func(ids ...int64) []views.WidgetUser {
 		var out []views.WidgetUser
 		for _, id := range ids {
-			out = append(out, views.WidgetUser{ID: id, Username: string(rune('a' + id))})
+			out = append(out, views.WidgetUser{ID: strconv.FormatInt(id, 10), Username: string(rune('a' + id))})
 		}
 		return out
 	}
@@ -69,10 +70,10 @@ func TestDiff(t *testing.T) {
 		}
 		for _, in := range d.Inserted {
 			i := len(list)
-			if in.Before != 0 {
+			if in.Before != "" {
 				i = slices.IndexFunc(list, func(x views.WidgetUser) bool { return x.ID == in.Before })
 				if i < 0 {
-					t.Fatalf("insert before %d, which is not there", in.Before)
+					t.Fatalf("insert before %s, which is not there", in.Before)
 				}
 			}
 			list = slices.Insert(list, i, in.User)

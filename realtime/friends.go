@@ -54,9 +54,9 @@ type FriendsFeed struct {
 	mu     sync.Mutex
 	notify map[int64]bool
 
-	// shown holds the users shown online to their friends (the run
-	// goroutine's alone).
-	shown map[int64]bool
+	// shown holds the users shown online to their friends, with their
+	// public ids (the run goroutine's alone).
+	shown map[int64]string
 
 	changes chan friendChange
 	stop    chan struct{}
@@ -77,7 +77,7 @@ type friendChange struct {
 
 // NewFriendsFeed starts a feed following e's bus. Caller must call Close.
 func NewFriendsFeed(e *presence.Engine, s FriendsStore, b *Broker, log *slog.Logger) *FriendsFeed {
-	f := &FriendsFeed{engine: e, store: s, broker: b, log: log, notify: map[int64]bool{}, shown: map[int64]bool{},
+	f := &FriendsFeed{engine: e, store: s, broker: b, log: log, notify: map[int64]bool{}, shown: map[int64]string{},
 		changes: make(chan friendChange, 1024), stop: make(chan struct{}), done: make(chan struct{})}
 	ids, err := s.FriendNotifyUsers(context.Background())
 	if err != nil {
@@ -172,21 +172,23 @@ func (f *FriendsFeed) run(sub *presence.Subscription) {
 func (f *FriendsFeed) userChanged(id int64) {
 	st, ok := f.engine.State(id)
 	visible := ok && st.SeenByFriends()
-	if visible == f.shown[id] {
+	public, wasShown := f.shown[id]
+	if visible == wasShown {
 		return // a change friends don't see (mode, status), or already sent
 	}
 	if visible {
-		f.shown[id] = true
+		public = views.PublicID(id, st.PublicID)
+		f.shown[id] = public
 	} else {
 		delete(f.shown, id)
 	}
-	f.route(id, st, visible)
+	f.route(id, public, st, visible)
 }
 
-// route sends the change of user id (st when visible) to the friends
-// watching: a tile added or removed on their friends widgets, and a
-// notice to those who opted in when id comes online.
-func (f *FriendsFeed) route(id int64, st presence.Status, visible bool) {
+// route sends the change of user id (public id public; st when visible)
+// to the friends watching: a tile added or removed on their friends
+// widgets, and a notice to those who opted in when id comes online.
+func (f *FriendsFeed) route(id int64, public string, st presence.Status, visible bool) {
 	friends, err := f.store.FriendIDs(context.Background(), id)
 	if err != nil {
 		f.log.Error("friends feed: load friends", "err", err)
@@ -199,11 +201,11 @@ func (f *FriendsFeed) route(id int64, st presence.Status, visible bool) {
 	scoped := f.broker.Watching(watching, true) // friends widgets
 	if !visible {
 		if len(scoped) > 0 {
-			f.publish(scoped, "friends-delta", views.FriendOff(id))
+			f.publish(scoped, "friends-delta", views.FriendOff(public))
 		}
 		return
 	}
-	u := f.tile(id, st.Username)
+	u := f.tile(id, public, st.Username)
 	if len(scoped) > 0 {
 		f.publish(scoped, "friends-delta", views.FriendOn(u))
 	}
@@ -216,7 +218,7 @@ func (f *FriendsFeed) route(id int64, st presence.Status, visible bool) {
 	}
 	f.mu.Unlock()
 	if len(notify) > 0 {
-		key := strconv.FormatInt(id, 10) + "-" + strconv.FormatInt(st.Since.UnixMilli(), 10)
+		key := public + "-" + strconv.FormatInt(st.Since.UnixMilli(), 10)
 		f.publishAll(notify, "friend-online", views.FriendToast(u, key))
 	}
 }
@@ -228,26 +230,28 @@ func (f *FriendsFeed) friendshipChanged(c friendChange) {
 		if len(f.broker.Watching([]int64{viewer}, true)) == 0 {
 			continue
 		}
+		public, shown := f.shown[other]
+		if !shown {
+			continue // not online to friends: no tile to add or remove
+		}
 		if !c.on {
-			f.publish([]int64{viewer}, "friends-delta", views.FriendOff(other))
+			f.publish([]int64{viewer}, "friends-delta", views.FriendOff(public))
 			continue
 		}
-		if st, ok := f.engine.State(other); !ok || !st.SeenByFriends() {
-			continue
-		}
-		f.publish([]int64{viewer}, "friends-delta", views.FriendOn(f.tile(other, "")))
+		f.publish([]int64{viewer}, "friends-delta", views.FriendOn(f.tile(other, public, "")))
 	}
 }
 
-// tile loads the card of user id (its avatar, and its name if not given).
-func (f *FriendsFeed) tile(id int64, name string) views.WidgetUser {
-	u := views.WidgetUser{ID: id, Username: name}
+// tile loads the card of user id, whose public id is public (its avatar,
+// and its name if not given).
+func (f *FriendsFeed) tile(id int64, public, name string) views.WidgetUser {
+	u := views.WidgetUser{ID: public, Username: name}
 	profiles, err := f.store.UsersByIDs(context.Background(), []int64{id})
 	if err != nil {
 		f.log.Error("friends feed: load profile", "err", err)
 	}
 	if p, ok := profiles[id]; ok {
-		u.ProfileImageURL = p.ProfileImageURL
+		u.ProfileImageURL, u.Host = p.ProfileImageURL, p.IsHost()
 		if u.Username == "" {
 			u.Username = p.Username
 		}

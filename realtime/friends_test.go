@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func TestFriendsFeed_OnlyFriendsStreams(t *testing.T) {
 	f := NewFriendsFeed(e, ringStore{n: 100, k: 10}, b, slog.New(slog.DiscardHandler))
 	defer f.Close()
 
-	f.route(50, presence.Status{UserID: 50, Username: "user", Since: time.Unix(1, 0)}, true)
+	f.route(50, "50", presence.Status{UserID: 50, Username: "user", Since: time.Unix(1, 0)}, true)
 	for i, s := range scoped {
 		got := len(s.take(nil))
 		want := 0
@@ -90,7 +91,7 @@ func BenchmarkFriendsFeed_Change(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		id := int64(i%9000 + 1)
-		f.route(id, presence.Status{UserID: id, Username: "user"}, i%2 == 0)
+		f.route(id, strconv.FormatInt(id, 10), presence.Status{UserID: id, Username: "user"}, i%2 == 0)
 		if i%32 == 31 {
 			b.StopTimer()
 			for _, s := range subs {

@@ -86,8 +86,18 @@
     }
   }
 
+  // shareKey names the stream that tabs share: its URL without ?token=.
+  // Every page of a host site signs its own token (embed.js), and the
+  // stream's events are the same for every viewer (the shared list), so
+  // tabs with different tokens share one stream, each leader opening it
+  // with its own token. An embed token stays in the key: widgets of
+  // different embeds never mix.
+  function shareKey(url) {
+    return url.replace(/([?&])token=[^&#]*&?/, "$1").replace(/[?&]$/, "");
+  }
+
   function sharedSource(url, store) {
-    var key = "presence-sse:" + url;
+    var key = "presence-sse:" + shareKey(url);
     var id = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
     var src = {
       url: url,
@@ -425,8 +435,12 @@
     }
   }
 
-  function keepAlive() {
-    var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
+  // keepAlive holds the socket for the Presence server at base (an origin).
+  // token, when given, is called at each (re)connect for the credential to
+  // send as ?token= (a host JWT: embed.js and the iframe); without it the
+  // session cookie is used. It returns a function that stops it for good.
+  function keepAlive(base, token) {
+    var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false, ended = false;
     var pending = false, lastSent = 0;
 
     // activity notes a real interaction and sends it as an application
@@ -451,14 +465,13 @@
       if (document.visibilityState === "visible") activity();
     });
 
-    // data-presence-keepalive="https://presence.example.com" points a host
-    // page at another Presence server; empty means this origin.
     function url() {
-      var base = document.body.getAttribute("data-presence-keepalive") || location.origin;
       // events=0: this socket only keeps the user online; the widget gets
       // its updates over SSE, so status events would be wasted N² traffic.
       // tz: this browser's IANA time zone, for the profile's "local time".
-      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0" + timeZoneParam();
+      var u = base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0" + timeZoneParam();
+      var t = token && token();
+      return t ? u + "&token=" + encodeURIComponent(t) : u;
     }
 
     function connect() {
@@ -508,14 +521,18 @@
 
     // Back from the bfcache: the socket was closed on pagehide.
     window.addEventListener("pageshow", function (e) {
-      if (e.persisted && stopped) { stopped = false; attempt = 0; connect(); }
+      if (e.persisted && stopped && !ended) { stopped = false; attempt = 0; connect(); }
     });
     window.addEventListener("pagehide", stop);
     document.addEventListener("submit", function (e) {
       if (e.target.matches && e.target.matches("[data-presence-logout]")) stop();
     });
     connect();
+    return function () { ended = true; stop(); };
   }
+
+  // For embed.js: keep a host's user online with their token.
+  window.__presenceKeepAlive = keepAlive;
 
   // ---- Widget -----------------------------------------------------------
   function widgetOf(el) {
@@ -750,7 +767,9 @@
     var ev = new CustomEvent("presence:user-click", {
       bubbles: true,
       cancelable: true,
-      detail: { id: parseInt(card.closest("[data-user-id]").getAttribute("data-user-id"), 10), username: card.getAttribute("data-username") }
+      // id: the user's public id, as WebSocket messages carry it (a string:
+      // "42", a host's UUID, "local:3"); see docs/PROTOCOL.md, "User ids".
+      detail: { id: card.closest("[data-user-id]").getAttribute("data-user-id"), username: card.getAttribute("data-username") }
     });
     if (!card.dispatchEvent(ev)) e.preventDefault();
   });
@@ -782,12 +801,20 @@
     }
   }
 
+  // data-presence-keepalive="https://presence.example.com" points a host
+  // page at another Presence server; empty means this origin.
+  // data-presence-token (the iframe embed) sends a token instead of the
+  // session cookie.
   function start() {
     if (document.querySelector("[data-presence-local-time]")) setInterval(tickLocalTimes, 30000);
-    if (document.body && document.body.hasAttribute("data-presence-keepalive")) keepAlive();
     // The status menu's "today" is the end of the day where the browser is.
     var tz = document.querySelectorAll("[data-presence-tz]");
     for (var i = 0; i < tz.length; i++) tz[i].value = String(new Date().getTimezoneOffset());
+    var b = document.body;
+    if (!b || !b.hasAttribute("data-presence-keepalive")) return;
+    keepAlive(b.getAttribute("data-presence-keepalive") || location.origin, function () {
+      return b.getAttribute("data-presence-token") || "";
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -44,11 +44,20 @@ type HostProfile struct {
 	ProfileImageURL string
 }
 
+// ReservedIDPrefix starts the ids clients see for local accounts on a
+// server that takes host users ("local:3"), so no host id may start with
+// it: a host's "local:3" would be taken for local account 3.
+const ReservedIDPrefix = "local:"
+
 // ValidateExternalID returns an error wrapping ErrInvalidHostUser unless id
-// is 1–255 bytes of valid UTF-8 without control characters or spaces.
+// is 1–255 bytes of valid UTF-8 without control characters or spaces, and
+// does not start with ReservedIDPrefix.
 func ValidateExternalID(id string) error {
 	if id == "" || len(id) > MaxExternalIDLen || !utf8.ValidString(id) {
 		return fmt.Errorf("%w: id must be 1 to %d bytes of UTF-8", ErrInvalidHostUser, MaxExternalIDLen)
+	}
+	if strings.HasPrefix(id, ReservedIDPrefix) {
+		return fmt.Errorf("%w: ids starting with %q are Presence's own accounts", ErrInvalidHostUser, ReservedIDPrefix)
 	}
 	for _, r := range id {
 		if unicode.IsControl(r) || unicode.IsSpace(r) {

@@ -5,6 +5,7 @@ package views
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -49,3 +50,47 @@ func Ago(now, then time.Time, suffix string) string {
 
 // intText formats n in decimal.
 func intText(n int) string { return strconv.Itoa(n) }
+// PublicID is the id clients see for a user: publicID when it is set (a
+// host's id, or "local:N" on a server that takes host JWTs; see
+// presence.User.PublicID), else the row id in decimal.
+func PublicID(id int64, publicID string) string {
+	if publicID != "" {
+		return publicID
+	}
+	return strconv.FormatInt(id, 10)
+}
+
+// HostProfilePrefix starts the profile path of a host user. Local
+// profiles are /users/{username}; a host user's is /host/users/{host id},
+// so a host user named like a local account, or whose id is a local
+// account's number, is never shown the other one's page.
+const HostProfilePrefix = "/host/users/"
+
+// ProfilePath is where u's profile page is: /host/users/{id} for a host
+// user (the id path-escaped: it may be any text), else /users/{username}.
+func ProfilePath(u WidgetUser) string {
+	if u.Host {
+		return HostProfilePrefix + url.PathEscape(u.ID)
+	}
+	return "/users/" + url.PathEscape(u.Username)
+}
+
+// cssString quotes s as a CSS string for an attribute selector. Every
+// character but ASCII letters, digits, '-' and '_' is written as a hex
+// escape, so no id can end the string, and none carries the ',' or '<'
+// that htmx's selector syntax gives a meaning to (it splits an
+// hx-swap-oob target at top-level commas).
+func cssString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			fmt.Fprintf(&b, "\\%x ", r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -3,6 +3,7 @@ package views_test
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func byTestID(doc *goquery.Document, id string) *goquery.Selection {
 
 func TestOnlineUsersWidget(t *testing.T) {
 	doc := mustRender(t, views.OnlineUsersWidget(views.WidgetOptions{
-		ViewerID: 7, Max: 3, Title: "<b>Team</b>", Class: "mt-4 shadow-none",
+		ViewerID: "local:7", Max: 3, Title: "<b>Team</b>", Class: "mt-4 shadow-none",
 		BaseURL: "https://presence.example", Query: "?embed_token=prs_x",
 	}))
 	w := byTestID(doc, "online-users-widget")
@@ -40,7 +41,7 @@ func TestOnlineUsersWidget(t *testing.T) {
 		t.Fatal("no widget root")
 	}
 	for attr, want := range map[string]string{
-		"data-viewer-id": "7",
+		"data-viewer-id": "local:7",
 		"data-max":       "3",
 		"data-state":     "loading",
 		"hx-ext":         "sse",
@@ -76,9 +77,9 @@ func TestOnlineUsersWidget(t *testing.T) {
 
 func TestWidgetList(t *testing.T) {
 	doc := mustRender(t, views.WidgetList([]views.WidgetUser{
-		{ID: 1, Username: "alice", ProfileImageURL: "https://img.example/a.png"},
-		{ID: 2, Username: "<img src=x onerror=alert(1)>"},
-		{ID: 3, Username: "bob", ProfileImageURL: "javascript:alert(1)"},
+		{ID: "1", Username: "alice", ProfileImageURL: "https://img.example/a.png"},
+		{ID: "2", Username: "<img src=x onerror=alert(1)>"},
+		{ID: "3", Username: "bob", ProfileImageURL: "javascript:alert(1)"},
 	}, 5, "v1-7"))
 	if v := doc.Find(`[data-testid="widget-grid"]`).AttrOr("data-presence-version", ""); v != "v1-7" || doc.Find("[data-presence-grid]").Length() != 1 {
 		t.Errorf("grid version = %q", v)
@@ -127,10 +128,10 @@ func TestWidgetList(t *testing.T) {
 // carry only numbers.
 func TestWidgetDelta(t *testing.T) {
 	var buf bytes.Buffer
-	err := views.WidgetDelta(views.ListDelta{From: "vab-3", To: "vab-4", Removed: []int64{7},
+	err := views.WidgetDelta(views.ListDelta{From: "vab-3", To: "vab-4", Removed: []string{"7"},
 		Inserted: []views.WidgetInsert{
-			{User: views.WidgetUser{ID: 9, Username: `"]<img src=x onerror=alert(1)>`}, Before: 0},
-			{User: views.WidgetUser{ID: 8, Username: "amy"}, Before: 9},
+			{User: views.WidgetUser{ID: "9", Username: `"]<img src=x onerror=alert(1)>`}, Before: ""},
+			{User: views.WidgetUser{ID: "8", Username: "amy"}, Before: "9"},
 		}, Total: 12}).Render(context.Background(), &buf)
 	if err != nil {
 		t.Fatal(err)
@@ -176,5 +177,72 @@ func TestAgo(t *testing.T) {
 		if got := views.Ago(now, now.Add(-d), " ago"); got != want {
 			t.Errorf("Ago(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// oddIDs are host ids a widget must carry: a UUID, local accounts, and ids
+// with the characters CSS, HTML and htmx's selector syntax give a meaning.
+var oddIDs = []string{
+	"3f6c1a2e-9b7d-4e1f-8a2b-5c6d7e8f9a0b", "local:1", "1",
+	`a,b"]<x/> y`, `back\slash`, "ünï cödé", "x/y?z#w", "'single'",
+}
+
+// TestWidgetOddIDs: every tile carries its public id as is in
+// data-user-id, and each delta target (parsed as htmx does: the swap style
+// before the first ':', then split at top-level commas) selects exactly
+// that tile in a grid at the delta's From version, whatever the id.
+func TestWidgetOddIDs(t *testing.T) {
+	var users []views.WidgetUser
+	for i, id := range oddIDs {
+		users = append(users, views.WidgetUser{ID: id, Username: "u" + strconv.Itoa(i), Host: i != 1})
+	}
+	list := mustRender(t, views.WidgetList(users, len(users), "vab-3"))
+	tiles := byTestID(list, "widget-user")
+	if tiles.Length() != len(oddIDs) {
+		t.Fatalf("%d tiles", tiles.Length())
+	}
+	for i, id := range oddIDs {
+		if got := tiles.Eq(i).AttrOr("data-user-id", ""); got != id {
+			t.Errorf("tile %d: data-user-id = %q, want %q", i, got, id)
+		}
+	}
+
+	// Remove each odd id, and insert a new tile before each.
+	d := views.ListDelta{From: "vab-3", To: "vab-4", Removed: oddIDs, Total: 1}
+	for _, id := range oddIDs {
+		d.Inserted = append(d.Inserted, views.WidgetInsert{User: views.WidgetUser{ID: "new", Username: "n"}, Before: id})
+	}
+	delta := mustRender(t, views.WidgetDelta(d))
+	var targets []string
+	delta.Find("[hx-swap-oob]").Each(func(_ int, s *goquery.Selection) {
+		op := s.AttrOr("hx-swap-oob", "")
+		style, sel, _ := strings.Cut(op, ":")
+		if style == "delete" || style == "beforebegin" {
+			targets = append(targets, sel)
+		}
+	})
+	if len(targets) != 2*len(oddIDs) {
+		t.Fatalf("%d targets: %q", len(targets), targets)
+	}
+	for i, sel := range targets {
+		id := oddIDs[i%len(oddIDs)]
+		if strings.ContainsAny(sel, ",<") {
+			t.Errorf("target for %q has a ',' or '<', which htmx splits on: %s", id, sel)
+			continue
+		}
+		got := list.Find(sel)
+		if got.Length() != 1 || got.AttrOr("data-user-id", "") != id {
+			t.Errorf("target %s selects %d tiles, want the one of %q", sel, got.Length(), id)
+		}
+	}
+	// Links: host users by host id, escaped; local accounts by name.
+	if href := tiles.Eq(0).Find("a").AttrOr("href", ""); href != "/host/users/3f6c1a2e-9b7d-4e1f-8a2b-5c6d7e8f9a0b" {
+		t.Errorf("host link = %q", href)
+	}
+	if href := tiles.Eq(1).Find("a").AttrOr("href", ""); href != "/users/u1" {
+		t.Errorf("local link = %q", href)
+	}
+	if href := tiles.Eq(6).Find("a").AttrOr("href", ""); href != "/host/users/x%2Fy%3Fz%23w" {
+		t.Errorf("host link with '/', '?', '#' = %q", href)
 	}
 }
