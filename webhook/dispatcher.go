@@ -139,8 +139,8 @@ type Dispatcher struct {
 	subBuffer int
 	closing   bool
 	subDone   chan struct{}
-	// shown holds the users last announced online, by user key: the
-	// subscriber's alone, then Close's once the subscriber is done.
+	// shown holds the users last announced online, by user key (the
+	// subscriber's alone).
 	shown map[string]bool
 
 	closeOnce sync.Once
@@ -325,9 +325,6 @@ func (d *Dispatcher) close(ctx context.Context, offline []presence.Status) error
 	<-d.subDone // the subscriber drains what the bus had already sent
 	now := d.clock.Now()
 	for _, s := range offline {
-		if !d.shown[userKey(presence.Event{UserID: s.UserID, PublicID: s.PublicID})] {
-			continue // not announced online (invisible, say)
-		}
 		d.add(presence.Event{UserID: s.UserID, Username: s.Username, PublicID: s.PublicID, LastSeen: now}, now)
 	}
 	d.cancel()

@@ -62,14 +62,14 @@ func (d *Dispatcher) changed(ev presence.Event) bool {
 		return false
 	}
 	key := userKey(ev)
-	if d.shown[key] == ev.Online { // everyone starts offline
-		return false
+	if !ev.Online {
+		delete(d.shown, key) // the engine announces offline only after online
+		return true
 	}
-	if ev.Online {
-		d.shown[key] = true
-	} else {
-		delete(d.shown, key)
+	if d.shown[key] {
+		return false // still online: a change of mode or custom status
 	}
+	d.shown[key] = true
 	return true
 }
 
