@@ -23,6 +23,9 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.Use(origins.securityHeaders)
 	e.Use(origins.apiCORS) // allow-listed origins may call /api/ (not /api/server/)
 	e.Use(origins.csrf)    // cross-origin POSTs are refused
+	if d.Config.Demo {
+		e.Use(markDemo)
+	}
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
@@ -35,6 +38,8 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
 	both(api, http.MethodGet, "/auth/online/", online, auth.requireAPI) // where the original mounted it
+	both(api, http.MethodGet, "/users/me/devices/", handleAPIDevices(hub), auth.requireAPI)
+	both(api, http.MethodDelete, "/users/me/devices/:id/", handleAPIDeleteDevice(host.admin.devices), auth.requireAPI)
 
 	// The host site's backend, with a server key (api_server.go).
 	srv := api.Group("/server", requireServerKey(d.Store))
@@ -67,6 +72,18 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/register", handleRegisterPage(d.Store), local, auth.optional)
 	e.POST("/register", handleRegister(d.Store, limits, auth), local)
 	e.POST("/logout", handleLogout(auth))
+	e.GET("/devices", handleDevicesPage(hub, d.Clock), auth.requirePage)
+	e.GET("/devices/list", handleDevicesList(hub, d.Clock), auth.requirePage)
+	e.POST("/devices/:id/sign-out", handleDeviceSignOutForm(host.admin.devices), auth.requirePage)
+
+	// Administrators only (admin.go): 403 for everyone else.
+	addAdminRoutes(e, host.admin, auth)
+
+	// The throwaway demo (presence serve --demo).
+	if d.Config.Demo {
+		e.GET("/demo/avatars/:file", handleDemoAvatar())
+		e.POST("/demo/sign-in", handleDemoSignIn(d.Store, auth, d.Config.DemoPeople), local)
+	}
 
 	// Assets.
 	e.GET("/static/*", handleStatic())

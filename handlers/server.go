@@ -48,6 +48,15 @@ type Store interface {
 	DeleteHostUser(ctx context.Context, externalID string) (store.User, error)
 	HostUser(ctx context.Context, externalID string) (store.User, error)
 	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
+
+	// Devices and /admin (devices.go, admin.go).
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	RevokeTokenID(ctx context.Context, userID, id int64) error
+	TokensOf(ctx context.Context, userID int64) ([]store.TokenInfo, error)
+	RevokeTokenByShortID(ctx context.Context, id string) (store.TokenInfo, error)
+	SetAdmin(ctx context.Context, id int64, admin bool) error
+	RecordAdminAction(ctx context.Context, a store.AdminAction) error
+	AdminActions(ctx context.Context, limit int) ([]store.AdminAction, error)
 }
 
 // Config holds the HTTP layer's settings.
@@ -113,6 +122,13 @@ type Config struct {
 	// sign-up and password sign-in answer 404, and local API tokens and
 	// sessions are refused. Embed tokens keep working.
 	NoLocalAccounts bool
+
+	// Demo marks a throwaway demo server (presence serve --demo): every
+	// page shows a banner, /demo/avatars/ serves the demo people's
+	// avatars and POST /demo/sign-in signs the visitor in as one of
+	// DemoPeople (usernames), picked at random.
+	Demo       bool
+	DemoPeople []string
 }
 
 // Deps are the handlers' collaborators.
@@ -144,12 +160,15 @@ type Server struct {
 	revs    *realtime.Revocations
 	// userEnds ends a user's connections on the server API's word.
 	userEnds *realtime.UserEnds
+	// admin is /admin, with its figures stream.
+	admin *adminArea
 }
 
 // hostSetup is what host-site integration adds to the routes.
 type hostSetup struct {
 	verifier *hostVerifier // nil: no host JWTs
 	userEnds *realtime.UserEnds
+	admin    *adminArea // /admin and the devices sign-out
 }
 
 // New builds the server with every route.
@@ -213,7 +232,8 @@ func New(d Deps) (*Server, error) {
 	}
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds})
+	s.admin = newAdminArea(d, s, conns)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds, admin: s.admin})
 	s.revs.Start()
 	return s, nil
 }
@@ -254,7 +274,8 @@ const sseWriteTimeout = 2 * time.Second
 // shutting down, since http.Server.Shutdown waits for streams to end.
 func (s *Server) CloseStreams(ctx context.Context) error {
 	s.feed.Close()
-	return s.broker.Shutdown(ctx)
+	s.admin.figures.close()
+	return errors.Join(s.broker.Shutdown(ctx), s.admin.stream.Shutdown(ctx))
 }
 
 // Shutdown ends every event stream, then refuses new WebSockets, sends every

@@ -32,7 +32,7 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		if err != nil {
 			return err
 		}
-		err = hub.Accept(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0")
+		err = hub.AcceptConn(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0", connMeta(c))
 		return refusal(c, err)
 	}
 }
