@@ -285,3 +285,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.revs.Close()
 	return errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
 }
+
+// Routes lists every route as "METHOD /path" (with :params), for tests
+// that must cover all of them (the /admin 403 walk).
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
