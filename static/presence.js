@@ -408,6 +408,26 @@
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 30000;
 
+  // TAB names this tab to the server (?tab= on its socket, X-Presence-Tab
+  // on htmx requests) so that "Your devices" can mark "this tab". It is kept
+  // across reloads of the tab (sessionStorage) and authorises nothing.
+  var TAB = (function () {
+    var t = null;
+    try { t = window.sessionStorage.getItem("presence-tab"); } catch (e) { /* blocked */ }
+    if (!t || !/^[A-Za-z0-9_-]{1,40}$/.test(t)) {
+      t = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+      try { window.sessionStorage.setItem("presence-tab", t); } catch (e) { /* blocked */ }
+    }
+    return t;
+  })();
+  document.addEventListener("htmx:configRequest", function (e) {
+    var u = e.detail && e.detail.path;
+    // Only on Presence's own pages (a host page names its Presence server
+    // in the attribute), and only to this origin.
+    if (document.body.getAttribute("data-presence-keepalive") !== "") return;
+    if (u && u.charAt(0) === "/" && u.charAt(1) !== "/") e.detail.headers["X-Presence-Tab"] = TAB;
+  });
+
   function keepAlive() {
     var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false;
 
@@ -417,7 +437,7 @@
       var base = document.body.getAttribute("data-presence-keepalive") || location.origin;
       // events=0: this socket only keeps the user online; the widget gets
       // its updates over SSE, so status events would be wasted N² traffic.
-      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0";
+      return base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0&tab=" + encodeURIComponent(TAB);
     }
 
     function connect() {
@@ -430,6 +450,8 @@
       }
       ws.onopen = function () {
         attempt = 0;
+        // "Your devices" refreshes its list when this tab's socket is up.
+        document.body.dispatchEvent(new CustomEvent("presence:connected", { bubbles: true }));
         pingTimer = setInterval(function () {
           if (ws && ws.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}');
         }, PING_EVERY);
