@@ -57,7 +57,7 @@ func TestMigrate(t *testing.T) {
 	}
 	defer db.Close()
 	applied, err := db.Migrate(ctx)
-	want := []string{"0001_init.sql", "0002_embed_tokens.sql", "0003_token_revocations.sql", "0004_admins.sql", "0005_host_users.sql"}
+	want := []string{"0001_init.sql", "0002_embed_tokens.sql", "0003_token_revocations.sql", "0004_admins.sql", "0005_host_users.sql", "0009_admin.sql"}
 	if err != nil || !slices.Equal(applied, want) {
 		t.Fatalf("first migrate = %v, %v", applied, err)
 	}
