@@ -78,12 +78,27 @@ const deviceCacheMax = 512
 // maxUALen is how much of a User-Agent is parsed and used as a cache key.
 const maxUALen = 512
 
-// devices interns parsed User-Agents: a socket holds one pointer to a
-// Device shared by every socket of the same browser build, so the
-// per-socket cost is 8 bytes, and each distinct User-Agent is parsed once.
+// devices interns User-Agents: a socket holds one pointer to an agent
+// shared by every socket of the same browser build, so the per-socket cost
+// is 8 bytes. An agent is parsed when a listing first needs it, not when
+// the socket is accepted: the parser's data (~5.5 MiB of heap, loaded once)
+// is only paid for on a server where someone looks at devices or /admin.
 type devices struct {
 	mu sync.Mutex
-	m  map[string]*Device
+	m  map[string]*agent
+}
+
+// agent is one User-Agent, parsed on first use.
+type agent struct {
+	ua   string
+	once sync.Once
+	d    Device
+}
+
+// device returns the parsed agent.
+func (a *agent) device() Device {
+	a.once.Do(func() { a.d = parseDevice(a.ua) })
+	return a.d
 }
 
 var (
@@ -91,40 +106,37 @@ var (
 	uaParser     *useragent.Parser
 )
 
-// of returns the Device for a User-Agent. The parser (a trie of known
-// agents, built from data embedded in the library) is loaded on the first
-// call, not at start-up.
-func (ds *devices) of(ua string) *Device {
+// of returns the interned agent of a User-Agent; beyond deviceCacheMax
+// distinct ones, a new agent for this socket alone.
+func (ds *devices) of(ua string) *agent {
 	if len(ua) > maxUALen {
 		ua = ua[:maxUALen]
 	}
 	ds.mu.Lock()
-	d, ok := ds.m[ua]
-	ds.mu.Unlock()
-	if ok {
-		return d
+	defer ds.mu.Unlock()
+	if a, ok := ds.m[ua]; ok {
+		return a
 	}
-	d = parseDevice(ua)
-	ds.mu.Lock()
+	a := &agent{ua: strings.Clone(ua)} // not a view into the request's headers
 	if ds.m == nil {
-		ds.m = map[string]*Device{}
+		ds.m = map[string]*agent{}
 	}
-	if prev, ok := ds.m[ua]; ok {
-		d = prev
-	} else if len(ds.m) < deviceCacheMax {
-		ds.m[strings.Clone(ua)] = d
+	if len(ds.m) < deviceCacheMax {
+		ds.m[a.ua] = a
 	}
-	ds.mu.Unlock()
-	return d
+	return a
 }
 
-func parseDevice(ua string) *Device {
+// parseDevice names the browser and OS of a User-Agent. The parser (a
+// trie of known agents, built from data embedded in the library) is
+// loaded on the first call.
+func parseDevice(ua string) Device {
 	if strings.TrimSpace(ua) == "" {
-		return &Device{}
+		return Device{}
 	}
 	uaParserOnce.Do(func() { uaParser = useragent.NewParser() })
 	a := uaParser.Parse(ua)
-	d := &Device{Browser: string(a.Browser()), OS: string(a.OS()), Kind: string(a.Device())}
+	d := Device{Browser: string(a.Browser()), OS: string(a.OS()), Kind: string(a.Device())}
 	if d.Browser == "" && d.OS == "" {
 		// Not a browser: name the client by its product token
 		// ("Go-http-client/1.1" → "Go-http-client").
@@ -191,7 +203,7 @@ func (cl *wsClient) info() ConnInfo {
 		ConnMeta:     cl.meta, Events: cl.events,
 	}
 	if cl.device != nil {
-		ci.Device = *cl.device
+		ci.Device = cl.device.device()
 	}
 	return ci
 }

@@ -188,7 +188,7 @@ type wsClient struct {
 	id         connID
 	since      int64
 	lastActive atomic.Int64
-	device     *Device
+	device     *agent
 	meta       ConnMeta
 
 	mu      sync.Mutex
