@@ -194,15 +194,17 @@ func (ad *adminArea) kickUser(c echo.Context) error {
 	if me, _ := currentUser(c); me.ID == u.ID {
 		return httpError(http.StatusBadRequest, "you cannot kick yourself: log out instead")
 	}
+	// Closed first, so that the sockets say why; then the credentials
+	// are revoked, which also ends anything that reconnected meanwhile.
+	sockets := ad.hub.CloseUser(u.ID, "disconnected by an administrator")
+	streams := ad.widgets.EndOwner("user:" + strconv.FormatInt(u.ID, 10))
+	if u.IsHost() {
+		ad.userEnds.End(u.ID)
+	}
 	revoked, err := ad.revokeLive(c.Request().Context(), u.ID)
 	if err != nil {
 		return err
 	}
-	if u.IsHost() {
-		ad.userEnds.End(u.ID)
-	}
-	sockets := ad.hub.CloseUser(u.ID, "disconnected by an administrator")
-	streams := ad.widgets.EndOwner("user:" + strconv.FormatInt(u.ID, 10))
 	detail := strconv.Itoa(sockets) + " socket(s), " + strconv.Itoa(streams) + " stream(s), " + strconv.Itoa(revoked) + " token(s) revoked"
 	if err := ad.record(c, "kick-user", u.Username, detail); err != nil {
 		return err
