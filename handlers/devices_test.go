@@ -138,6 +138,10 @@ func TestDevices_ListAndSignOut(t *testing.T) {
 			t.Fatalf("delete %q: %d %s", bad, code, body)
 		}
 	}
+	_, metrics := do(t, nil, "GET", ts.URL+"/metrics", "", nil)
+	if !strings.Contains(metrics, "presence_websockets_closed_by_request_total 1\n") {
+		t.Fatalf("metrics do not count the sign-out:\n%s", metrics)
+	}
 	if code, _ := do(t, nil, "GET", ts.URL+"/api/users/me/devices/", "", nil); code != 401 {
 		t.Fatalf("anonymous devices: %d", code)
 	}

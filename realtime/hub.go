@@ -634,12 +634,17 @@ type HubStats struct {
 	// Revoked counts sockets closed (1008) because their session ended
 	// or their token was revoked.
 	Revoked int64
+	// ClosedByRequest counts sockets closed (1008) by CloseConnection or
+	// CloseUser: signed out from the devices list, kicked by an
+	// administrator.
+	ClosedByRequest int64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
-		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load()}
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load(),
+		ClosedByRequest: h.closedByRequest.Load()}
 }
 
 // timeFormat is RFC 3339 in UTC with milliseconds, as the JSON API uses.
