@@ -68,22 +68,9 @@ var flashes = map[string]string{
 func (ad *adminArea) page(c echo.Context) error {
 	ctx := c.Request().Context()
 	d := views.AdminData{Now: ad.clock.Now(), Samples: ad.figures.Samples(), Flash: flashes[c.QueryParam("done")]}
-	conns := ad.hub.Connections()
-	byUser := map[int64][]views.AdminConn{}
-	for _, ci := range conns {
-		byUser[ci.UserID] = append(byUser[ci.UserID], adminConn(ci))
-	}
-	online := ad.engine.Online()
-	ids := make([]int64, len(online))
-	for i, st := range online {
-		ids[i] = st.UserID
-	}
-	profiles, err := ad.store.UsersByIDs(ctx, ids)
-	if err != nil {
+	var err error
+	if d.Users, err = ad.onlineUsers(ctx); err != nil {
 		return err
-	}
-	for _, st := range online {
-		d.Users = append(d.Users, views.AdminUser{ID: st.UserID, Username: st.Username, IsAdmin: profiles[st.UserID].IsAdmin, Conns: byUser[st.UserID]})
 	}
 	audit, err := ad.store.AdminActions(ctx, 20)
 	if err != nil {
@@ -94,6 +81,39 @@ func (ad *adminArea) page(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return render(c, http.StatusOK, views.AdminPage(pageFor(c, "Administration"), d))
+}
+
+// onlineUsers is every online user with their open sockets.
+func (ad *adminArea) onlineUsers(ctx context.Context) ([]views.AdminUser, error) {
+	byUser := map[int64][]views.AdminConn{}
+	for _, ci := range ad.hub.Connections() {
+		byUser[ci.UserID] = append(byUser[ci.UserID], adminConn(ci))
+	}
+	online := ad.engine.Online()
+	ids := make([]int64, len(online))
+	for i, st := range online {
+		ids[i] = st.UserID
+	}
+	profiles, err := ad.store.UsersByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	users := make([]views.AdminUser, 0, len(online))
+	for _, st := range online {
+		users = append(users, views.AdminUser{ID: st.UserID, Username: st.Username, IsAdmin: profiles[st.UserID].IsAdmin, Conns: byUser[st.UserID]})
+	}
+	return users, nil
+}
+
+// connectionsFragment serves GET /admin/connections: the users table
+// alone, which /admin refreshes every few seconds.
+func (ad *adminArea) connectionsFragment(c echo.Context) error {
+	users, err := ad.onlineUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return render(c, http.StatusOK, views.AdminUsersTable(users, ad.clock.Now()))
 }
 
 func adminConn(ci realtime.ConnInfo) views.AdminConn {
@@ -291,6 +311,7 @@ func addAdminRoutes(e *echo.Echo, ad *adminArea, auth *authenticator) {
 	g.GET("", ad.page)
 	g.GET("/", ad.page)
 	g.GET("/figures", ad.figuresFragment)
+	g.GET("/connections", ad.connectionsFragment)
 	g.GET("/stream", ad.liveStream(auth))
 	g.GET("/users", ad.userPage)
 	g.GET("/users/:name", ad.userPage)

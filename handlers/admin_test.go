@@ -144,6 +144,10 @@ func TestAdmin_Actions(t *testing.T) {
 	if !strings.Contains(body, "Chrome on Linux") || !strings.Contains(body, "Firefox on Windows") || !strings.Contains(body, "—") {
 		t.Fatal("/admin does not show devices and the room column")
 	}
+	_, frag := do(t, admin, "GET", ts.URL+"/admin/connections", "", nil)
+	if n := mustDoc(t, frag).Find(`[data-testid="admin-conn"]`).Length(); n != 4 {
+		t.Fatalf("/admin/connections lists %d connections, want 4", n)
+	}
 	aliceConn, _ := doc.Find(`[data-testid="admin-user"][data-username="alice"] + [data-testid="admin-conn"]`).Attr("data-conn-id")
 	if aliceConn == "" {
 		t.Fatal("no connection id for alice")
