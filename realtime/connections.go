@@ -235,13 +235,20 @@ func (h *Hub) ConnectionsOf(userID int64) []ConnInfo {
 
 func (h *Hub) list(keep func(*wsClient) bool) []ConnInfo {
 	h.mu.Lock()
-	var out []ConnInfo
+	var kept []*wsClient
 	for cl := range h.clients {
 		if keep(cl) {
-			out = append(out, cl.info())
+			kept = append(kept, cl)
 		}
 	}
 	h.mu.Unlock()
+	// Described outside the hub's lock: the first description may load
+	// the User-Agent parser, which must not hold up the fan-out. What
+	// info reads is fixed at accept, or atomic.
+	out := make([]ConnInfo, len(kept))
+	for i, cl := range kept {
+		out[i] = cl.info()
+	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := strings.ToLower(out[i].Username), strings.ToLower(out[j].Username)
 		if a != b {
