@@ -183,4 +183,5 @@ func TestBrowser_DemoComeAndGo(t *testing.T) {
 		return window.__came && window.__went;
 	})()`, 5*time.Second)
 	t.Logf("saw people come and go within %v", took)
+	waitFor(t, tab, "the demo avatars load", `Array.from(document.querySelectorAll('[data-testid=online-users-widget] img')).some(i => i.src.includes('/demo/avatars/') && i.complete && i.naturalWidth === 64)`, 5*time.Second)
 }
