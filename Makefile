@@ -5,11 +5,16 @@ GO      ?= go
 BIN     ?= bin/presence
 ARGS    ?=
 
-.PHONY: run test fuzz bench loadtest build generate css vendor assets check-generated vet fmt
+.PHONY: run demo test fuzz bench loadtest build generate css vendor assets check-generated vet fmt
 
 ## run: start the server on http://localhost:8080 with data in ./data
 run:
 	$(GO) run ./cmd/presence serve $(ARGS)
+
+## demo: a throwaway demo on http://localhost:8080: 40 simulated people come
+## and go; one click signs you in as one of them; nothing is kept
+demo:
+	$(GO) run ./cmd/presence serve --demo $(ARGS)
 
 ## test: vet, every test with the race detector, then each fuzzer briefly
 test: vet

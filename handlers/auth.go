@@ -135,8 +135,9 @@ func (a *authenticator) hostUser(c echo.Context, tok string) (store.User, error)
 
 // authToken is the token that authenticated a request, for watch.
 type authToken struct {
-	id int64
-	at time.Time // the revocations clock, taken before the lookup
+	id   int64
+	at   time.Time // the revocations clock, taken before the lookup
+	kind store.TokenKind
 }
 
 const tokenKey = "presence.token"
@@ -147,7 +148,7 @@ func (a *authenticator) lookup(c echo.Context, kind store.TokenKind, secret stri
 	at := a.revocations.Now()
 	u, id, err := a.store.ResolveToken(c.Request().Context(), kind, secret)
 	if err == nil {
-		c.Set(tokenKey, authToken{id: id, at: at})
+		c.Set(tokenKey, authToken{id: id, at: at, kind: kind})
 	}
 	return u, err
 }
@@ -300,6 +301,7 @@ func pageFor(c echo.Context, title string) views.Page {
 			p.Status = statusMenu(e, u.ID)
 		}
 	}
+	p.Demo, _ = c.Get(demoKey).(bool)
 	return p
 }
 

@@ -67,6 +67,7 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *r
 		metric("presence_websockets_slow_cut_total", "counter", "WebSocket connections cut off for falling behind.", hs.Slow)
 		metric("presence_ws_messages_rate_limited_total", "counter", "WebSocket messages refused by the per-socket rate limit.", hs.Limited)
 		metric("presence_ws_messages_received_total", "counter", "WebSocket messages received.", hs.Received)
+		metric("presence_websockets_closed_by_request_total", "counter", "WebSockets closed (1008) because their user signed the device out or an administrator kicked them.", hs.ClosedByRequest)
 		metric("presence_long_lived_connections", "gauge", "WebSockets plus event streams held, against --max-conns.", capacity.Held())
 		metric("presence_connections_refused_at_capacity_total", "counter", "WebSockets and streams refused with 503 at --max-conns.", capacity.Refused())
 		metric("presence_connections_refused_no_fds_total", "counter", "Connections refused with 503 because the process was out of file descriptors.", capacity.NoFDs.Load())

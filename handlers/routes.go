@@ -25,6 +25,9 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.Use(origins.apiCORS) // allow-listed origins may call /api/ (not /api/server/)
 	e.Use(origins.csrf)    // cross-origin POSTs are refused
 	e.Use(withEngine(d.Engine))
+	if d.Config.Demo {
+		e.Use(markDemo)
+	}
 
 	// Operations.
 	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
@@ -52,6 +55,8 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	both(api, http.MethodGet, "/friends/settings/", handleAPIFriendSettings(d.Store, friends), auth.requireAPI)
 	both(api, http.MethodPut, "/friends/settings/", handleAPIFriendSettings(d.Store, friends), auth.requireAPI)
 	both(api, http.MethodGet, "/auth/friends/", handleAPIAuthFriends(d.Store, d.Engine, auth.ids, base), auth.requireAPI)
+	both(api, http.MethodGet, "/users/me/devices/", handleAPIDevices(hub), auth.requireAPI)
+	both(api, http.MethodDelete, "/users/me/devices/:id/", handleAPIDeleteDevice(host.admin.devices), auth.requireAPI)
 
 	// The host site's backend, with a server key (api_server.go).
 	srv := api.Group("/server", requireServerKey(d.Store))
@@ -105,6 +110,18 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.POST("/settings/avatar/remove", handleAvatarRemove(d.Store, prof), auth.requirePage)
 	e.POST("/settings/local-time", handleLocalTimeSetting(d.Store), auth.requirePage)
 	e.GET("/avatars/:name", handleAvatarFile(prof.avatars))
+	e.GET("/devices", handleDevicesPage(hub, d.Clock), auth.requirePage)
+	e.GET("/devices/list", handleDevicesList(hub, d.Clock), auth.requirePage)
+	e.POST("/devices/:id/sign-out", handleDeviceSignOutForm(host.admin.devices), auth.requirePage)
+
+	// Administrators only (admin.go): 403 for everyone else.
+	addAdminRoutes(e, host.admin, auth)
+
+	// The throwaway demo (presence serve --demo).
+	if d.Config.Demo {
+		e.GET("/demo/avatars/:file", handleDemoAvatar())
+		e.POST("/demo/sign-in", handleDemoSignIn(d.Store, auth, d.Config.DemoPeople), local)
+	}
 
 	// Assets.
 	e.GET("/static/*", handleStatic())

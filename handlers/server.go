@@ -83,6 +83,14 @@ type friendStore interface {
 	FriendNotify(ctx context.Context, userID int64) (bool, error)
 	SetFriendNotify(ctx context.Context, userID int64, on bool) error
 	FriendNotifyUsers(ctx context.Context) ([]int64, error)
+	// Devices and /admin (devices.go, admin.go).
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	RevokeTokenID(ctx context.Context, userID, id int64) error
+	TokensOf(ctx context.Context, userID int64) ([]store.TokenInfo, error)
+	RevokeTokenByShortID(ctx context.Context, id string) (store.TokenInfo, error)
+	SetAdmin(ctx context.Context, id int64, admin bool) error
+	RecordAdminAction(ctx context.Context, a store.AdminAction) error
+	AdminActions(ctx context.Context, limit int) ([]store.AdminAction, error)
 }
 
 // Config holds the HTTP layer's settings.
@@ -151,6 +159,13 @@ type Config struct {
 	// sign-up and password sign-in answer 404, and local API tokens and
 	// sessions are refused. Embed tokens keep working.
 	NoLocalAccounts bool
+
+	// Demo marks a throwaway demo server (presence serve --demo): every
+	// page shows a banner, /demo/avatars/ serves the demo people's
+	// avatars and POST /demo/sign-in signs the visitor in as one of
+	// DemoPeople (usernames), picked at random.
+	Demo       bool
+	DemoPeople []string
 }
 
 // Deps are the handlers' collaborators.
@@ -192,12 +207,15 @@ type Server struct {
 	userEnds *realtime.UserEnds
 	// zones batches the time zones browsers report on connect.
 	zones *zoneRecorder
+	// admin is /admin, with its figures stream.
+	admin *adminArea
 }
 
 // hostSetup is what host-site integration adds to the routes.
 type hostSetup struct {
 	verifier *hostVerifier // nil: no host JWTs
 	userEnds *realtime.UserEnds
+	admin    *adminArea // /admin and the devices sign-out
 }
 
 // profileSetup is what profile settings add to the routes.
@@ -277,7 +295,8 @@ func New(d Deps) (*Server, error) {
 	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
-	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds},
+	s.admin = newAdminArea(d, s, conns)
+	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds, admin: s.admin},
 		profileSetup{avatars: avatars, zones: s.zones}, s.friends)
 	s.revs.Start()
 	return s, nil
@@ -324,7 +343,8 @@ const sseWriteTimeout = 2 * time.Second
 func (s *Server) CloseStreams(ctx context.Context) error {
 	s.feed.Close()
 	s.friends.Close()
-	return s.broker.Shutdown(ctx)
+	s.admin.figures.close()
+	return errors.Join(s.broker.Shutdown(ctx), s.admin.stream.Shutdown(ctx))
 }
 
 // Shutdown ends every event stream, then refuses new WebSockets, sends every
@@ -334,4 +354,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.revs.Close()
 	err := errors.Join(s.CloseStreams(ctx), s.ws.Shutdown(ctx))
 	return errors.Join(err, s.zones.Close(ctx))
+}
+
+// Routes lists every route as "METHOD /path" (with :params), for tests
+// that must cover all of them (the /admin 403 walk).
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
 }

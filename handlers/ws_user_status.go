@@ -40,7 +40,7 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		if tz := validZone(r.URL.Query().Get("tz")); tz != "" {
 			zones.Record(u.ID, tz)
 		}
-		err = hub.Accept(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0")
+		err = hub.AcceptConn(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0", connMeta(c))
 		return refusal(c, err)
 	}
 }

@@ -88,6 +88,11 @@ type Hub struct {
 	done chan struct{}
 
 	accepted, kicked, received, slow, limited, gaps, revoked atomic.Int64
+	// events counts status events fanned out; closedByRequest sockets
+	// closed by CloseConnection and CloseUser (connections.go).
+	events, closedByRequest atomic.Int64
+
+	devices devices // parsed User-Agents, shared by sockets (connections.go)
 }
 
 // NewHub returns a hub whose sockets register with e. Each socket may send
@@ -129,6 +134,7 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 				continue
 			}
 			msg := statusMessage(ev)
+			h.events.Add(1)
 			h.mu.Lock()
 			for cl := range h.clients {
 				if cl.events && inScope(ev, cl.user.ID) {
@@ -189,6 +195,15 @@ type wsClient struct {
 	// unwatch stops watching the context given to Accept.
 	unwatch func() bool
 
+	// For listings (connections.go): an opaque id, when it was accepted
+	// and last active (unix ns), its User-Agent's device (shared) and
+	// what opened it.
+	id         connID
+	since      int64
+	lastActive atomic.Int64
+	device     *agent
+	meta       ConnMeta
+
 	mu      sync.Mutex
 	queue   [][]byte
 	pingDue bool
@@ -219,11 +234,12 @@ func (cl *wsClient) allow() bool {
 // returns at once: the reader owns the connection from then on. With
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
-func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, u presence.User, events bool) {
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, u presence.User, events bool, meta ConnMeta) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": wireID(u.ID, u.PublicID)})
 	// The ack is queued first and the reader drains it as soon as it
 	// starts; writing is set so that nothing else writes before it.
 	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
+	h.describe(cl, r, meta)
 	if h.rate > 0 {
 		cl.limit = ratelimit.NewBucket(ratelimit.PerSecond(h.rate), int(h.burst), h.engine.Clock())
 	}
@@ -462,6 +478,7 @@ func (cl *wsClient) readLoop() {
 func (cl *wsClient) handle(data []byte) []byte {
 	if bytes.Equal(data, msgPing) { // the hot path, without a JSON decode
 		cl.pc.Activity()
+		cl.activity()
 		return msgPong
 	}
 	var m struct {
@@ -473,6 +490,7 @@ func (cl *wsClient) handle(data []byte) []byte {
 	switch m.Type {
 	case "ping":
 		cl.pc.Activity()
+		cl.activity()
 		return msgPong
 	case "":
 		return errorMessage(`message has no "type"`)
@@ -598,6 +616,10 @@ const wsSendBuffer = 64 << 10
 // when the upgrade itself fails the upgrader has answered and Accept
 // returns nil. Otherwise the hub owns the connection from then on.
 func (h *Hub) Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, u presence.User, events bool) error {
+	return h.accept(ctx, w, r, u, events, ConnMeta{})
+}
+
+func (h *Hub) accept(ctx context.Context, w http.ResponseWriter, r *http.Request, u presence.User, events bool, meta ConnMeta) error {
 	h.mu.Lock()
 	closed := h.closed
 	h.mu.Unlock()
@@ -618,7 +640,7 @@ func (h *Hub) Accept(ctx context.Context, w http.ResponseWriter, r *http.Request
 	if tc, ok := conn.NetConn().(*net.TCPConn); ok {
 		tc.SetWriteBuffer(wsSendBuffer)
 	}
-	h.serve(ctx, conn, u, events)
+	h.serve(ctx, conn, r, u, events, meta)
 	return nil
 }
 
@@ -632,12 +654,17 @@ type HubStats struct {
 	// Revoked counts sockets closed (1008) because their session ended
 	// or their token was revoked.
 	Revoked int64
+	// ClosedByRequest counts sockets closed (1008) by CloseConnection or
+	// CloseUser: signed out from the devices list, kicked by an
+	// administrator.
+	ClosedByRequest int64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
-		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load()}
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load(),
+		ClosedByRequest: h.closedByRequest.Load()}
 }
 
 // timeFormat is RFC 3339 in UTC with milliseconds, as the JSON API uses.

@@ -19,7 +19,7 @@ func FuzzWSMessage(f *testing.F) {
 	e := presence.New(presence.Config{Deadline: -1})
 	defer e.Close()
 	pc, _ := e.Connect(presence.User{ID: 1, Username: "fuzz"}, nil)
-	cl := &wsClient{pc: pc}
+	cl := &wsClient{pc: pc, hub: &Hub{engine: e}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out := cl.handle(data)
 		var m struct{ Type, Detail string }

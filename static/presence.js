@@ -426,6 +426,26 @@
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 30000;
 
+  // TAB names this tab to the server (?tab= on its socket, X-Presence-Tab
+  // on htmx requests) so that "Your devices" can mark "this tab". It is kept
+  // across reloads of the tab (sessionStorage) and authorises nothing.
+  var TAB = (function () {
+    var t = null;
+    try { t = window.sessionStorage.getItem("presence-tab"); } catch (e) { /* blocked */ }
+    if (!t || !/^[A-Za-z0-9_-]{1,40}$/.test(t)) {
+      t = Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
+      try { window.sessionStorage.setItem("presence-tab", t); } catch (e) { /* blocked */ }
+    }
+    return t;
+  })();
+  document.addEventListener("htmx:configRequest", function (e) {
+    var u = e.detail && e.detail.path;
+    // Only on Presence's own pages (a host page names its Presence server
+    // in the attribute), and only to this origin.
+    if (document.body.getAttribute("data-presence-keepalive") !== "") return;
+    if (u && u.charAt(0) === "/" && u.charAt(1) !== "/") e.detail.headers["X-Presence-Tab"] = TAB;
+  });
+
   function timeZoneParam() {
     try {
       var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -468,8 +488,10 @@
     function url() {
       // events=0: this socket only keeps the user online; the widget gets
       // its updates over SSE, so status events would be wasted N² traffic.
-      // tz: this browser's IANA time zone, for the profile's "local time".
-      var u = base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0" + timeZoneParam();
+      // tz: this browser's IANA time zone, for the profile's "local time";
+      // tab: this tab's name, for "Your devices".
+      var u = base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0" + timeZoneParam() +
+        "&tab=" + encodeURIComponent(TAB);
       var t = token && token();
       return t ? u + "&token=" + encodeURIComponent(t) : u;
     }
@@ -487,6 +509,8 @@
         // Opening a visible page is an interaction; reconnecting sends what
         // happened meanwhile.
         if (document.visibilityState === "visible" && (pending || lastSent === 0)) activity();
+        // "Your devices" refreshes its list when this tab's socket is up.
+        document.body.dispatchEvent(new CustomEvent("presence:connected", { bubbles: true }));
       };
       ws.onclose = function () {
         clearTimeout(pingTimer);

@@ -48,8 +48,9 @@ type DB struct {
 	// BcryptCost is the cost of new password hashes. Tests lower it.
 	BcryptCost int
 
-	writeTxs  atomic.Int64
-	writeRows atomic.Int64
+	writeTxs   atomic.Int64
+	writeRows  atomic.Int64
+	writeNanos atomic.Int64 // time spent in committed write transactions
 
 	dummyOnce sync.Once
 	dummy     []byte
@@ -89,11 +90,15 @@ func (db *DB) Close() error {
 type Stats struct {
 	WriteTxs  int64 // committed write transactions
 	WriteRows int64 // rows changed by presence batches
+	// WriteTime is the time spent in committed write transactions, from
+	// begin (waiting for the writer included) to commit: with WriteTxs,
+	// the mean write latency over any interval.
+	WriteTime time.Duration
 }
 
 // Stats returns the writer counters.
 func (db *DB) Stats() Stats {
-	return Stats{WriteTxs: db.writeTxs.Load(), WriteRows: db.writeRows.Load()}
+	return Stats{WriteTxs: db.writeTxs.Load(), WriteRows: db.writeRows.Load(), WriteTime: time.Duration(db.writeNanos.Load())}
 }
 
 // Ping checks that the database answers reads.
@@ -120,6 +125,7 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 // writeTx runs fn in one immediate transaction on the writer connection.
 // Failures of the database itself are marked ErrUnavailable.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	start := time.Now()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
@@ -131,6 +137,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return classify(err)
 	}
+	db.writeNanos.Add(int64(time.Since(start)))
 	db.writeTxs.Add(1)
 	return nil
 }

@@ -54,6 +54,8 @@ type serveConfig struct {
 	bcryptCost      int
 	logLevel        string
 	logFormat       string
+	// demo runs the throwaway demo (demo.go).
+	demo bool
 	// Host sites (hostflags.go) and webhooks to them (webhook.go).
 	host     hostFlags
 	webhooks webhookFlags
@@ -91,6 +93,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&cfg.demo, "demo", false, "run a throwaway demo: a temporary data dir (removed at exit, --data is ignored), 40 simulated people who come and go, a banner and one-click sign-in")
 	cfg.host.register(fs)     // --jwt-secret, --jwt-public-key, --local-accounts
 	cfg.webhooks.register(fs) // --webhook-url, --webhook-secret
 	addACMEFlags(fs, &cfg.acme)
@@ -197,6 +200,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.cookieSecure = true // the browser only ever sees HTTPS
 	}
 
+	if cfg.demo {
+		dir, err := makeDemoDataDir()
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir) // runs last: after the database is closed
+		cfg.data = dir
+		if !flagGiven(fs, "grace") {
+			cfg.grace = demoGrace
+		}
+	}
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -222,6 +236,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if ghosts > 0 {
 		log.Info("reset users left online by the previous run", "count", ghosts)
+	}
+	var demoPeople []demoPerson
+	var demoNames []string
+	if cfg.demo {
+		if demoPeople, err = createDemoPeople(ctx, db); err != nil {
+			return err
+		}
+		for _, p := range demoPeople {
+			demoNames = append(demoNames, p.name)
+		}
 	}
 	keys, err := loadSessionKeys(filepath.Join(cfg.data, "session.keys"))
 	if err != nil {
@@ -300,6 +324,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			JWTSecret:         host.secret,
 			JWTPublicKey:      host.publicKey,
 			NoLocalAccounts:   host.noLocal,
+			Demo:              cfg.demo,
+			DemoPeople:        demoNames,
 		},
 	}
 	if hooks != nil {
@@ -357,6 +383,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		go func() { serveErr <- fmt.Errorf("metrics: %w", metricsSrv.Serve(mln)) }()
 		fmt.Fprintf(stdout, "presence: metrics at http://%s/metrics\n", mln.Addr())
 	}
+	stopDemo := func() {}
 	go func() {
 		if tlsConf != nil {
 			// ServeTLS enables HTTP/2 (ALPN h2); the certificates come
@@ -375,6 +402,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "presence: ACME HTTP-01 and redirects to https on http://%s\n", certs.HTTPAddr)
 	}
 	fmt.Fprintf(stdout, "presence: listening on %s://%s\n", scheme, ln.Addr())
+	if cfg.demo {
+		demo := startDemo(demoBase(ln.Addr(), tlsConf != nil), demoPeople, defaultDemoPace, log)
+		defer demo.Stop() // also on a serve error; at shutdown it stops first (below)
+		stopDemo = demo.Stop
+		fmt.Fprintf(stdout, "presence: demo with %d simulated people; data in %s (removed at exit); sign in with one click, or as any of them with the password %q (%s is the administrator)\n",
+			len(demoPeople), cfg.data, demoPassword, demoPeople[0].name)
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "tls", tlsConf != nil, "acme_domains", cfg.acme.domains.String(), "data", cfg.data, "version", version())
 
 	select {
@@ -386,6 +420,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// Graceful shutdown: stop accepting, close every socket with a close
 	// frame, mark everyone offline, flush pending writes.
 	log.Info("shutting down")
+	stopDemo() // the simulated people leave before the server goes
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	var errs []error
