@@ -50,6 +50,7 @@ func Ago(now, then time.Time, suffix string) string {
 
 // intText formats n in decimal.
 func intText(n int) string { return strconv.Itoa(n) }
+
 // PublicID is the id clients see for a user: publicID when it is set (a
 // host's id, or "local:N" on a server that takes host JWTs; see
 // presence.User.PublicID), else the row id in decimal.
