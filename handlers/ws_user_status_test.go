@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -505,6 +506,8 @@ func TestWSUserStatus_SlowReader(t *testing.T) {
 	}
 	defer healthy.Close()
 	got := make(chan string, 1<<16)
+	ponged := make(chan struct{})
+	var pongOnce sync.Once
 	go func() { // the healthy peer reads everything, as a browser does
 		for {
 			_, msg, err := healthy.ReadMessage()
@@ -514,12 +517,20 @@ func TestWSUserStatus_SlowReader(t *testing.T) {
 			}
 			var m map[string]any
 			json.Unmarshal(msg, &m)
+			if m["type"] == "pong" {
+				pongOnce.Do(func() { close(ponged) })
+			}
 			if name, _ := m["username"].(string); m["type"] == "user.status.changed" && strings.HasPrefix(name, "u0") {
 				got <- name
 			}
 		}
 	}()
 	healthy.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+	select { // its pong: the hub has it registered for events
+	case <-ponged:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong on the healthy socket")
+	}
 	cut0 := metricValue(t, ts, "presence_websockets_slow_cut_total")
 
 	// Status events straight from the engine, until the slow socket is cut.

@@ -135,7 +135,7 @@ type demoDriver struct {
 	dialer *websocket.Dialer
 	client *http.Client
 
-	statusMissing sync.Once // PUT /api/users/me/status/ answered 404
+	statusRefused sync.Once // PUT /api/users/me/status/ refused one
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 }
@@ -284,9 +284,9 @@ func leave(conn *websocket.Conn) {
 	conn.Close()
 }
 
-// setStatus sets a mode and status text through PUT /api/users/me/status/
-// (issue 12). A server without that endpoint answers 404: logged once,
-// and the people are shown online without modes.
+// setStatus sets a mode and status text through PUT /api/users/me/status/,
+// as a client would. A refusal is logged once (the person is then shown
+// without it).
 func (d *demoDriver) setStatus(ctx context.Context, p demoPerson) {
 	s := demoStatuses[rand.N(len(demoStatuses))]
 	body, _ := json.Marshal(map[string]any{"mode": s.mode, "text": s.text, "emoji": s.emoji, "expires_in": nil})
@@ -301,12 +301,9 @@ func (d *demoDriver) setStatus(ctx context.Context, p demoPerson) {
 		return
 	}
 	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		d.statusMissing.Do(func() {
-			d.log.Info("demo: this server has no PUT /api/users/me/status/ yet; demo people are shown without modes and status texts")
+	if resp.StatusCode >= 300 {
+		d.statusRefused.Do(func() {
+			d.log.Warn("demo: PUT /api/users/me/status/ refused a demo status", "person", p.name, "status", resp.Status)
 		})
-	case resp.StatusCode >= 300:
-		d.log.Debug("demo: set status", "person", p.name, "status", resp.Status)
 	}
 }

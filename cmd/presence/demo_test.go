@@ -113,11 +113,24 @@ func TestDemo_PeopleConnectOverWebSocket(t *testing.T) {
 	var online []struct {
 		Username        string `json:"username"`
 		ProfileImageURL string `json:"profile_image_url"`
+		Mode            string `json:"mode"`
+		StatusText      string `json:"status_text"`
 	}
 	json.NewDecoder(resp.Body).Decode(&online)
 	resp.Body.Close()
 	if len(online) < 10 || !strings.HasPrefix(online[0].ProfileImageURL, "/demo/avatars/") {
 		t.Fatalf("online: %+v", online)
+	}
+	// People set modes and status texts through the API as they arrive
+	// (8 of the 10 demo statuses have one: all 10+ without is ~1e-7).
+	withStatus := 0
+	for _, p := range online {
+		if p.StatusText != "" || p.Mode != "online" {
+			withStatus++
+		}
+	}
+	if withStatus == 0 {
+		t.Fatalf("no demo person shows a mode or status: %+v", online)
 	}
 	resp, err = testClient.Get(base + online[0].ProfileImageURL)
 	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
