@@ -219,3 +219,35 @@ func TestProfileHistoryTimeline_Off(t *testing.T) {
 		t.Fatal("history shown with --history-days 0")
 	}
 }
+
+// TestUserHistoryAPI_HostIDs: {id} is the public id: the host's id for a
+// host user, "local:N" for a local account on a server taking host users.
+func TestUserHistoryAPI_HostIDs(t *testing.T) {
+	ts := mustStartServerWith(t, handlers.Config{HistoryDays: 30, JWTSecret: hostSecret}, nil, func(c *presence.Config, _ *handlers.Deps) {
+		c.Sessions = c.Recorder.(presence.SessionRecorder)
+	})
+	alice, aliceTok := ts.MustCreateUser(t, "alice")
+	jwt42 := simpleJWT(t, t0, 42, nil)
+	ts.MustDial(t, jwt42)
+	ts.Clock.Advance(2 * time.Second)
+
+	st, body := do(t, nil, "GET", ts.URL+"/api/users/42/history/", "", bearer(jwt42))
+	var h historyJSON
+	if st != 200 {
+		t.Fatalf("host user 42: %d %s", st, body)
+	}
+	jsonBody(t, body, &h)
+	if h.UserID != float64(42) || len(h.Sessions) != 1 || h.Sessions[0].End != nil {
+		t.Fatalf("host user 42's history = %s", body)
+	}
+	local := "local:" + strconv.FormatInt(alice.ID, 10)
+	st, body = do(t, nil, "GET", ts.URL+"/api/users/"+local+"/history/", "", bearer(aliceTok))
+	jsonBody(t, body, &h)
+	if st != 200 || h.UserID != local {
+		t.Fatalf("alice by %s: %d %s", local, st, body)
+	}
+	st, body = do(t, nil, "GET", ts.URL+"/api/users/"+strconv.FormatInt(alice.ID, 10)+"/history/", "", bearer(aliceTok))
+	wantDetail(t, st, body, 404) // a host id nobody has, not alice
+	st, body = do(t, nil, "GET", ts.URL+"/api/users/42/history/", "", bearer(aliceTok))
+	wantDetail(t, st, body, 403)
+}
