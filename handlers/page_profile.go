@@ -21,6 +21,7 @@ type profileDeps struct {
 	zones   *zoneRecorder
 	clock   presence.Clock
 	friends FriendChecker
+	history historyDays
 }
 
 // handleProfilePage shows a local account by username with their
@@ -53,8 +54,9 @@ func handleHostProfilePage(d profileDeps) echo.HandlerFunc {
 // profile renders u's profile page, or the error of looking them up: online
 // now (with their mode and status), or when they were last seen, as far as
 // their visibility lets the viewer see (an invisible user is offline to
-// all but themselves); their local time, unless they hide it; and the
-// viewer's friend button.
+// all but themselves); their local time, unless they hide it; their last
+// days online, to themselves and their friends (profile_history.go); and
+// the viewer's friend button.
 func profile(c echo.Context, deps profileDeps, u store.User, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return httpError(http.StatusNotFound, "no such user")
@@ -79,6 +81,9 @@ func profile(c echo.Context, deps profileDeps, u store.User, err error) error {
 		d.Mode, d.StatusText, d.StatusEmoji = string(st.Mode), st.StatusText, st.StatusEmoji
 	}
 	if err := addLocalTime(c, deps.store, deps.zones, deps.clock, u.ID, &d); err != nil {
+		return err
+	}
+	if err := addHistory(c, deps, u.ID, &d); err != nil {
 		return err
 	}
 	if me.ID != 0 && me.ID != u.ID {

@@ -43,6 +43,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	both(api, http.MethodGet, "/users/me/status/", handleAPIGetStatus(d.Engine), auth.requireAPI)
 	both(api, http.MethodPut, "/users/me/status/", handleAPIPutStatus(d.Engine, friends), auth.requireAPI)
 	both(api, http.MethodGet, "/users/:username/presence/", handleAPIUserPresence(d.Store, d.Engine, auth.ids, d.Friends), auth.requireAPI)
+	both(api, http.MethodGet, "/users/:id/history/", handleAPIUserHistory(d.Store, d.Engine, auth.ids, d.Friends, historyDays(d.Config.HistoryDays)), auth.requireAPI)
 
 	// Friends (api_friends.go); the original app's paginated list
 	// (api_auth_friends.go).
@@ -85,7 +86,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	e.GET("/embed/online-users", handleEmbedFrame(base), auth.requireViewer)
 
 	// HTML pages.
-	profiles := profileDeps{store: d.Store, engine: d.Engine, ids: auth.ids, zones: prof.zones, clock: d.Clock, friends: d.Friends}
+	profiles := profileDeps{store: d.Store, engine: d.Engine, ids: auth.ids, zones: prof.zones, clock: d.Clock, friends: d.Friends, history: historyDays(d.Config.HistoryDays)}
 	e.GET("/", handleHomePage(d.Store, base, auth.ids), auth.optional)
 	e.GET("/online", handleOnlinePage(d.Store, d.Engine, d.Friends), auth.requirePage)
 	e.GET("/users/:username", handleProfilePage(profiles), auth.requirePage)

@@ -58,6 +58,9 @@ type Store interface {
 	LocalTimeOf(ctx context.Context, id int64) (store.LocalTime, error)
 	SetShowLocalTime(ctx context.Context, id int64, show bool) error
 
+	// Online history (api_user_history.go, profile_history.go).
+	History(ctx context.Context, userID int64, since time.Time) ([]store.Session, error)
+
 	friendStore
 }
 
@@ -159,6 +162,12 @@ type Config struct {
 	// sign-up and password sign-in answer 404, and local API tokens and
 	// sessions are refused. Embed tokens keep working.
 	NoLocalAccounts bool
+
+	// HistoryDays is how many days of users' online sessions are kept and
+	// shown (GET /api/users/{id}/history/, the profile's timeline); 0
+	// turns history off (the caller then keeps none: presence.Config.
+	// Sessions nil).
+	HistoryDays int
 
 	// Demo marks a throwaway demo server (presence serve --demo): every
 	// page shows a banner, /demo/avatars/ serves the demo people's

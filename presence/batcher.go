@@ -22,6 +22,9 @@ type Record struct {
 	LastActivity time.Time
 	HasSettings  bool // Settings is set
 	Settings     Settings
+	// Sessions are the user's history changes (SessionRecorder), in the
+	// order they happened.
+	Sessions []SessionChange
 }
 
 // Persister writes a batch of records, all in one transaction.
@@ -29,7 +32,8 @@ type Persister interface {
 	SavePresence(ctx context.Context, recs []Record) error
 }
 
-// Batcher is a write-behind Recorder: it coalesces changes per user in memory
+// Batcher is a write-behind Recorder (and SettingsRecorder and
+// SessionRecorder): it coalesces changes per user in memory
 // and writes them in one transaction per flush interval, so a burst of pings
 // costs one write, not one per ping. When a write fails the changes are kept
 // and retried at the next interval; presence keeps working in memory.
@@ -215,6 +219,9 @@ func mergeOlder(cur, old *Record) {
 	}
 	if old.LastActivity.After(cur.LastActivity) {
 		cur.LastActivity = old.LastActivity
+	}
+	if len(old.Sessions) > 0 {
+		cur.Sessions = append(append([]SessionChange(nil), old.Sessions...), cur.Sessions...)
 	}
 }
 

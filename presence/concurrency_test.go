@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -368,7 +369,7 @@ func TestBatcher_MergesFailedBatchWithNewer(t *testing.T) {
 		2: {UserID: 2, HasStatus: true, Online: false, LastSeen: at(1), LastActivity: at(2)}, // status only the failed batch had
 		3: {UserID: 3, LastActivity: at(3)},                                                  // the failed batch's later time
 	} {
-		if got := p.saved[id]; got != want {
+		if got := p.saved[id]; !reflect.DeepEqual(got, want) {
 			t.Errorf("user %d saved as %+v, want %+v", id, got, want)
 		}
 	}

@@ -89,6 +89,9 @@ type Config struct {
 	PingAfter time.Duration
 	// MaxConnsPerUser caps a user's simultaneous connections; 0 means no cap.
 	MaxConnsPerUser int
+	// Sessions records each user's online sessions (their history); nil
+	// means no history is kept.
+	Sessions SessionRecorder
 	// AwayAfter is how long a user may go without activity (Conn.Activity)
 	// on all their connections before they are shown away; the next
 	// activity ends it. 0 means never automatically away.
@@ -101,6 +104,7 @@ type Engine struct {
 	clock     Clock
 	bus       Bus
 	rec       Recorder
+	sessions  SessionRecorder
 	grace     time.Duration
 	deadline  time.Duration
 	pingAfter time.Duration
@@ -128,6 +132,12 @@ type userState struct {
 	invisible atomic.Bool // chose invisible: activity and last seen are not recorded
 	pub, self view        // as last announced to others and to the user
 	hiddenAt  time.Time   // when the user last went offline in others' (or their own) eyes
+
+	// History (Config.Sessions): the kind of the first connection, and
+	// whether a session is open and since when.
+	device       string
+	session      bool
+	sessionStart time.Time
 }
 
 // Conn is one live connection (a browser tab, a device) of a user. The
@@ -168,6 +178,7 @@ func New(cfg Config) *Engine {
 		clock:     cfg.Clock,
 		bus:       cfg.Bus,
 		rec:       cfg.Recorder,
+		sessions:  cfg.Sessions,
 		grace:     cfg.Grace,
 		deadline:  cfg.Deadline,
 		pingAfter: cfg.PingAfter,
@@ -210,7 +221,7 @@ func (e *Engine) Connect(u User, p Peer) (*Conn, error) {
 	c := &Conn{e: e, peer: p}
 	c.lastAlive.Store(now.UnixNano())
 	if us == nil {
-		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now, pub: offlineView, self: offlineView}
+		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now, pub: offlineView, self: offlineView, device: deviceOf(p)}
 		us.lastActivity.Store(now.UnixNano())
 		e.users[u.ID] = us
 		if e.settingsFor(u.ID).Mode == ModeInvisible {
@@ -220,6 +231,7 @@ func (e *Engine) Connect(u User, p Peer) (*Conn, error) {
 			e.rec.RecordActivity(u.ID, now)
 		}
 		e.publishViews(us)
+		e.syncSession(us, now)
 	} else if us.grace != nil {
 		us.grace.Stop()
 		us.grace = nil
@@ -300,6 +312,7 @@ func (e *Engine) graceExpired(us *userState, gen uint64) {
 // invisible user's last seen is left as it was. Caller must hold e.mu.
 func (e *Engine) goOffline(us *userState, lastSeen time.Time) {
 	delete(e.users, us.user.ID)
+	e.endSession(us, lastSeen)
 	if us.invisible.Load() {
 		e.rec.RecordStatus(us.user.ID, false, time.Time{})
 	} else {
@@ -448,7 +461,8 @@ func (e *Engine) Counts() (users, conns int) {
 
 // Close stops the engine: no new connections are accepted, pending grace
 // periods end now and every online user is recorded offline, with last seen
-// set to when their last connection ended (or now, if it is still open).
+// set to when their last connection ended (or now, if it is still open);
+// their open history session (Config.Sessions) ends at that same time.
 // Close does not publish offline events: subscribers are going away too. It
 // does not close transports; callers close those first.
 func (e *Engine) Close() {
@@ -476,6 +490,7 @@ func (e *Engine) Close() {
 		e.conns -= len(us.conns)
 		clear(us.conns)
 		delete(e.users, id)
+		e.endSession(us, lastSeen)
 		if us.invisible.Load() {
 			lastSeen = time.Time{}
 		}

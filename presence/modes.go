@@ -256,6 +256,7 @@ func (e *Engine) setSettings(userID int64, s Settings, record bool) Settings {
 	if us := e.users[userID]; us != nil && !e.closed {
 		e.applyHidden(us, now)
 		e.publishViews(us)
+		e.syncSession(us, now)
 	}
 	return s
 }

@@ -281,6 +281,15 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 	go cl.readLoop()
 }
 
+// DeviceKind implements presence.DeviceKinder: the kind of device of the
+// socket's User-Agent, for history.
+func (cl *wsClient) DeviceKind() string {
+	if cl.device == nil {
+		return presence.DeviceUnknown
+	}
+	return cl.device.kind
+}
+
 // Ping implements presence.Peer: the engine found the socket silent.
 func (cl *wsClient) Ping() {
 	cl.mu.Lock()

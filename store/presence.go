@@ -9,8 +9,8 @@ import (
 	"github.com/presencehq/presence/presence"
 )
 
-// SavePresence writes a batch of coalesced presence changes in one
-// transaction. It implements presence.Persister.
+// SavePresence writes a batch of coalesced presence changes, history
+// sessions included, in one transaction. It implements presence.Persister.
 func (db *DB) SavePresence(ctx context.Context, recs []presence.Record) error {
 	var rows int64
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
@@ -33,6 +33,11 @@ func (db *DB) SavePresence(ctx context.Context, recs []presence.Record) error {
 		}
 		n, err := saveSettings(ctx, tx, recs)
 		rows += n
+		if err != nil {
+			return err
+		}
+		n, err = saveSessions(ctx, tx, recs)
+		rows += n
 		return err
 	})
 	if err != nil {
@@ -45,11 +50,15 @@ func (db *DB) SavePresence(ctx context.Context, recs []presence.Record) error {
 // ResetPresence marks every user offline. It runs at start-up, when nobody
 // can be connected yet, so that users left online by a crash are not shown
 // as ghosts. Their last_seen becomes their last recorded activity (the best
-// evidence of when they were last there), or now if none was recorded. It
-// returns how many users it reset.
+// evidence of when they were last there), or now if none was recorded.
+// History sessions left open are closed at that last known time first
+// (closeOpenSessions). It returns how many users it reset.
 func (db *DB) ResetPresence(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := closeOpenSessions(ctx, tx); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE users SET is_online = 0,
 				last_seen = MAX(COALESCE(last_seen, 0), COALESCE(last_activity, ?))
 			WHERE is_online = 1`, toMS(now))

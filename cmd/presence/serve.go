@@ -52,6 +52,7 @@ type serveConfig struct {
 	sessionTTL      time.Duration
 	tokenTTL        time.Duration
 	bcryptCost      int
+	historyDays     int
 	logLevel        string
 	logFormat       string
 	// demo runs the throwaway demo (demo.go).
@@ -91,6 +92,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
+	fs.IntVar(&cfg.historyDays, "history-days", 30, "keep each user's online sessions (start, end, device kind) this many days, for their profile and friends; pruned daily (0 = keep no history)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&cfg.demo, "demo", false, "run a throwaway demo: a temporary data dir (removed at exit, --data is ignored), 40 simulated people who come and go, a banner and one-click sign-in")
@@ -111,6 +113,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--ping-interval must be positive")
 	case c.awayAfter < 0:
 		return fmt.Errorf("--away-after must not be negative (0 = never away automatically)")
+	case c.historyDays < 0:
+		return fmt.Errorf("--history-days must not be negative (0 = no history)")
 	case c.bcryptCost < 4 || c.bcryptCost > 31:
 		return fmt.Errorf("--bcrypt-cost must be 4 to 31")
 	case c.shutdownTimeout <= 0:
@@ -264,8 +268,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	batcher := presence.NewBatcher(db, nil, cfg.flushInterval, log)
+	// History: sessions go through the batcher, in its transactions.
+	var history presence.SessionRecorder
+	if cfg.historyDays > 0 {
+		history = batcher
+		pruning := startHistoryPruning(db, presence.SystemClock{}, cfg.historyDays, log)
+		defer pruning.stop()
+	}
 	engine := presence.New(presence.Config{
 		Recorder:        batcher,
+		Sessions:        history,
 		Grace:           orNone(cfg.grace),
 		Deadline:        orNone(cfg.deadline),
 		PingAfter:       cfg.pingInterval,
@@ -324,6 +336,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			JWTSecret:         host.secret,
 			JWTPublicKey:      host.publicKey,
 			NoLocalAccounts:   host.noLocal,
+			HistoryDays:       cfg.historyDays,
 			Demo:              cfg.demo,
 			DemoPeople:        demoNames,
 		},
