@@ -24,6 +24,17 @@ func startHistoryServer(tb testing.TB, days int) *testServer {
 
 const iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
 
+// stayFiveMinutes keeps c's socket alive for five minutes of the fake
+// clock, pinging within every heartbeat deadline as a real client does (a
+// single jump past the deadline would drop it).
+func stayFiveMinutes(t *testing.T, ts *testServer, c *wsClient) {
+	t.Helper()
+	for range 15 {
+		c.ping()
+		ts.Clock.Advance(20 * time.Second)
+	}
+}
+
 type historyJSON struct {
 	UserID   any `json:"user_id"`
 	Days     int `json:"days"`
@@ -45,12 +56,12 @@ func TestUserHistoryAPI(t *testing.T) {
 	// Alice is online on her phone for ten minutes, reloading once within
 	// the grace period: one session.
 	c := ts.MustDialHeader(t, "?token="+aliceTok, http.Header{"User-Agent": {iPhoneUA}})
-	ts.Clock.Advance(5 * time.Minute)
+	stayFiveMinutes(t, ts, c)
 	c.conn.Close()
 	eventually(t, "alice's socket closed", func() bool { _, n := ts.Engine.Counts(); return n == 0 })
 	ts.Clock.Advance(2 * time.Second)
 	c = ts.MustDialHeader(t, "?token="+aliceTok, http.Header{"User-Agent": {"Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}})
-	ts.Clock.Advance(5 * time.Minute)
+	stayFiveMinutes(t, ts, c)
 	c.conn.Close()
 	eventually(t, "alice's socket closed", func() bool { _, n := ts.Engine.Counts(); return n == 0 })
 	end := ts.Clock.Now()
