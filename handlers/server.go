@@ -200,6 +200,8 @@ type Server struct {
 	broker *realtime.Broker
 	// friends keeps friends-scoped widgets live (realtime.FriendsFeed).
 	friends *realtime.FriendsFeed
+	// rooms keeps room widgets live (realtime.RoomFeed).
+	rooms *realtime.RoomFeed
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 	revs    *realtime.Revocations
@@ -293,6 +295,7 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
+	s.rooms = realtime.NewRoomFeed(d.Engine, d.Store, broker, d.Log)
 	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	s.admin = newAdminArea(d, s, conns)
@@ -343,6 +346,7 @@ const sseWriteTimeout = 2 * time.Second
 func (s *Server) CloseStreams(ctx context.Context) error {
 	s.feed.Close()
 	s.friends.Close()
+	s.rooms.Close()
 	s.admin.figures.close()
 	return errors.Join(s.broker.Shutdown(ctx), s.admin.stream.Shutdown(ctx))
 }

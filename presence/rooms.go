@@ -69,6 +69,8 @@ func CheckRoom(name string) error {
 type RoomEvent struct {
 	Room   string
 	UserID int64
+	// PublicID is the user's User.PublicID (empty: UserID is shown).
+	PublicID string
 	// In is true when the user entered the room, false when they left it.
 	In bool
 }
@@ -79,6 +81,7 @@ type roomMember struct {
 	grace Timer     // non-nil while waiting to leave
 	gen   uint64    // invalidates a grace timer that fired late
 	since time.Time // when the user entered the room
+	user  User
 }
 
 // RoomWatch receives every RoomEvent on C. Like a bus subscription, it is
@@ -187,12 +190,12 @@ func (e *Engine) joinRoom(c *Conn, id int64, room string) {
 	}
 	m := members[id]
 	if m == nil {
-		members[id] = &roomMember{conns: 1, since: e.clock.Now()}
+		members[id] = &roomMember{conns: 1, since: e.clock.Now(), user: c.us.user}
 		if e.userRooms[id] == nil {
 			e.userRooms[id] = map[string]struct{}{}
 		}
 		e.userRooms[id][room] = struct{}{}
-		e.emitRoom(RoomEvent{Room: room, UserID: id, In: true})
+		e.emitRoom(RoomEvent{Room: room, UserID: id, PublicID: c.us.user.PublicID, In: true})
 		return
 	}
 	if m.grace != nil { // back within the grace period: nobody saw them go
@@ -242,6 +245,7 @@ func (e *Engine) roomGraceExpired(room string, id int64, m *roomMember, gen uint
 // hold e.mu.
 func (e *Engine) removeMember(room string, id int64) {
 	members := e.rooms[room]
+	public := members[id].user.PublicID
 	delete(members, id)
 	if len(members) == 0 {
 		delete(e.rooms, room)
@@ -252,7 +256,7 @@ func (e *Engine) removeMember(room string, id int64) {
 			delete(e.userRooms, id)
 		}
 	}
-	e.emitRoom(RoomEvent{Room: room, UserID: id, In: false})
+	e.emitRoom(RoomEvent{Room: room, UserID: id, PublicID: public, In: false})
 }
 
 // closeRooms forgets every room and stops their timers (Engine.Close).

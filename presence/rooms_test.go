@@ -67,7 +67,9 @@ func mustRoom(t *testing.T, c *presence.Conn, room string) {
 
 func TestRooms_Membership(t *testing.T) {
 	const grace = 5 * time.Second
-	in := func(room string, id int64) presence.RoomEvent { return presence.RoomEvent{Room: room, UserID: id, In: true} }
+	in := func(room string, id int64) presence.RoomEvent {
+		return presence.RoomEvent{Room: room, UserID: id, In: true}
+	}
 	out := func(room string, id int64) presence.RoomEvent { return presence.RoomEvent{Room: room, UserID: id} }
 
 	t.Run("join", func(t *testing.T) {

@@ -1,0 +1,201 @@
+package realtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/a-h/templ"
+
+	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/views"
+)
+
+// Rooms: "who is here now" (docs/PROTOCOL.md, "Rooms").
+//
+// A socket says which room it is in with ?room= at connect or a
+// {"type":"room","room":...} message; the engine keeps who is in which room
+// (presence/rooms.go). A room widget (?room= on the widget) holds a stream
+// of that room: the broker indexes those streams by room, and the RoomFeed
+// renders each change of a member once and queues the same bytes on the
+// streams watching that room only. A room nobody watches costs nothing.
+
+// msgRoomLeft answers {"type":"room","room":""}.
+var msgRoomLeft = []byte(`{"type":"room.left","room":""}`)
+
+// moveTo answers a room message: the socket moves to room ("" leaves).
+// Reader goroutine only.
+func (cl *wsClient) moveTo(room string) []byte {
+	if room != "" {
+		if p := presence.RoomProblem(room); p != "" {
+			return errorMessage(p)
+		}
+	}
+	if err := cl.pc.SetRoom(room); err != nil {
+		return errorMessage("cannot change room: " + err.Error())
+	}
+	cl.room.Store(&room)
+	if room == "" {
+		return msgRoomLeft
+	}
+	b, _ := json.Marshal(map[string]string{"type": "room.joined", "room": room})
+	return b
+}
+
+// PublishRoom sends one named event, encoded once, to the streams of room
+// only, and returns how many it reached. The cost is proportional to those
+// streams, never to every subscriber.
+func (b *Broker) PublishRoom(room, event string, data []byte) int {
+	if len(data) == 0 || room == "" {
+		return 0
+	}
+	f := &frame{b: encode(event, data), name: event}
+	n := 0
+	b.mu.Lock()
+	for s := range b.rooms[room] {
+		s.push(f, maxQueued<<10, &b.resyncs)
+		n++
+	}
+	b.mu.Unlock()
+	if n > 0 {
+		b.targeted.Add(1)
+		b.targetedBytes.Add(int64(n * len(f.b)))
+	}
+	return n
+}
+
+// WatchingRoom reports whether any stream watches room.
+func (b *Broker) WatchingRoom(room string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.rooms[room]) > 0
+}
+
+// RoomsStore is what the room feed needs from the database.
+type RoomsStore interface {
+	UsersByIDs(ctx context.Context, ids []int64) (map[int64]store.User, error)
+}
+
+// RoomFeed keeps room widgets live. When user X enters or leaves room R,
+// or changes in a way others see (mode, status, going invisible), and some
+// stream watches R, it renders X's tile (or its removal) once and queues
+// the bytes on R's streams (Broker.PublishRoom). A room widget is shared by
+// everyone watching the room, so it shows what everyone may see: members
+// who are hidden (invisible, or visible to friends only or to nobody) are
+// left out, as in the shared online list.
+type RoomFeed struct {
+	engine *presence.Engine
+	store  RoomsStore
+	broker *Broker
+	log    *slog.Logger
+
+	stop chan struct{}
+	once sync.Once
+	done chan struct{}
+
+	renders, routed atomic.Int64
+}
+
+// roomBuffer is how many events the feed's subscriptions hold while it is
+// busy; beyond it it resubscribes and every room widget refetches.
+const roomBuffer = 4096
+
+// NewRoomFeed starts a feed following e's rooms and bus. Caller must call
+// Close.
+func NewRoomFeed(e *presence.Engine, s RoomsStore, b *Broker, log *slog.Logger) *RoomFeed {
+	f := &RoomFeed{engine: e, store: s, broker: b, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	w := e.WatchRooms(roomBuffer) // before returning: no change after NewRoomFeed is missed
+	sub := e.Bus().Subscribe(roomBuffer)
+	go f.run(w, sub)
+	return f
+}
+
+func (f *RoomFeed) run(w *presence.RoomWatch, sub *presence.Subscription) {
+	defer close(f.done)
+	defer func() { w.Close(); sub.Close() }()
+	for {
+		select {
+		case ev, ok := <-w.C:
+			if !ok {
+				if w.Dropped() {
+					f.log.Warn("room feed fell behind the engine; resubscribing")
+					w = f.engine.WatchRooms(roomBuffer)
+					f.broker.PublishScoped("friends-refresh", []byte("refresh"))
+					continue
+				}
+				<-f.stop // the engine closed: wait to be closed too
+				return
+			}
+			f.changed(ev.Room, ev.UserID, ev.PublicID)
+		case ev, ok := <-sub.C:
+			if !ok {
+				f.log.Warn("room feed fell behind the bus; resubscribing")
+				sub = f.engine.Bus().Subscribe(roomBuffer)
+				f.broker.PublishScoped("friends-refresh", []byte("refresh"))
+				continue
+			}
+			for _, room := range f.engine.RoomsOf(ev.UserID) {
+				f.changed(room, ev.UserID, ev.PublicID)
+			}
+		case <-f.stop:
+			return
+		}
+	}
+}
+
+// changed sends room's watchers how user id (public id public) now
+// appears in it: their tile, or its removal. The swaps are idempotent, so
+// sending the same state twice is harmless.
+func (f *RoomFeed) changed(room string, id int64, public string) {
+	if !f.broker.WatchingRoom(room) {
+		return
+	}
+	public = views.PublicID(id, public)
+	st, ok := f.engine.State(id)
+	if !ok || st.Hidden() || !f.engine.InRoom(room, id) {
+		f.publish(room, views.RoomOff(room, public))
+		return
+	}
+	u := views.WidgetUser{ID: public, Username: st.Username, Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji}
+	profiles, err := f.store.UsersByIDs(context.Background(), []int64{id})
+	if err != nil {
+		f.log.Error("room feed: load profile", "err", err)
+	}
+	if p, ok := profiles[id]; ok {
+		u.ProfileImageURL, u.Host = p.ProfileImageURL, p.IsHost()
+	}
+	f.publish(room, views.RoomOn(room, u))
+}
+
+// publish renders c once and queues it on room's streams.
+func (f *RoomFeed) publish(room string, c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(context.Background(), &buf); err != nil {
+		f.log.Error("room feed: render", "err", err)
+		return
+	}
+	f.renders.Add(1)
+	f.routed.Add(int64(f.broker.PublishRoom(room, "room-delta", buf.Bytes())))
+}
+
+// Close stops the feed and waits for it. Safe to call more than once.
+func (f *RoomFeed) Close() {
+	f.once.Do(func() { close(f.stop) })
+	<-f.done
+}
+
+// RoomFeedStats are the room feed's counters since it started.
+type RoomFeedStats struct {
+	// Renders counts fragments rendered (one per change in a watched
+	// room); Routed the streams they were queued on.
+	Renders, Routed int64
+}
+
+// Stats returns the feed's counters.
+func (f *RoomFeed) Stats() RoomFeedStats {
+	return RoomFeedStats{Renders: f.renders.Load(), Routed: f.routed.Load()}
+}
