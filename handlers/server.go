@@ -333,6 +333,9 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 // the load generator's in-process checks).
 func (s *Server) FriendsFeed() *realtime.FriendsFeed { return s.friends }
 
+// RoomFeed returns the feed of room widgets (for tests).
+func (s *Server) RoomFeed() *realtime.RoomFeed { return s.rooms }
+
 // WebSockets returns how many WebSocket connections are open.
 func (s *Server) WebSockets() int { return s.ws.Len() }
 

@@ -93,6 +93,12 @@ type RoomFeed struct {
 	broker *Broker
 	log    *slog.Logger
 
+	// sent holds, per room and member, how the member was last shown to
+	// the room's streams (roomShown), so that one change seen twice (the
+	// bus's online event and the room's entry) is sent once. The run
+	// goroutine's alone; an entry goes when the member leaves the room.
+	sent map[string]map[int64]string
+
 	stop chan struct{}
 	once sync.Once
 	done chan struct{}
@@ -107,7 +113,8 @@ const roomBuffer = 4096
 // NewRoomFeed starts a feed following e's rooms and bus. Caller must call
 // Close.
 func NewRoomFeed(e *presence.Engine, s RoomsStore, b *Broker, log *slog.Logger) *RoomFeed {
-	f := &RoomFeed{engine: e, store: s, broker: b, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	f := &RoomFeed{engine: e, store: s, broker: b, log: log, sent: map[string]map[int64]string{},
+		stop: make(chan struct{}), done: make(chan struct{})}
 	w := e.WatchRooms(roomBuffer) // before returning: no change after NewRoomFeed is missed
 	sub := e.Bus().Subscribe(roomBuffer)
 	go f.run(w, sub)
@@ -124,6 +131,7 @@ func (f *RoomFeed) run(w *presence.RoomWatch, sub *presence.Subscription) {
 				if w.Dropped() {
 					f.log.Warn("room feed fell behind the engine; resubscribing")
 					w = f.engine.WatchRooms(roomBuffer)
+					clear(f.sent)
 					f.broker.PublishScoped("friends-refresh", []byte("refresh"))
 					continue
 				}
@@ -135,6 +143,7 @@ func (f *RoomFeed) run(w *presence.RoomWatch, sub *presence.Subscription) {
 			if !ok {
 				f.log.Warn("room feed fell behind the bus; resubscribing")
 				sub = f.engine.Bus().Subscribe(roomBuffer)
+				clear(f.sent)
 				f.broker.PublishScoped("friends-refresh", []byte("refresh"))
 				continue
 			}
@@ -151,12 +160,33 @@ func (f *RoomFeed) run(w *presence.RoomWatch, sub *presence.Subscription) {
 // appears in it: their tile, or its removal. The swaps are idempotent, so
 // sending the same state twice is harmless.
 func (f *RoomFeed) changed(room string, id int64, public string) {
-	if !f.broker.WatchingRoom(room) {
+	st, ok := f.engine.State(id)
+	in := ok && f.engine.InRoom(room, id)
+	shown := "" // not shown
+	if in && !st.Hidden() {
+		shown = "on\x00" + string(st.Mode) + "\x00" + st.StatusText + "\x00" + st.StatusEmoji
+	}
+	if !in {
+		if m := f.sent[room]; m != nil {
+			delete(m, id)
+			if len(m) == 0 {
+				delete(f.sent, room)
+			}
+		}
+		if f.broker.WatchingRoom(room) {
+			f.publish(room, views.RoomOff(room, views.PublicID(id, public)))
+		}
 		return
 	}
+	if last, known := f.sent[room][id]; known && last == shown || !f.broker.WatchingRoom(room) {
+		return
+	}
+	if f.sent[room] == nil {
+		f.sent[room] = map[int64]string{}
+	}
+	f.sent[room][id] = shown
 	public = views.PublicID(id, public)
-	st, ok := f.engine.State(id)
-	if !ok || st.Hidden() || !f.engine.InRoom(room, id) {
+	if shown == "" {
 		f.publish(room, views.RoomOff(room, public))
 		return
 	}
