@@ -1,0 +1,57 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowser_RoomViewers: two people on the same profile page see each
+// other in its "viewing this profile now" room widget, live: bob arrives
+// after alice and appears on her page; someone on another page does not;
+// bob moving on leaves the room after the grace period; a reload does not
+// make him flicker out.
+func TestBrowser_RoomViewers(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	for _, n := range []string{"alice", "bob", "carol", "dave"} {
+		mustToken(t, base, n)
+	}
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	bob, _ := newTab(t, newPerson(t, browser))
+	login(t, bob, base, "bob")
+	dave, _ := newTab(t, newPerson(t, browser))
+	login(t, dave, base, "dave")
+
+	must(t, alice, chromedp.Navigate(base+"/users/carol"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=profile-viewers]`)))
+	must(t, dave, chromedp.Navigate(base+"/users/alice")) // another page: another room
+	waitFor(t, alice, "alice alone on carol's profile", showsExactly()+` && !document.querySelector('[data-testid=widget-empty]').classList.contains('hidden')`, 5*time.Second)
+
+	must(t, bob, chromedp.Navigate(base+"/users/carol"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=profile-viewers]`)))
+	took := waitFor(t, alice, "alice sees bob viewing carol's profile", showsExactly("bob"), 5*time.Second)
+	t.Logf("bob appeared on alice's page %v after his page loaded", took)
+	// Bob's page was rendered with alice already in it.
+	waitFor(t, bob, "bob sees alice viewing carol's profile", showsExactly("alice")+
+		` && document.querySelector('[data-testid=widget-count]').textContent.trim() === '1 here'`, 5*time.Second)
+
+	// A reload is no leave: alice never sees bob go.
+	mustEval[bool](t, alice, `(function(){
+		window.__sawBobGo = false;
+		new MutationObserver(function(){
+			if (!document.querySelector('[data-testid=online-users-widget] li[data-user-id] [data-username=bob]')) window.__sawBobGo = true;
+		}).observe(document.querySelector('[data-testid=online-users-widget]'), {subtree: true, childList: true});
+		return true;
+	})()`)
+	must(t, bob, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[data-testid=profile-viewers]`)))
+	time.Sleep(browserGrace + time.Second)
+	if gone := mustEval[bool](t, alice, `window.__sawBobGo`); gone {
+		t.Fatal("bob flickered out of the room on reload")
+	}
+	waitFor(t, alice, "bob still viewing after his reload", showsExactly("bob"), 2*time.Second)
+
+	// Bob moves on: he leaves carol's room after the grace period.
+	must(t, bob, chromedp.Navigate(base+"/online"))
+	waitFor(t, alice, "bob gone from carol's viewers", showsExactly(), browserGrace+5*time.Second)
+}
