@@ -1,12 +1,14 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/views"
 )
@@ -65,7 +67,7 @@ const maxProfileViewers = 12
 // profileViewers is the "viewing this profile now" widget of a profile
 // page: the members of the page's room (its path, as presence.js names it:
 // location.pathname), the viewer and hidden users left out, rendered now
-// and kept live by the room's stream.
+// and kept live by the viewer's rooms stream (serveRoomsStream).
 func profileViewers(c echo.Context, deps profileDeps, me store.User) (views.WidgetOptions, error) {
 	room := c.Request().URL.EscapedPath()
 	if presence.RoomProblem(room) != "" {
@@ -76,9 +78,23 @@ func profileViewers(c echo.Context, deps profileDeps, me store.User) (views.Widg
 		return views.WidgetOptions{}, err
 	}
 	o := views.WidgetOptions{Room: room, Compact: true, Users: users, Max: maxProfileViewers,
-		Title: "Viewing this profile now", Query: "?room=" + url.QueryEscape(room)}
+		Title: "Viewing this profile now", Query: "?room=" + url.QueryEscape(room), StreamQuery: "?scope=rooms"}
 	if me.ID != 0 {
 		o.ViewerID = deps.ids.public(me)
 	}
 	return o, nil
+}
+
+// serveRoomsStream serves /widgets/online-users/stream?scope=rooms: the
+// signed-in viewer's rooms stream, which carries the room-delta events of
+// every room the viewer's tabs are in. Every room widget of a browser
+// (a profile's viewers, in any number of tabs on different profiles) shares
+// this one stream, so over HTTP/1.1 they hold one of the browser's six
+// connections, not one each.
+func serveRoomsStream(ctx context.Context, c echo.Context, b *realtime.Broker, v widgetViewer) error {
+	if v.userID == 0 {
+		return httpError(http.StatusBadRequest, "scope=rooms needs a signed-in viewer, not an embed token")
+	}
+	return streamRefusal(c, b.ServeViewer(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()),
+		realtime.StreamViewer{UserID: v.userID, MyRooms: true}))
 }

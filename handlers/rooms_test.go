@@ -2,7 +2,6 @@ package handlers_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -290,8 +289,62 @@ func TestProfileViewers(t *testing.T) {
 	if v.Length() != 1 || v.Find(`[data-username="bob"]`).Length() != 1 || v.Find(`[data-username="carol"]`).Length() != 0 {
 		t.Fatalf("viewers: %s", body)
 	}
-	if !strings.Contains(body, "Viewing this profile now") || !strings.Contains(body, "/widgets/online-users/stream?room="+url.QueryEscape("/users/alice")) {
+	if !strings.Contains(body, "Viewing this profile now") || !strings.Contains(body, `sse-connect="/widgets/online-users/stream?scope=rooms"`) ||
+		!strings.Contains(body, "/widgets/online-users/list?room="+url.QueryEscape("/users/alice")) {
 		t.Fatalf("viewers widget is not live: %s", body)
 	}
-	_ = http.StatusOK
+}
+
+// TestRoomsStream: a viewer's rooms stream (?scope=rooms, what profile
+// viewers use) carries the changes of every room the viewer is in, and
+// only those: one stream for all of a browser's room widgets.
+func TestRoomsStream(t *testing.T) {
+	ts := MustStartServer(t, handlers.Config{})
+	_, aliceTok := ts.MustCreateUser(t, "alice")
+	_, bobTok := ts.MustCreateUser(t, "bob")
+	_, carolTok := ts.MustCreateUser(t, "carol")
+	embed, err := ts.DB.CreateToken(ctx, mustUser(t, ts, "alice").ID, store.TokenEmbed, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := do(t, nil, "GET", ts.URL+"/widgets/online-users/stream?scope=rooms&embed_token="+embed, "", nil); st != 400 {
+		t.Fatalf("rooms stream with an embed token: %d, want 400", st)
+	}
+
+	aliceRooms := ts.mustRoomStream(t, aliceTok, "?scope=rooms")
+	carolRooms := ts.mustRoomStream(t, carolTok, "?scope=rooms")
+	aliceFriends := ts.mustRoomStream(t, aliceTok, "?scope=friends")
+	eventually(t, "streams registered", func() bool { return metricValue(t, ts, "presence_sse_subscribers") == 3 })
+	ts.MustDialQuery(t, "?events=0&token="+aliceTok+"&room=/users/dave")
+	ts.MustDialQuery(t, "?events=0&token="+aliceTok+"&room=/users/erin") // another tab
+	ts.MustDialQuery(t, "?events=0&token="+carolTok+"&room=/users/frank")
+
+	eventually(t, "the tiles of alice and carol in their own rooms sent", func() bool { return ts.Handler.RoomFeed().Stats().Renders == 3 })
+	drain(aliceRooms)
+	drain(carolRooms)
+	bob := ts.MustDialQuery(t, "?events=0&token="+bobTok+"&room=/users/dave")
+	if ev := nextNamed(t, aliceRooms, "room-delta"); !strings.Contains(ev.data, "bob") || !strings.Contains(ev.data, "afterbegin") {
+		t.Fatalf("alice's rooms delta: %s", ev.data)
+	}
+	bob.send(`{"type":"room","room":"/users/erin"}`)
+	bob.nextOfType("room.joined")
+	if ev := nextNamed(t, aliceRooms, "room-delta"); !strings.Contains(ev.data, "bob") || !strings.Contains(ev.data, "afterbegin") {
+		t.Fatalf("alice's second room: %s", ev.data)
+	}
+	ts.Clock.Advance(testGrace)
+	if ev := nextNamed(t, aliceRooms, "room-delta"); strings.Contains(ev.data, "afterbegin") {
+		t.Fatalf("bob's leaving the first room: %s", ev.data)
+	}
+	for {
+		select {
+		case ev := <-aliceFriends.events:
+			if ev.name == "room-delta" {
+				t.Fatalf("a friends stream got room bytes: %s", ev.data)
+			}
+			continue
+		case <-time.After(200 * time.Millisecond):
+		}
+		break
+	}
+	expectQuiet(t, carolRooms, 200*time.Millisecond)
 }

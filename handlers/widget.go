@@ -244,6 +244,9 @@ func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFun
 			return err
 		}
 		v, _ := c.Get(viewerKey).(widgetViewer)
+		if c.QueryParam("scope") == "rooms" {
+			return serveRoomsStream(ctx, c, b, v)
+		}
 		friends, err := friendsScope(c)
 		if err != nil {
 			return err
@@ -252,14 +255,18 @@ func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFun
 		if err != nil {
 			return err
 		}
-		err = b.ServeViewer(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()),
-			realtime.StreamViewer{UserID: v.userID, Scoped: friends, Room: room})
-		if errors.Is(err, realtime.ErrOwnerFull) {
-			c.Response().Header().Set("Retry-After", "10")
-			return httpError(http.StatusTooManyRequests, "too many open widget streams for this viewer; close some tabs or try again shortly")
-		}
-		return refusal(c, err)
+		return streamRefusal(c, b.ServeViewer(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()),
+			realtime.StreamViewer{UserID: v.userID, Scoped: friends, Room: room}))
 	}
+}
+
+// streamRefusal answers a stream the broker refused before taking it over.
+func streamRefusal(c echo.Context, err error) error {
+	if errors.Is(err, realtime.ErrOwnerFull) {
+		c.Response().Header().Set("Retry-After", "10")
+		return httpError(http.StatusTooManyRequests, "too many open widget streams for this viewer; close some tabs or try again shortly")
+	}
+	return refusal(c, err)
 }
 
 // streamOwner is whom a stream counts against (see docs/SECURITY.md): a

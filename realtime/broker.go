@@ -147,6 +147,7 @@ type subscriber struct {
 	viewer int64  // the signed-in viewer, 0 for anonymous (embed) streams
 	scoped bool   // a per-viewer stream: shared events are not sent to it
 	room   string // a room's stream (scoped): gets that room's events, not the viewer's friends'
+	rooms  bool   // the viewer's rooms stream (scoped): the events of every room the viewer is in
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1
 
@@ -288,7 +289,7 @@ func (b *Broker) PublishTo(viewers []int64, event string, data []byte, alsoShare
 	b.mu.Lock()
 	for _, v := range viewers {
 		for s := range b.viewers[v] {
-			if s.scoped && s.room == "" || alsoShared {
+			if s.friends() || alsoShared {
 				s.push(f, limit, &b.resyncs)
 				n++
 			}
@@ -319,7 +320,7 @@ func (b *Broker) Watching(ids []int64, scopedOnly bool) []int64 {
 	defer b.mu.Unlock()
 	for _, id := range ids {
 		for s := range b.viewers[id] {
-			if s.scoped && s.room == "" || !scopedOnly {
+			if s.friends() || !scopedOnly {
 				out = append(out, id)
 				break
 			}
@@ -327,6 +328,10 @@ func (b *Broker) Watching(ids []int64, scopedOnly bool) []int64 {
 	}
 	return out
 }
+
+// friends reports whether s is a friends-scoped stream (per viewer, not a
+// room's nor the viewer's rooms').
+func (s *subscriber) friends() bool { return s.scoped && s.room == "" && !s.rooms }
 
 // scopedResyncFrame is what a lagging per-viewer stream is sent instead of the
 // events it missed: it tells the page to fetch its list again.
@@ -505,13 +510,19 @@ type StreamViewer struct {
 	// gets the events published to that room (PublishRoom), and the
 	// viewer's notices, not the viewer's friends widget events.
 	Room string
+	// MyRooms makes the stream the viewer's rooms stream (it is then
+	// scoped): it gets the events of every room the viewer is in
+	// (PublishToRooms), so one stream serves every room widget of a
+	// browser's tabs, whatever room each tab is in.
+	MyRooms bool
 }
 
 // ServeViewer is Serve for a stream that knows its viewer (see
 // StreamViewer).
 func (b *Broker) ServeViewer(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string, v StreamViewer) error {
 	sctx, cancel := context.WithCancel(ctx)
-	s := &subscriber{owner: owner, viewer: v.UserID, scoped: v.Scoped || v.Room != "", room: v.Room, cancel: cancel, wake: make(chan struct{}, 1)}
+	s := &subscriber{owner: owner, viewer: v.UserID, scoped: v.Scoped || v.Room != "" || v.MyRooms, room: v.Room, rooms: v.MyRooms && v.Room == "",
+		cancel: cancel, wake: make(chan struct{}, 1)}
 	if err := b.register(s); err != nil {
 		cancel()
 		return err

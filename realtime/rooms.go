@@ -68,6 +68,49 @@ func (b *Broker) PublishRoom(room, event string, data []byte) int {
 	return n
 }
 
+// PublishToRooms sends one named event, encoded once, to the rooms
+// streams (StreamViewer.MyRooms) of the given viewers only, and returns how
+// many it reached.
+func (b *Broker) PublishToRooms(viewers []int64, event string, data []byte) int {
+	if len(data) == 0 || len(viewers) == 0 {
+		return 0
+	}
+	f := &frame{b: encode(event, data), name: event}
+	n := 0
+	b.mu.Lock()
+	for _, v := range viewers {
+		for s := range b.viewers[v] {
+			if s.rooms {
+				s.push(f, maxQueued<<10, &b.resyncs)
+				n++
+			}
+		}
+	}
+	b.mu.Unlock()
+	if n > 0 {
+		b.targeted.Add(1)
+		b.targetedBytes.Add(int64(n * len(f.b)))
+	}
+	return n
+}
+
+// WatchingRooms returns those of ids that have a rooms stream open
+// (StreamViewer.MyRooms), in the order given.
+func (b *Broker) WatchingRooms(ids []int64) []int64 {
+	var out []int64
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		for s := range b.viewers[id] {
+			if s.rooms {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // WatchingRoom reports whether any stream watches room.
 func (b *Broker) WatchingRoom(room string) bool {
 	b.mu.Lock()
@@ -157,8 +200,10 @@ func (f *RoomFeed) run(w *presence.RoomWatch, sub *presence.Subscription) {
 }
 
 // changed sends room's watchers how user id (public id public) now
-// appears in it: their tile, or its removal. The swaps are idempotent, so
-// sending the same state twice is harmless.
+// appears in it: their tile, or its removal. The watchers are the room's
+// streams (a room widget, ?room=) and the rooms streams of the room's
+// members (their tabs in the room show its widget: a profile's viewers).
+// The swaps are idempotent; a state already sent is not sent again.
 func (f *RoomFeed) changed(room string, id int64, public string) {
 	st, ok := f.engine.State(id)
 	in := ok && f.engine.InRoom(room, id)
@@ -173,21 +218,26 @@ func (f *RoomFeed) changed(room string, id int64, public string) {
 				delete(f.sent, room)
 			}
 		}
-		if f.broker.WatchingRoom(room) {
-			f.publish(room, views.RoomOff(room, views.PublicID(id, public)))
+	} else if last, known := f.sent[room][id]; known && last == shown {
+		return
+	}
+	watched := f.broker.WatchingRoom(room)
+	viewers := f.broker.WatchingRooms(f.engine.RoomMemberIDs(room))
+	if !watched && len(viewers) == 0 {
+		// Nobody to tell: what was sent no longer says what anyone
+		// shows (a new watcher fetches the list).
+		delete(f.sent, room)
+		return
+	}
+	if in {
+		if f.sent[room] == nil {
+			f.sent[room] = map[int64]string{}
 		}
-		return
+		f.sent[room][id] = shown
 	}
-	if last, known := f.sent[room][id]; known && last == shown || !f.broker.WatchingRoom(room) {
-		return
-	}
-	if f.sent[room] == nil {
-		f.sent[room] = map[int64]string{}
-	}
-	f.sent[room][id] = shown
 	public = views.PublicID(id, public)
 	if shown == "" {
-		f.publish(room, views.RoomOff(room, public))
+		f.publish(room, viewers, views.RoomOff(room, public))
 		return
 	}
 	u := views.WidgetUser{ID: public, Username: st.Username, Mode: string(st.Mode), StatusText: st.StatusText, StatusEmoji: st.StatusEmoji}
@@ -198,18 +248,21 @@ func (f *RoomFeed) changed(room string, id int64, public string) {
 	if p, ok := profiles[id]; ok {
 		u.ProfileImageURL, u.Host = p.ProfileImageURL, p.IsHost()
 	}
-	f.publish(room, views.RoomOn(room, u))
+	f.publish(room, viewers, views.RoomOn(room, u))
 }
 
-// publish renders c once and queues it on room's streams.
-func (f *RoomFeed) publish(room string, c templ.Component) {
+// publish renders c once and queues it on room's streams and on the rooms
+// streams of viewers.
+func (f *RoomFeed) publish(room string, viewers []int64, c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(context.Background(), &buf); err != nil {
 		f.log.Error("room feed: render", "err", err)
 		return
 	}
 	f.renders.Add(1)
-	f.routed.Add(int64(f.broker.PublishRoom(room, "room-delta", buf.Bytes())))
+	n := f.broker.PublishRoom(room, "room-delta", buf.Bytes())
+	n += f.broker.PublishToRooms(viewers, "room-delta", buf.Bytes())
+	f.routed.Add(int64(n))
 }
 
 // Close stops the feed and waits for it. Safe to call more than once.
