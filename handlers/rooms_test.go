@@ -348,3 +348,30 @@ func TestRoomsStream(t *testing.T) {
 	}
 	expectQuiet(t, carolRooms, 200*time.Millisecond)
 }
+
+// TestEmbedFrame_Room: the iframe takes ?room= through to its widget and
+// keeps the viewer in that room (body data-presence-room); without it the
+// framed page names no room (not its own path).
+func TestEmbedFrame_Room(t *testing.T) {
+	ts := hostServer(t, handlers.Config{AllowedOrigins: []string{embedHost}})
+	tok := simpleJWT(t, t0, 42, map[string]any{"username": "ada"})
+	r := get(t, ts.URL+"/embed/online-users?room=doc-42&token="+url.QueryEscape(tok), nil)
+	doc := mustDoc(t, r.body)
+	w := doc.Find(`[data-presence-widget]`)
+	if r.code != 200 || w.AttrOr("data-scope", "") != "room" || w.AttrOr("data-room", "") != "doc-42" ||
+		!strings.Contains(w.AttrOr("sse-connect", ""), "room=doc-42") ||
+		doc.Find(`[data-testid="embed-frame"]`).AttrOr("data-presence-room", "?") != "doc-42" {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	r = get(t, ts.URL+"/embed/online-users?token="+url.QueryEscape(tok), nil)
+	if v, ok := mustDoc(t, r.body).Find(`[data-testid="embed-frame"]`).Attr("data-presence-room"); !ok || v != "" {
+		t.Fatalf("frame without a room names %q (%v)", v, ok)
+	}
+	if r := get(t, ts.URL+"/embed/online-users?room=%0A&token="+url.QueryEscape(tok), nil); r.code != 400 {
+		t.Fatalf("bad room: %d", r.code)
+	}
+	// embed.js passes data-room to the widget and to the socket.
+	if r := get(t, ts.URL+"/embed.js", nil); !strings.Contains(r.body, `add("room", ds.room)`) || !strings.Contains(r.body, "ds.room);") {
+		t.Fatal("embed.js does not pass data-room on")
+	}
+}

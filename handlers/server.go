@@ -296,7 +296,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
 	s.rooms = realtime.NewRoomFeed(d.Engine, d.Store, broker, d.Log)
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends, s.rooms)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	s.admin = newAdminArea(d, s, conns)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds, admin: s.admin},
