@@ -1,6 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"html"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,4 +59,45 @@ func TestBrowser_RoomViewers(t *testing.T) {
 	// Bob moves on: he leaves carol's room after the grace period.
 	must(t, bob, chromedp.Navigate(base+"/online"))
 	waitFor(t, alice, "bob gone from carol's viewers", showsExactly(), browserGrace+5*time.Second)
+}
+
+// TestBrowser_EmbedRoom: a host site scopes its embed.js widget to a room
+// of its choosing (data-room): two of its users on the same document see
+// each other there, live; one on another document does not appear, and
+// appears once they open the same document.
+func TestBrowser_EmbedRoom(t *testing.T) {
+	browser := newBrowser(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "http://localhost:" + strings.TrimPrefix(ln.Addr().String(), "127.0.0.1:")
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--jwt-secret", testJWTSecret, "--allowed-origins", host))
+
+	// /doc?id=N&user=U: document N as host user U sees it.
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><head><title>doc</title></head><body><h1>Document %s</h1>
+<script src="%s/embed.js" data-token="%s" data-room="%s" data-title="Editing now" async></script>
+</body></html>`, html.EscapeString(q.Get("id")), base, signed(t, q.Get("user"), q.Get("user")), html.EscapeString("doc-"+q.Get("id")))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	ann, _ := newTab(t, newPerson(t, browser))
+	ben, _ := newTab(t, newPerson(t, browser))
+	cat, _ := newTab(t, newPerson(t, browser))
+	must(t, ann, chromedp.Navigate(host+"/doc?id=42&user=ann"))
+	must(t, cat, chromedp.Navigate(host+"/doc?id=7&user=cat"))
+	waitFor(t, ann, "ann alone in doc-42", showsExactly(), 10*time.Second)
+	must(t, ben, chromedp.Navigate(host+"/doc?id=42&user=ben"))
+	waitFor(t, ann, "ann sees ben arrive in doc-42", showsExactly("ben"), 5*time.Second)
+	waitFor(t, ben, "ben sees ann in doc-42", showsExactly("ann"), 10*time.Second)
+	waitFor(t, cat, "cat alone in doc-7", showsExactly(), 5*time.Second)
+	if title := mustEval[string](t, ann, `document.querySelector('[data-testid=widget-title]').textContent`); title != "Editing now" {
+		t.Fatalf("title %q", title)
+	}
+	must(t, cat, chromedp.Navigate(host+"/doc?id=42&user=cat"))
+	waitFor(t, ann, "ann sees cat join doc-42", showsExactly("ben", "cat"), 5*time.Second)
 }
