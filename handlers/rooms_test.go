@@ -347,6 +347,12 @@ func TestRoomsStream(t *testing.T) {
 		break
 	}
 	expectQuiet(t, carolRooms, 200*time.Millisecond)
+
+	// A room that is no profile page (no room widget on the rooms stream)
+	// does not reach it, though alice is in it too.
+	ts.MustDialQuery(t, "?events=0&token="+aliceTok+"&room=/")
+	ts.MustDialQuery(t, "?events=0&token="+bobTok+"&room=/")
+	expectQuiet(t, aliceRooms, 300*time.Millisecond)
 }
 
 // TestEmbedFrame_Room: the iframe takes ?room= through to its widget and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -66,6 +67,15 @@ func (b *Broker) PublishRoom(room, event string, data []byte) int {
 		b.targetedBytes.Add(int64(n * len(f.b)))
 	}
 	return n
+}
+
+// ProfileRoom reports whether room is a profile page's path, whose page
+// shows its viewers (a room widget on the viewer's rooms stream). Only
+// those rooms' changes go to rooms streams: a busy room whose page shows
+// no room widget (the home page, "/") costs its members' rooms streams
+// nothing, and its changes cost no lookup of its members.
+func ProfileRoom(room string) bool {
+	return strings.HasPrefix(room, "/users/") || strings.HasPrefix(room, views.HostProfilePrefix)
 }
 
 // PublishToRooms sends one named event, encoded once, to the rooms
@@ -222,7 +232,10 @@ func (f *RoomFeed) changed(room string, id int64, public string) {
 		return
 	}
 	watched := f.broker.WatchingRoom(room)
-	viewers := f.broker.WatchingRooms(f.engine.RoomMemberIDs(room))
+	var viewers []int64
+	if ProfileRoom(room) { // only their pages show a room widget on the rooms stream
+		viewers = f.broker.WatchingRooms(f.engine.RoomMemberIDs(room))
+	}
 	if !watched && len(viewers) == 0 {
 		// Nobody to tell: what was sent no longer says what anyone
 		// shows (a new watcher fetches the list).
