@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/presencehq/presence/presence"
 )
@@ -275,6 +277,42 @@ func TestRooms_Membership(t *testing.T) {
 		<-w.C
 		if _, ok := <-w.C; ok || !w.Dropped() {
 			t.Fatal("a full watch was not dropped")
+		}
+	})
+}
+
+// FuzzRoomProblem: whatever RoomProblem accepts is valid UTF-8, 1 to
+// MaxRoomLen characters, printable, not padded with spaces; whatever it
+// refuses, SetRoom refuses with ErrBadRoom.
+func FuzzRoomProblem(f *testing.F) {
+	for _, s := range []string{"/users/alice", "", " ", "a\x00", "\xff", "频道", strings.Repeat("x", 101), "a\u200bb", "a\u00a0b"} {
+		f.Add(s)
+	}
+	e := presence.New(presence.Config{Clock: presence.NewFakeClock(t0), Deadline: -1})
+	defer e.Close()
+	c, err := e.Connect(alice, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		p := presence.RoomProblem(name)
+		if p == "" {
+			n := utf8.RuneCountInString(name)
+			if !utf8.ValidString(name) || n < 1 || n > presence.MaxRoomLen || name[0] == ' ' || name[len(name)-1] == ' ' {
+				t.Fatalf("accepted %q", name)
+			}
+			for _, r := range name {
+				if unicode.IsControl(r) || !unicode.IsPrint(r) {
+					t.Fatalf("accepted %q with %U", name, r)
+				}
+			}
+			if err := c.SetRoom(name); err != nil {
+				t.Fatalf("SetRoom(%q) = %v", name, err)
+			}
+			return
+		}
+		if name != "" && !errors.Is(c.SetRoom(name), presence.ErrBadRoom) {
+			t.Fatalf("SetRoom(%q) accepted what RoomProblem refuses (%s)", name, p)
 		}
 	})
 }
