@@ -459,14 +459,18 @@
   // "Rooms"): 1 to 100 letters, marks, numbers, punctuation, symbols or
   // spaces, not starting or ending with a space. A name it would refuse is
   // not sent (the tab is then in no room), so the socket still connects.
-  var ROOM_NAME = /^(?! )[\p{L}\p{M}\p{N}\p{P}\p{S} ]{1,100}$/u;
+  // Built at run time: a browser without Unicode property escapes would
+  // refuse a regex literal, and with it this whole script.
+  var ROOM_NAME = (function () {
+    try {
+      return new RegExp("^(?! )[\\p{L}\\p{M}\\p{N}\\p{P}\\p{S} ]{1,100}$", "u");
+    } catch (e) {
+      return /^(?! )[^\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]{1,100}$/;
+    }
+  })();
   function cleanRoom(r) {
     r = r == null ? "" : String(r);
-    try {
-      return ROOM_NAME.test(r) && r.charAt(r.length - 1) !== " " ? r : "";
-    } catch (e) {
-      return "";
-    }
+    return ROOM_NAME.test(r) && r.charAt(r.length - 1) !== " " ? r : "";
   }
 
   // pageRoom is the room this page is in: <body data-presence-room> when
