@@ -59,6 +59,13 @@ func TestBrowser_RoomViewers(t *testing.T) {
 	// Bob moves on: he leaves carol's room after the grace period.
 	must(t, bob, chromedp.Navigate(base+"/online"))
 	waitFor(t, alice, "bob gone from carol's viewers", showsExactly(), browserGrace+5*time.Second)
+
+	// A single-page app moves its tab without a navigation:
+	// presenceRoom(name) sends the room message.
+	must(t, bob, chromedp.Navigate(base+"/users/carol"), chromedp.WaitVisible(chromedp.CSS(`[data-testid=profile-viewers]`)))
+	waitFor(t, alice, "bob back on carol's profile", showsExactly("bob"), 5*time.Second)
+	mustEval[bool](t, alice, `(window.presenceRoom("/docs/spa-view"), true)`)
+	waitFor(t, bob, "alice gone from carol's viewers after presenceRoom", showsExactly(), browserGrace+5*time.Second)
 }
 
 // TestBrowser_EmbedRoom: a host site scopes its embed.js widget to a room
