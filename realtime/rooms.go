@@ -23,7 +23,10 @@ import (
 // (presence/rooms.go). A room widget (?room= on the widget) holds a stream
 // of that room: the broker indexes those streams by room, and the RoomFeed
 // renders each change of a member once and queues the same bytes on the
-// streams watching that room only. A room nobody watches costs nothing.
+// streams watching that room only. A signed-in viewer's profile pages
+// share one stream instead, the viewer's rooms stream (?scope=rooms),
+// which gets the changes of the profile rooms the viewer is in. A room
+// nobody watches costs nothing.
 
 // msgRoomLeft answers {"type":"room","room":""}.
 var msgRoomLeft = []byte(`{"type":"room.left","room":""}`)
@@ -136,7 +139,8 @@ type RoomsStore interface {
 // RoomFeed keeps room widgets live. When user X enters or leaves room R,
 // or changes in a way others see (mode, status, going invisible), and some
 // stream watches R, it renders X's tile (or its removal) once and queues
-// the bytes on R's streams (Broker.PublishRoom). A room widget is shared by
+// the bytes on R's streams (Broker.PublishRoom) and, for a profile room, on
+// the rooms streams of R's members (Broker.PublishToRooms). A room widget is shared by
 // everyone watching the room, so it shows what everyone may see: members
 // who are hidden (invisible, or visible to friends only or to nobody) are
 // left out, as in the shared online list.
