@@ -316,3 +316,26 @@ func FuzzRoomProblem(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRoomsMove: a tab moves between two rooms another tab of the
+// same user keeps them in (no grace timer, no room event): the cost of a
+// room message on the engine.
+func BenchmarkRoomsMove(b *testing.B) {
+	e := presence.New(presence.Config{Deadline: -1})
+	defer e.Close()
+	for i := range int64(1000) { // a thousand others in the rooms
+		c, _ := e.Connect(presence.User{ID: i + 10, Username: "u"}, nil)
+		c.SetRoom([]string{"/a", "/b"}[i%2])
+	}
+	keep1, _ := e.Connect(alice, nil)
+	keep1.SetRoom("/a")
+	keep2, _ := e.Connect(alice, nil)
+	keep2.SetRoom("/b")
+	c, _ := e.Connect(alice, nil)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		c.SetRoom([]string{"/a", "/b"}[i%2])
+	}
+}
