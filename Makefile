@@ -31,6 +31,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateUsername$$' -fuzztime $(FUZZTIME) ./store
 	$(GO) test -run '^$$' -fuzz '^FuzzValidatePassword$$' -fuzztime $(FUZZTIME) ./store
 	$(GO) test -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZTIME) ./avatar
+	$(GO) test -run '^$$' -fuzz '^FuzzRoomProblem$$' -fuzztime $(FUZZTIME) ./presence
 
 ## bench: Go benchmarks of the hot paths (see docs/PERFORMANCE.md)
 bench:

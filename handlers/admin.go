@@ -117,7 +117,7 @@ func (ad *adminArea) connectionsFragment(c echo.Context) error {
 }
 
 func adminConn(ci realtime.ConnInfo) views.AdminConn {
-	return views.AdminConn{ID: ci.ID, Device: ci.Device.Label(), Kind: ci.Device.Kind, Since: ci.Since, Active: ci.LastActivity}
+	return views.AdminConn{ID: ci.ID, Device: ci.Device.Label(), Kind: ci.Device.Kind, Since: ci.Since, Active: ci.LastActivity, Room: ci.Room}
 }
 
 // figuresFragment serves GET /admin/figures: the figures and chart the

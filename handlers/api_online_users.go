@@ -38,47 +38,58 @@ type onlineUserJSON struct {
 // requester may see them.
 func handleAPIOnlineUsers(s Store, engine *presence.Engine, idp idPolicy, base *baseURL, friends FriendChecker) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		me, _ := currentUser(c)
-		ctx := c.Request().Context()
-		all := engine.OnlineAll()
-		online := all[:0]
-		for _, st := range all {
-			if st.UserID != me.ID && viewerCanSee(ctx, friends, me.ID, st) {
-				online = append(online, st)
-			}
-		}
-		ids := make([]int64, 0, len(online))
-		for _, st := range online {
-			ids = append(ids, st.UserID)
-		}
-		users, err := s.UsersByIDs(c.Request().Context(), ids)
+		out, err := onlineList(c, s, idp, base, friends, engine.OnlineAll())
 		if err != nil {
 			return err
 		}
-		out := make([]onlineUserJSON, 0, len(ids))
-		for _, st := range online {
-			u, ok := users[st.UserID]
-			if !ok || st.UserID == me.ID {
-				continue
-			}
-			item := onlineUserJSON{
-				ID:           restID(idp.public(u)),
-				Username:     u.Username,
-				IsOnline:     true,
-				LastSeen:     jsonTime(u.LastSeen),
-				LastActivity: jsonTime(st.LastActivity),
-				Mode:         string(st.Mode),
-				StatusText:   st.StatusText,
-				StatusEmoji:  st.StatusEmoji,
-			}
-			if u.ProfileImageURL != "" {
-				img := absoluteAvatar(base.of(c.Request()), u.ProfileImageURL)
-				item.ProfileImageURL = &img
-			}
-			out = append(out, item)
-		}
 		return c.JSON(http.StatusOK, out)
 	}
+}
+
+// onlineList is the JSON of the users of all (online, hidden ones
+// included) whom the requester may see, the requester left out, in the
+// order given: the online list, and a room's members
+// (handleAPIRoomsOnline).
+func onlineList(c echo.Context, s Store, idp idPolicy, base *baseURL, friends FriendChecker, all []presence.Status) ([]onlineUserJSON, error) {
+	me, _ := currentUser(c)
+	ctx := c.Request().Context()
+	online := all[:0]
+	for _, st := range all {
+		if st.UserID != me.ID && viewerCanSee(ctx, friends, me.ID, st) {
+			online = append(online, st)
+		}
+	}
+	ids := make([]int64, 0, len(online))
+	for _, st := range online {
+		ids = append(ids, st.UserID)
+	}
+	users, err := s.UsersByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]onlineUserJSON, 0, len(ids))
+	for _, st := range online {
+		u, ok := users[st.UserID]
+		if !ok || st.UserID == me.ID {
+			continue
+		}
+		item := onlineUserJSON{
+			ID:           restID(idp.public(u)),
+			Username:     u.Username,
+			IsOnline:     true,
+			LastSeen:     jsonTime(u.LastSeen),
+			LastActivity: jsonTime(st.LastActivity),
+			Mode:         string(st.Mode),
+			StatusText:   st.StatusText,
+			StatusEmoji:  st.StatusEmoji,
+		}
+		if u.ProfileImageURL != "" {
+			img := absoluteAvatar(base.of(c.Request()), u.ProfileImageURL)
+			item.ProfileImageURL = &img
+		}
+		out = append(out, item)
+	}
+	return out, nil
 }
 
 // timeFormat is RFC 3339 in UTC with milliseconds.

@@ -50,7 +50,7 @@ func localUnproxied(r *http.Request) bool {
 }
 
 // handleMetrics serves counters in the Prometheus text format.
-func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats, friends *realtime.FriendsFeed) echo.HandlerFunc {
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats, friends *realtime.FriendsFeed, rooms *realtime.RoomFeed) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
@@ -82,6 +82,12 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *r
 		ff := friends.Stats()
 		metric("presence_friends_fragments_rendered_total", "counter", "Friends-widget fragments rendered (one per change a friend's widget watches, and per notice).", ff.Renders)
 		metric("presence_friends_deliveries_total", "counter", "Friends-widget fragments queued on event streams (each to one friend's stream).", ff.Routed)
+		nRooms, members := engine.RoomCounts()
+		metric("presence_rooms", "gauge", "Rooms with someone in them (who is here now).", int64(nRooms))
+		metric("presence_room_members", "gauge", "Room memberships (a user in a room, however many tabs).", int64(members))
+		rs := rooms.Stats()
+		metric("presence_room_fragments_rendered_total", "counter", "Room-widget fragments rendered (one per change in a watched room).", rs.Renders)
+		metric("presence_room_deliveries_total", "counter", "Room-widget fragments queued on event streams.", rs.Routed)
 		metric("presence_sse_targeted_bytes_total", "counter", "Bytes queued on event streams by per-viewer events (friends widgets, notices).", bs.TargetedBytes)
 		metric("presence_db_write_transactions_total", "counter", "Committed database write transactions.", st.WriteTxs)
 		metric("presence_db_presence_rows_written_total", "counter", "User rows written by presence batches.", st.WriteRows)

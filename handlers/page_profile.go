@@ -86,6 +86,9 @@ func profile(c echo.Context, deps profileDeps, u store.User, err error) error {
 	if err := addHistory(c, deps, u.ID, &d); err != nil {
 		return err
 	}
+	if d.Viewers, err = profileViewers(c, deps, me); err != nil {
+		return err
+	}
 	if me.ID != 0 && me.ID != u.ID {
 		fs, err := deps.store.FriendStateOf(ctx, me.ID, u.ID)
 		if err != nil {

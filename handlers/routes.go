@@ -40,6 +40,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	online := handleAPIOnlineUsers(d.Store, d.Engine, auth.ids, base, d.Friends)
 	both(api, http.MethodGet, "/users/online/", online, auth.requireAPI)
 	both(api, http.MethodGet, "/auth/online/", online, auth.requireAPI) // where the original mounted it
+	both(api, http.MethodGet, "/rooms/online/", handleAPIRoomsOnline(d.Store, d.Engine, auth.ids, base, d.Friends), auth.requireAPI)
 	both(api, http.MethodGet, "/users/me/status/", handleAPIGetStatus(d.Engine), auth.requireAPI)
 	both(api, http.MethodPut, "/users/me/status/", handleAPIPutStatus(d.Engine, friends), auth.requireAPI)
 	both(api, http.MethodGet, "/users/:username/presence/", handleAPIUserPresence(d.Store, d.Engine, auth.ids, d.Friends), auth.requireAPI)

@@ -209,6 +209,8 @@ type Server struct {
 	broker *realtime.Broker
 	// friends keeps friends-scoped widgets live (realtime.FriendsFeed).
 	friends *realtime.FriendsFeed
+	// rooms keeps room widgets live (realtime.RoomFeed).
+	rooms *realtime.RoomFeed
 
 	metrics echo.HandlerFunc // GET /metrics, unguarded: see MetricsHandler
 	revs    *realtime.Revocations
@@ -302,7 +304,8 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends)
+	s.rooms = realtime.NewRoomFeed(d.Engine, d.Store, broker, d.Log)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends, s.rooms)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	s.admin = newAdminArea(d, s, conns)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds, admin: s.admin},
@@ -339,6 +342,9 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 // the load generator's in-process checks).
 func (s *Server) FriendsFeed() *realtime.FriendsFeed { return s.friends }
 
+// RoomFeed returns the feed of room widgets (for tests).
+func (s *Server) RoomFeed() *realtime.RoomFeed { return s.rooms }
+
 // WebSockets returns how many WebSocket connections are open.
 func (s *Server) WebSockets() int { return s.ws.Len() }
 
@@ -352,6 +358,7 @@ const sseWriteTimeout = 2 * time.Second
 func (s *Server) CloseStreams(ctx context.Context) error {
 	s.feed.Close()
 	s.friends.Close()
+	s.rooms.Close()
 	s.admin.figures.close()
 	return errors.Join(s.broker.Shutdown(ctx), s.admin.stream.Shutdown(ctx))
 }

@@ -113,7 +113,39 @@ func widgetOptions(c echo.Context, baseURL string) (views.WidgetOptions, error) 
 			o.Title = defaultFriendsTitle
 		}
 	}
+	room, err := widgetRoom(c)
+	if err != nil {
+		return o, err
+	}
+	if room != "" {
+		o.Room = room
+		if o.Query == "" {
+			o.Query = "?room=" + url.QueryEscape(room)
+		} else {
+			o.Query += "&room=" + url.QueryEscape(room)
+		}
+		if _, ok := c.QueryParams()["title"]; !ok || o.Title == defaultWidgetTitle {
+			o.Title = defaultRoomTitle
+		}
+	}
 	return o, nil
+}
+
+// defaultRoomTitle is the title of a room widget.
+const defaultRoomTitle = "Here now"
+
+// widgetRoom reads ?room= for the widget routes: "" for the online list,
+// else a room widget (who is in that room now); 400 for a bad name, or
+// with scope=friends.
+func widgetRoom(c echo.Context) (string, error) {
+	room, err := roomParam(c)
+	if err != nil || room == "" {
+		return "", err
+	}
+	if c.QueryParam("scope") == "friends" {
+		return "", httpError(http.StatusBadRequest, "room and scope=friends cannot be combined")
+	}
+	return room, nil
 }
 
 // defaultFriendsTitle is the title of a friends-scoped widget.
@@ -157,10 +189,21 @@ func handleWidgetList(feed *realtime.Feed, s Store, e *presence.Engine) echo.Han
 		if err != nil {
 			return err
 		}
+		room, err := widgetRoom(c)
+		if err != nil {
+			return err
+		}
+		v, _ := c.Get(viewerKey).(widgetViewer)
+		if room != "" {
+			users, err := roomTiles(c, s, publicRoomMembers(e, room, v.userID))
+			if err != nil {
+				return err
+			}
+			return render(c, http.StatusOK, views.RoomWidgetList(room, users))
+		}
 		if !friends {
 			return c.HTMLBlob(http.StatusOK, feed.Fragment())
 		}
-		v, _ := c.Get(viewerKey).(widgetViewer)
 		ids, err := s.FriendIDs(c.Request().Context(), v.userID)
 		if err != nil {
 			return err
@@ -201,18 +244,29 @@ func handleWidgetStream(b *realtime.Broker, auth *authenticator) echo.HandlerFun
 			return err
 		}
 		v, _ := c.Get(viewerKey).(widgetViewer)
+		if c.QueryParam("scope") == "rooms" {
+			return serveRoomsStream(ctx, c, b, v)
+		}
 		friends, err := friendsScope(c)
 		if err != nil {
 			return err
 		}
-		err = b.ServeViewer(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()),
-			realtime.StreamViewer{UserID: v.userID, Scoped: friends})
-		if errors.Is(err, realtime.ErrOwnerFull) {
-			c.Response().Header().Set("Retry-After", "10")
-			return httpError(http.StatusTooManyRequests, "too many open widget streams for this viewer; close some tabs or try again shortly")
+		room, err := widgetRoom(c)
+		if err != nil {
+			return err
 		}
-		return refusal(c, err)
+		return streamRefusal(c, b.ServeViewer(ctx, c.Response().Writer, c.Request(), streamOwner(v, c.RealIP()),
+			realtime.StreamViewer{UserID: v.userID, Scoped: friends, Room: room}))
 	}
+}
+
+// streamRefusal answers a stream the broker refused before taking it over.
+func streamRefusal(c echo.Context, err error) error {
+	if errors.Is(err, realtime.ErrOwnerFull) {
+		c.Response().Header().Set("Retry-After", "10")
+		return httpError(http.StatusTooManyRequests, "too many open widget streams for this viewer; close some tabs or try again shortly")
+	}
+	return refusal(c, err)
 }
 
 // streamOwner is whom a stream counts against (see docs/SECURITY.md): a

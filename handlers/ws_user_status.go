@@ -17,7 +17,8 @@ import (
 // JSON HTTP error ({"detail"}) and no socket. ?events=0 opts out of status events.
 // ?tz= is the browser's IANA time zone, kept for the profile's local time;
 // a zone that is not one is ignored (clients of the original protocol send
-// none).
+// none). ?room= is the room the tab is in (docs/PROTOCOL.md, "Rooms"); a
+// bad name is refused with 400 before the upgrade.
 func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originPolicy, zones *zoneRecorder) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -31,6 +32,10 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		if err := checkHandshake(r); err != nil {
 			return err
 		}
+		room, err := roomParam(c)
+		if err != nil {
+			return err
+		}
 		ctx, err := auth.watch(c) // signing out or revoking the token closes the socket (1008)
 		if err != nil {
 			return err
@@ -40,7 +45,9 @@ func handleWSUserStatus(hub *realtime.Hub, auth *authenticator, origins *originP
 		if tz := validZone(r.URL.Query().Get("tz")); tz != "" {
 			zones.Record(u.ID, tz)
 		}
-		err = hub.AcceptConn(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0", connMeta(c))
+		meta := connMeta(c)
+		meta.Room = room
+		err = hub.AcceptConn(ctx, c.Response(), r, auth.ids.presenceUser(u), r.URL.Query().Get("events") != "0", meta)
 		return refusal(c, err)
 	}
 }

@@ -117,6 +117,10 @@ type Engine struct {
 	conns    int
 	closed   bool
 	sweep    Timer
+
+	rooms       map[string]map[int64]*roomMember // room → its members (rooms.go)
+	userRooms   map[int64]map[string]struct{}    // user → the rooms they are in
+	roomWatches map[*RoomWatch]struct{}
 }
 
 type userState struct {
@@ -149,6 +153,7 @@ type Conn struct {
 	peer      Peer
 	lastAlive atomic.Int64 // unix nanoseconds
 	closed    atomic.Bool
+	room      string // the room the connection is in, "" for none (guarded by e.mu; rooms.go)
 }
 
 // New returns a running Engine.
@@ -186,6 +191,8 @@ func New(cfg Config) *Engine {
 		awayAfter: max(cfg.AwayAfter, 0),
 		users:     make(map[int64]*userState),
 		settings:  make(map[int64]*settingsState),
+		rooms:     make(map[string]map[int64]*roomMember),
+		userRooms: make(map[int64]map[string]struct{}),
 	}
 	if e.deadline > 0 || e.pingAfter > 0 || e.awayAfter > 0 {
 		e.mu.Lock()
@@ -285,6 +292,7 @@ func (c *Conn) Close() {
 	}
 	delete(us.conns, c)
 	e.conns--
+	e.leaveRoom(c, us.user.ID)
 	if len(us.conns) > 0 || e.closed {
 		return
 	}
@@ -481,6 +489,7 @@ func (e *Engine) Close() {
 			st.expiry.Stop()
 		}
 	}
+	e.closeRooms()
 	for id, us := range e.users {
 		lastSeen := now
 		if us.grace != nil {

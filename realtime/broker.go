@@ -129,10 +129,13 @@ type Broker struct {
 	// viewers indexes every stream opened by a signed-in viewer, by user
 	// id, so an event for a few viewers reaches only their streams.
 	viewers map[int64]map[*subscriber]struct{}
-	owners  map[string]int
-	closed  bool
-	wg      sync.WaitGroup
-	ka      presence.Timer
+	// rooms indexes room-scoped streams by room, so a change in one room
+	// reaches only the streams watching it (rooms.go).
+	rooms  map[string]map[*subscriber]struct{}
+	owners map[string]int
+	closed bool
+	wg     sync.WaitGroup
+	ka     presence.Timer
 
 	published, cutOff, resyncs atomic.Int64
 	targeted, targetedBytes    atomic.Int64
@@ -141,8 +144,10 @@ type Broker struct {
 // subscriber is one open stream.
 type subscriber struct {
 	owner  string
-	viewer int64 // the signed-in viewer, 0 for anonymous (embed) streams
-	scoped bool  // a per-viewer stream: shared events are not sent to it
+	viewer int64  // the signed-in viewer, 0 for anonymous (embed) streams
+	scoped bool   // a per-viewer stream: shared events are not sent to it
+	room   string // a room's stream (scoped): gets that room's events, not the viewer's friends'
+	rooms  bool   // the viewer's rooms stream (scoped): the events of every room the viewer is in
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1
 
@@ -164,7 +169,7 @@ func NewBroker(cfg BrokerConfig) *Broker {
 		cfg.WriteTimeout = 2 * time.Second
 	}
 	b := &Broker{cfg: cfg, subs: map[*subscriber]struct{}{}, scoped: map[*subscriber]struct{}{},
-		viewers: map[int64]map[*subscriber]struct{}{}, owners: map[string]int{}}
+		viewers: map[int64]map[*subscriber]struct{}{}, rooms: map[string]map[*subscriber]struct{}{}, owners: map[string]int{}}
 	if cfg.KeepAlive > 0 {
 		b.mu.Lock()
 		b.armKeepAlive()
@@ -284,7 +289,7 @@ func (b *Broker) PublishTo(viewers []int64, event string, data []byte, alsoShare
 	b.mu.Lock()
 	for _, v := range viewers {
 		for s := range b.viewers[v] {
-			if s.scoped || alsoShared {
+			if s.friends() || alsoShared {
 				s.push(f, limit, &b.resyncs)
 				n++
 			}
@@ -308,14 +313,14 @@ func (b *Broker) PublishScoped(event string, data []byte) {
 }
 
 // Watching returns those of ids that have at least one open stream (with
-// scopedOnly, a per-viewer one), in the order given.
+// scopedOnly, a per-viewer one other than a room's), in the order given.
 func (b *Broker) Watching(ids []int64, scopedOnly bool) []int64 {
 	var out []int64
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, id := range ids {
 		for s := range b.viewers[id] {
-			if s.scoped || !scopedOnly {
+			if s.friends() || !scopedOnly {
 				out = append(out, id)
 				break
 			}
@@ -323,6 +328,10 @@ func (b *Broker) Watching(ids []int64, scopedOnly bool) []int64 {
 	}
 	return out
 }
+
+// friends reports whether s is a friends-scoped stream (per viewer, not a
+// room's nor the viewer's rooms').
+func (s *subscriber) friends() bool { return s.scoped && s.room == "" && !s.rooms }
 
 // scopedResyncFrame is what a lagging per-viewer stream is sent instead of the
 // events it missed: it tells the page to fetch its list again.
@@ -429,6 +438,12 @@ func (b *Broker) register(s *subscriber) error {
 	} else {
 		b.subs[s] = struct{}{}
 	}
+	if s.room != "" {
+		if b.rooms[s.room] == nil {
+			b.rooms[s.room] = map[*subscriber]struct{}{}
+		}
+		b.rooms[s.room][s] = struct{}{}
+	}
 	if s.viewer != 0 {
 		if b.viewers[s.viewer] == nil {
 			b.viewers[s.viewer] = map[*subscriber]struct{}{}
@@ -447,6 +462,12 @@ func (b *Broker) unregister(s *subscriber) {
 		delete(vs, s)
 		if len(vs) == 0 {
 			delete(b.viewers, s.viewer)
+		}
+	}
+	if rs := b.rooms[s.room]; rs != nil {
+		delete(rs, s)
+		if len(rs) == 0 {
+			delete(b.rooms, s.room)
 		}
 	}
 	for _, k := range []string{s.owner, group(s.owner) + "/"} {
@@ -485,13 +506,23 @@ type StreamViewer struct {
 	// Scoped: the stream shows the viewer's own list (friends), so it gets
 	// only the events published to this viewer, never the shared list's.
 	Scoped bool
+	// Room, when set, makes the stream a room's (it is then scoped): it
+	// gets the events published to that room (PublishRoom), and the
+	// viewer's notices, not the viewer's friends widget events.
+	Room string
+	// MyRooms makes the stream the viewer's rooms stream (it is then
+	// scoped): it gets the events of every room the viewer is in
+	// (PublishToRooms), so one stream serves every room widget of a
+	// browser's tabs, whatever room each tab is in.
+	MyRooms bool
 }
 
 // ServeViewer is Serve for a stream that knows its viewer (see
 // StreamViewer).
 func (b *Broker) ServeViewer(ctx context.Context, w http.ResponseWriter, r *http.Request, owner string, v StreamViewer) error {
 	sctx, cancel := context.WithCancel(ctx)
-	s := &subscriber{owner: owner, viewer: v.UserID, scoped: v.Scoped, cancel: cancel, wake: make(chan struct{}, 1)}
+	s := &subscriber{owner: owner, viewer: v.UserID, scoped: v.Scoped || v.Room != "" || v.MyRooms, room: v.Room, rooms: v.MyRooms && v.Room == "",
+		cancel: cancel, wake: make(chan struct{}, 1)}
 	if err := b.register(s); err != nil {
 		cancel()
 		return err

@@ -30,6 +30,11 @@ type ConnMeta struct {
 	// is dropped. It only marks "this tab" in listings: it authorises
 	// nothing.
 	Tab string
+	// Room is the room the socket is in ("" for none): in ConnMeta given
+	// to AcceptConn, the room it asked for at connect (?room=, checked by
+	// the caller with presence.CheckRoom); in a ConnInfo, the room it is
+	// in now (it moves with {"type":"room"} messages).
+	Room string
 }
 
 // maxTabLen bounds a client-chosen tab id.
@@ -226,6 +231,10 @@ func (cl *wsClient) info() ConnInfo {
 		Since:        time.Unix(0, cl.since).UTC(),
 		LastActivity: time.Unix(0, cl.lastActive.Load()).UTC(),
 		ConnMeta:     cl.meta, Events: cl.events,
+	}
+	ci.Room = ""
+	if r := cl.room.Load(); r != nil {
+		ci.Room = *r
 	}
 	if cl.device != nil {
 		ci.Device = cl.device.device()

@@ -203,6 +203,7 @@ type wsClient struct {
 	lastActive atomic.Int64
 	device     *agent
 	meta       ConnMeta
+	room       atomic.Pointer[string] // the room it is in now (nil or "": none)
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -268,6 +269,12 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 	}
 	cl.pc = pc
 	h.accepted.Add(1)
+	if meta.Room != "" {
+		// Checked by the handler: a bad name was refused before the upgrade.
+		if pc.SetRoom(meta.Room) == nil {
+			cl.room.Store(&meta.Room)
+		}
+	}
 	// Signed out, or the token revoked: end the socket (at once if that
 	// has already happened).
 	cl.unwatch = context.AfterFunc(ctx, func() {
@@ -491,7 +498,8 @@ func (cl *wsClient) handle(data []byte) []byte {
 		return msgPong
 	}
 	var m struct {
-		Type string `json:"type"`
+		Type string  `json:"type"`
+		Room *string `json:"room"`
 	}
 	if err := json.Unmarshal(data, &m); err != nil {
 		return errorMessage("invalid JSON")
@@ -501,6 +509,11 @@ func (cl *wsClient) handle(data []byte) []byte {
 		cl.pc.Activity()
 		cl.activity()
 		return msgPong
+	case "room":
+		if m.Room == nil {
+			return errorMessage(`message "room" needs a "room" string ("" leaves the room)`)
+		}
+		return cl.moveTo(*m.Room)
 	case "":
 		return errorMessage(`message has no "type"`)
 	default:

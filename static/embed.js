@@ -16,6 +16,10 @@
 //                     expires, and first when there is no data-token
 //   data-embed-token  a read-only embed token (prs_…) for anonymous viewers
 //   data-max, data-title, data-class   the widget's options
+//   data-room         a room name (a document, a channel, a product page):
+//                     the widget shows who is in that room now, and the
+//                     viewer's socket says it is there (default: the
+//                     global online list; the socket says the page's path)
 //   data-target       a CSS selector: where the widget goes (default: just
 //                     after the tag, or at the end of <body>)
 //   data-keepalive    "false": do not keep the viewer online from this page
@@ -115,6 +119,7 @@
     add("max", ds.max);
     add("title", ds.title);
     add("class", ds["class"]);
+    add("room", ds.room);
     if (ds.embedToken) add("embed_token", ds.embedToken);
     else add("token", token);
     for (var k in extra) add(k, extra[k]);
@@ -239,7 +244,7 @@
       htmxWidget();
       // One presence socket per page and server, however many tags.
       var kept = window.__presenceEmbedKeepAlives = window.__presenceEmbedKeepAlives || {};
-      if (keepAliveWanted() && !kept[base]) kept[base] = window.__presenceKeepAlive(base, function () { return token; });
+      if (keepAliveWanted() && !kept[base]) kept[base] = window.__presenceKeepAlive(base, function () { return token; }, ds.room);
       scheduleRefresh();
     });
   }

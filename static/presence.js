@@ -455,13 +455,41 @@
     }
   }
 
+  // ROOM_NAME is what the server accepts as a room name (docs/PROTOCOL.md,
+  // "Rooms"): 1 to 100 letters, marks, numbers, punctuation, symbols or
+  // spaces, not starting or ending with a space. A name it would refuse is
+  // not sent (the tab is then in no room), so the socket still connects.
+  // Built at run time: a browser without Unicode property escapes would
+  // refuse a regex literal, and with it this whole script.
+  var ROOM_NAME = (function () {
+    try {
+      return new RegExp("^(?! )[\\p{L}\\p{M}\\p{N}\\p{P}\\p{S} ]{1,100}$", "u");
+    } catch (e) {
+      return /^(?! )[^\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]{1,100}$/;
+    }
+  })();
+  function cleanRoom(r) {
+    r = r == null ? "" : String(r);
+    return ROOM_NAME.test(r) && r.charAt(r.length - 1) !== " " ? r : "";
+  }
+
+  // pageRoom is the room this page is in: <body data-presence-room> when
+  // present ("" for none), else the page's path.
+  function pageRoom() {
+    var b = document.body;
+    return cleanRoom(b && b.hasAttribute("data-presence-room") ? b.getAttribute("data-presence-room") : location.pathname);
+  }
+
   // keepAlive holds the socket for the Presence server at base (an origin).
   // token, when given, is called at each (re)connect for the credential to
   // send as ?token= (a host JWT: embed.js and the iframe); without it the
-  // session cookie is used. It returns a function that stops it for good.
-  function keepAlive(base, token) {
+  // session cookie is used. room, when given, is the room this page is in
+  // (embed.js: data-room), else pageRoom(). It returns a function that stops
+  // it for good; its .room(name) moves the tab to another room.
+  function keepAlive(base, token, room) {
     var ws = null, pingTimer = null, retryTimer = null, attempt = 0, stopped = false, ended = false;
     var pending = false, lastSent = 0;
+    room = room != null ? cleanRoom(room) : pageRoom();
 
     // activity notes a real interaction and sends it as an application
     // ping, right away or at the end of the PING_MIN window.
@@ -489,9 +517,10 @@
       // events=0: this socket only keeps the user online; the widget gets
       // its updates over SSE, so status events would be wasted N² traffic.
       // tz: this browser's IANA time zone, for the profile's "local time";
-      // tab: this tab's name, for "Your devices".
+      // tab: this tab's name, for "Your devices"; room: where this tab is,
+      // for "who is here now".
       var u = base.replace(/^http/, "ws").replace(/\/$/, "") + "/ws/user-status/?events=0" + timeZoneParam() +
-        "&tab=" + encodeURIComponent(TAB);
+        "&tab=" + encodeURIComponent(TAB) + (room ? "&room=" + encodeURIComponent(room) : "");
       var t = token && token();
       return t ? u + "&token=" + encodeURIComponent(t) : u;
     }
@@ -552,7 +581,14 @@
       if (e.target.matches && e.target.matches("[data-presence-logout]")) stop();
     });
     connect();
-    return function () { ended = true; stop(); };
+    var end = function () { ended = true; stop(); };
+    // end.room moves this tab to another room (a single-page app's
+    // navigation); "" leaves. The next reconnect uses it too.
+    end.room = function (name) {
+      room = cleanRoom(name);
+      if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "room", room: room }));
+    };
+    return end;
   }
 
   // For embed.js: keep a host's user online with their token.
@@ -581,7 +617,8 @@
       var img = li.querySelector("img[src^='/']");
       if (img && base) img.setAttribute("src", base + img.getAttribute("src"));
     }
-    if (root.getAttribute("data-scope") === "friends") sortFriends(root, items, shown);
+    var scope = root.getAttribute("data-scope");
+    if (scope === "friends" || scope === "room") sortFriends(root, items, scope === "room" ? viewer : null);
     var empty = root.querySelector("[data-presence-empty]");
     if (empty) empty.classList.toggle("hidden", shown > 0);
     if (root.getAttribute("data-state") !== "reconnecting") root.setAttribute("data-state", "ready");
@@ -597,8 +634,11 @@
   // versions; a delta that lands while the list is being fetched makes the
   // widget fetch it again afterwards, and friends-refresh (the server lost
   // track: a lagging stream) fetches it at once.
-  function sortFriends(root, items, shown) {
-    var grid = root.querySelector("[data-presence-friends-grid]");
+  //
+  // Room widgets (data-scope=room) work the same way with room-delta events;
+  // the viewer, who is in the room too, is hidden and not counted.
+  function sortFriends(root, items, viewer) {
+    var grid = root.querySelector("[data-presence-friends-grid], [data-presence-room-grid]");
     if (!grid) return;
     var list = Array.prototype.slice.call(items);
     var name = function (li) {
@@ -609,10 +649,12 @@
     for (var i = 0; i < sorted.length; i++) {
       if (grid.children[i] !== sorted[i]) grid.insertBefore(sorted[i], grid.children[i] || null);
     }
+    var n = 0;
+    for (var j = 0; j < list.length; j++) if (viewer == null || list[j].getAttribute("data-user-id") !== viewer) n++;
     var count = root.querySelector("[data-presence-total]");
     if (count) {
-      count.setAttribute("data-presence-total", String(list.length));
-      count.textContent = list.length + " online";
+      count.setAttribute("data-presence-total", String(n));
+      count.textContent = n + (viewer == null ? " online" : " here");
     }
   }
 
@@ -627,7 +669,7 @@
       if (root) window.htmx.trigger(listOf(root), "presence:refresh");
       return;
     }
-    if (msg.type === "friends-delta") {
+    if (msg.type === "friends-delta" || msg.type === "room-delta") {
       var list = listOf(root);
       if (list && list.__presenceInflight) list.__presenceStale = true;
       return;
@@ -836,9 +878,11 @@
     for (var i = 0; i < tz.length; i++) tz[i].value = String(new Date().getTimezoneOffset());
     var b = document.body;
     if (!b || !b.hasAttribute("data-presence-keepalive")) return;
-    keepAlive(b.getAttribute("data-presence-keepalive") || location.origin, function () {
+    var k = keepAlive(b.getAttribute("data-presence-keepalive") || location.origin, function () {
       return b.getAttribute("data-presence-token") || "";
     });
+    // presenceRoom(name): a single-page app says where the tab is now.
+    window.presenceRoom = k.room;
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -20,8 +20,8 @@ import (
 type AdminConn struct {
 	ID, Device, Kind string
 	Since, Active    time.Time
-	// Room is the room the connection is in; "" until rooms exist
-	// (shown as "—").
+	// Room is the room the connection is in; "" for none (shown as
+	// "—").
 	Room string
 }
 

@@ -24,4 +24,6 @@ func TestBrowser_DevicesAndAdmin(t *testing.T) {
 	must(t, tab, chromedp.Evaluate[chromedp.Void](`window.__fig0 = document.querySelector('[data-testid=figures]').parentElement.textContent`))
 	waitFor(t, tab, "the figures update over the stream", `document.querySelector('[data-testid=figures]').parentElement.textContent !== window.__fig0`, 8*time.Second)
 	waitFor(t, tab, "root's own connection is listed", `!!document.querySelector('[data-testid=admin-user][data-username=root]')`, time.Second)
+	// presence.js puts the tab in its page's room; the room column shows it.
+	waitFor(t, tab, "the connection's room is its page", `Array.from(document.querySelectorAll('[data-testid=admin-conn]')).some(r => r.textContent.includes('/admin'))`, 10*time.Second)
 }
