@@ -18,6 +18,7 @@ import (
 // and leave the database usable once the fault clears.
 func TestDB_Unavailable(t *testing.T) {
 	t.Run("Full", func(t *testing.T) {
+		SQLiteOnly(t, "fills the database with a SQLite pragma")
 		db := MustOpenDB(t)
 		alice := MustCreateUser(t, db, "alice")
 		if err := store.SetWriterPragma(db, "max_page_count = 1"); err != nil { // never below the current size

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// PostgresMaxConns is the size of a PostgreSQL DB's connection pool.
+const PostgresMaxConns = 10
+
+// pgWriteLock is the key of the transaction-scoped advisory lock every
+// write transaction takes on PostgreSQL (see writeTx).
+const pgWriteLock = 0x7072_6573 // "pres"
+
+// IsPostgresURL reports whether url names a PostgreSQL database
+// (postgres:// or postgresql://).
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// OpenPostgres connects to the PostgreSQL database at url
+// (postgres://user@host:port/db?sslmode=…, any libpq parameter pgx
+// accepts, search_path included). It does not migrate; call Migrate.
+//
+// The store's queries are written once, with ? placeholders: on
+// PostgreSQL a thin wrapper around pgx's database/sql driver rewrites them
+// to $n and passes Go bools as 0/1, the integers the schema stores flags as.
+func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+	if !IsPostgresURL(url) {
+		return nil, errors.New("store: database url must start with postgres:// or postgresql://")
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: database url: %w", redactURLError(err))
+	}
+	pool := sql.OpenDB(pgConnector{base: stdlib.GetConnector(*cfg)})
+	pool.SetMaxOpenConns(PostgresMaxConns)
+	pool.SetMaxIdleConns(PostgresMaxConns)
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.PingContext(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: connect to postgres %s:%d/%s: %w", cfg.Host, cfg.Port, cfg.Database, classify(err))
+	}
+	return &DB{w: pool, r: pool, dialect: Postgres, Now: time.Now, BcryptCost: bcrypt.DefaultCost}, nil
+}
+
+// redactURLError keeps a password in a malformed URL out of the message.
+func redactURLError(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("cannot parse it (check its syntax)")
+	}
+	return err
+}
+
+// classifyPostgres marks PostgreSQL's connection, resource and shutdown
+// failures, and network errors, as ErrUnavailable.
+func classifyPostgres(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),  // insufficient resources (disk full, too many connections)
+			strings.HasPrefix(pe.Code, "57P"), // operator intervention: shutdown, cannot connect now
+			strings.HasPrefix(pe.Code, "58"):  // system error (I/O)
+			return unavailableError{err}
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || pgconn.Timeout(err) {
+		return unavailableError{err}
+	}
+	return err
+}
+
+// pgConnector makes the connections of a PostgreSQL pool: pgx's, wrapped
+// in pgConn.
+type pgConnector struct{ base driver.Connector }
+
+func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(*stdlib.Conn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("store: unexpected pgx connection %T", conn)
+	}
+	return &pgConn{sc}, nil
+}
+
+func (c pgConnector) Driver() driver.Driver { return c.base.Driver() }
+
+// pgConn is a pgx connection that rebinds ? placeholders and turns bool
+// arguments into 0/1; every other method is pgx's own.
+type pgConn struct{ *stdlib.Conn }
+
+func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.Conn.PrepareContext(ctx, Rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	return pgStmt{st.(*stdlib.Stmt)}, nil
+}
+
+func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.Conn.ExecContext(ctx, Rebind(query), boolsToInts(args))
+}
+
+func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.Conn.QueryContext(ctx, Rebind(query), boolsToInts(args))
+}
+
+// pgStmt is a prepared statement of a pgConn.
+type pgStmt struct{ *stdlib.Stmt }
+
+func (s pgStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.Stmt.ExecContext(ctx, boolsToInts(args))
+}
+
+func (s pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.Stmt.QueryContext(ctx, boolsToInts(args))
+}
+
+// boolsToInts passes Go bools as 1 and 0, as SQLite's driver does: flags
+// are INTEGER columns in both dialects.
+func boolsToInts(args []driver.NamedValue) []driver.NamedValue {
+	for i, a := range args {
+		if b, ok := a.Value.(bool); ok {
+			v := int64(0)
+			if b {
+				v = 1
+			}
+			args[i].Value = v
+		}
+	}
+	return args
+}
