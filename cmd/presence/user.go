@@ -16,8 +16,8 @@ import (
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	var data string
-	addDataFlag(fs, &data)
+	var data storeFlags
+	addStoreFlags(fs, &data)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -49,8 +49,8 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return errors.New(userUsage)
 	}
 	fs := newFlagSet("user "+sub, stderr)
-	var data string
-	addDataFlag(fs, &data)
+	var data storeFlags
+	addStoreFlags(fs, &data)
 	var ttl, defaultTTL *time.Duration
 	var admin bool
 	switch sub {

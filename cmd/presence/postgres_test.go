@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/store/storetest"
+)
+
+// openPostgres opens the database at url as another process would, closed
+// at cleanup.
+func openPostgres(tb testing.TB, url string) *store.DB {
+	tb.Helper()
+	db, err := store.OpenPostgres(context.Background(), url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestServe_Postgres: the real server (run) on --database-url: register,
+// token, WebSocket online (persisted in PostgreSQL, no SQLite file made),
+// then a restart on the same database: the account and its token are
+// still there, and the user was recorded offline.
+func TestServe_Postgres(t *testing.T) {
+	url := storetest.URL(t)
+	data := dataDir(t)
+	args := fastArgs(data, "--database-url", url, "--flush-interval", "20ms")
+	base, stop := inProcess(t, args)
+	tokA, tokB := mustToken(t, base, "alice"), mustToken(t, base, "bob")
+	mustDial(t, base, tokA)
+	eventually(t, "alice online", 10*time.Second, func() bool {
+		return slices.Contains(onlineNames(t, base, tokB), "alice")
+	})
+	db := openPostgres(t, url)
+	eventually(t, "alice persisted online in PostgreSQL", 10*time.Second, func() bool {
+		return persisted(t, db, "alice").IsOnline
+	})
+	if _, err := os.Stat(filepath.Join(data, "presence.db")); err == nil {
+		t.Fatal("a SQLite database was made beside --database-url")
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+	if u := persisted(t, db, "alice"); u.IsOnline || u.LastSeen.IsZero() {
+		t.Fatalf("after shutdown: %+v, want offline with last_seen", u)
+	}
+
+	base2, _ := inProcess(t, args)
+	if got := onlineNames(t, base2, tokB); len(got) != 0 { // the old token still works
+		t.Fatalf("after restart online = %v, want nobody", got)
+	}
+	if tok := mustToken(t, base2, "alice"); tok == "" { // the password still works
+		t.Fatal("no token")
+	}
+	mustDial(t, base2, tokA)
+	eventually(t, "alice online again", 10*time.Second, func() bool {
+		return slices.Contains(onlineNames(t, base2, tokB), "alice")
+	})
+}
+
+// TestServe_PostgresTwoNodes: two servers (two data dirs) on one
+// PostgreSQL database: an account made on one signs in on the other, and
+// an API token issued by one is honoured by the other.
+func TestServe_PostgresTwoNodes(t *testing.T) {
+	url := storetest.URL(t)
+	a, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", url))
+	b, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", url))
+	tok := mustToken(t, a, "alice")
+	if got := onlineNames(t, b, tok); got == nil {
+		t.Fatal("no answer")
+	}
+	if code, m := postJSON(t, b+"/api/auth/token/", `{"username":"alice","password":"password1"}`); code != 200 {
+		t.Fatalf("sign in on the other node: %d %v", code, m)
+	}
+	mustDial(t, b, tok)
+}
+
+// TestCommands_Postgres: the commands that open the database take
+// --database-url (or PRESENCE_DATABASE_URL); backup and restore refuse it
+// and point to pg_dump.
+func TestCommands_Postgres(t *testing.T) {
+	t.Run("BackupRestoreRefuse", func(t *testing.T) {
+		env := map[string]string{"PRESENCE_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
+		for _, cmd := range []string{"backup", "restore"} {
+			out, err := runCmd(t, "", env, cmd, "--data", t.TempDir(), filepath.Join(t.TempDir(), "x.db"))
+			if err == nil || !strings.Contains(err.Error(), "pg_dump") {
+				t.Fatalf("%s on PostgreSQL = %q, %v; want a refusal naming pg_dump", cmd, out, err)
+			}
+		}
+	})
+	t.Run("NotPostgres", func(t *testing.T) {
+		_, err := runCmd(t, "", nil, "migrate", "--database-url", "mysql://x@y/z")
+		if err == nil || !strings.Contains(err.Error(), "postgres://") {
+			t.Fatalf("migrate with a mysql URL: %v", err)
+		}
+	})
+	t.Run("DemoRefuses", func(t *testing.T) {
+		_, err := runCmd(t, "", nil, "serve", "--demo", "--database-url", "postgres://x@127.0.0.1/z")
+		if err == nil || !strings.Contains(err.Error(), "--demo") {
+			t.Fatalf("demo with a database url: %v", err)
+		}
+	})
+	t.Run("MigrateUserApikey", func(t *testing.T) {
+		url := storetest.URL(t)
+		env := map[string]string{"PRESENCE_DATABASE_URL": url}
+		data := filepath.Join(t.TempDir(), "d")
+		out, err := runCmd(t, "", env, "migrate", "--data", data)
+		if err != nil || !strings.Contains(out, "applied 0001_init.sql") {
+			t.Fatalf("migrate = %q, %v", out, err)
+		}
+		if out, err := runCmd(t, "", env, "migrate", "--data", data); err != nil || !strings.Contains(out, "up to date") {
+			t.Fatalf("second migrate = %q, %v", out, err)
+		}
+		if out, err := runCmd(t, "password1\n", env, "user", "add", "--data", data, "carol"); err != nil {
+			t.Fatalf("user add = %q, %v", out, err)
+		}
+		if out, err := runCmd(t, "", env, "apikey", "create", "--data", data, "backend"); err != nil || !strings.Contains(out, "psk_") && !strings.Contains(out, "backend") {
+			t.Fatalf("apikey create = %q, %v", out, err)
+		}
+		if _, err := os.Stat(filepath.Join(data, "presence.db")); err == nil {
+			t.Fatal("a SQLite database was made beside --database-url")
+		}
+		if u := persisted(t, openPostgres(t, url), "carol"); !u.IsAdmin {
+			t.Fatalf("carol = %+v; want the first account, an administrator", u)
+		}
+	})
+}
