@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -132,4 +135,45 @@ func TestCommands_Postgres(t *testing.T) {
 			t.Fatalf("carol = %+v; want the first account, an administrator", u)
 		}
 	})
+}
+
+// TestServe_SessionAcrossNodes: a browser signed in on one node is signed
+// in on another when both are given the same --session-keys file (and,
+// without it, is not: each node then makes its own keys). The cookie jar
+// plays the load balancer: cookies go to 127.0.0.1 whatever the port.
+func TestServe_SessionAcrossNodes(t *testing.T) {
+	dbURL := storetest.URL(t)
+	keys := filepath.Join(t.TempDir(), "session.keys")
+	a, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL, "--session-keys", keys))
+	b, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL, "--session-keys", keys))
+	c, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL)) // its own keys
+	mustToken(t, a, "alice") // registers alice
+
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(a+"/login", url.Values{"username": {"alice"}, "password": {"password1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in on node a: %s", resp.Status)
+	}
+	settings := func(base string) int {
+		t.Helper()
+		resp, err := client.Get(base + "/settings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, base := range map[string]string{"a": a, "b": b} {
+		if code := settings(base); code != http.StatusOK {
+			t.Fatalf("/settings on node %s with the session of node a: %d, want 200", name, code)
+		}
+	}
+	if code := settings(c); code == http.StatusOK {
+		t.Fatal("node c, with other keys, accepted node a's session")
+	}
 }

@@ -51,6 +51,7 @@ type serveConfig struct {
 	tlsCert         string
 	tlsKey          string
 	sessionTTL      time.Duration
+	sessionKeys     string
 	tokenTTL        time.Duration
 	bcryptCost      int
 	logLevel        string
@@ -91,6 +92,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and HTTP/2 (needs --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
+	fs.StringVar(&cfg.sessionKeys, "session-keys", "", "file of the session cookie keys, made on first start if missing; give every node on one database the same file so a browser signed in on one is signed in on all (default: session.keys in --data)")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -280,7 +282,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			demoNames = append(demoNames, p.name)
 		}
 	}
-	keys, err := loadSessionKeys(filepath.Join(cfg.data, "session.keys"))
+	keysFile := cfg.sessionKeys
+	if keysFile == "" {
+		keysFile = filepath.Join(cfg.data, "session.keys")
+	}
+	keys, err := loadSessionKeys(keysFile)
 	if err != nil {
 		return err
 	}
