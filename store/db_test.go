@@ -52,11 +52,16 @@ func TestMain(m *testing.M) {
 // on one fresh database, closed at cleanup: a file in a temp dir, or a
 // fresh PostgreSQL schema on the PostgreSQL run. Two handles are two
 // processes (or nodes) sharing the database.
-func NewOpener(tb testing.TB) func() *store.DB {
+//
+// On PostgreSQL, params (key=value) are added to the database URL.
+func NewOpener(tb testing.TB, params ...string) func() *store.DB {
 	tb.Helper()
 	var open func() (*store.DB, error)
 	if onPostgres {
 		url := storetest.URL(tb)
+		for _, p := range params {
+			url += "&" + p
+		}
 		open = func() (*store.DB, error) { return store.OpenPostgres(ctx, url) }
 	} else {
 		path := filepath.Join(tb.TempDir(), "presence.db")

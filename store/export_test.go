@@ -28,3 +28,11 @@ func QueryPlan(db *DB, q string) (string, error) {
 	}
 	return out, rows.Err()
 }
+
+// TerminateBackends ends, from db, every PostgreSQL connection whose
+// application_name is app, as a server restart or a proxy would.
+func TerminateBackends(ctx context.Context, db *DB, app string) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = ?", app).Scan(&n)
+	return n, err
+}

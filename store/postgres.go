@@ -118,17 +118,40 @@ func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
 func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	st, err := c.Conn.PrepareContext(ctx, Rebind(query))
 	if err != nil {
-		return nil, err
+		return nil, c.badConn(err)
 	}
 	return pgStmt{st.(*stdlib.Stmt)}, nil
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.ExecContext(ctx, Rebind(query), boolsToInts(args))
+	res, err := c.Conn.ExecContext(ctx, Rebind(query), boolsToInts(args))
+	return res, c.badConn(err)
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.QueryContext(ctx, Rebind(query), boolsToInts(args))
+	rows, err := c.Conn.QueryContext(ctx, Rebind(query), boolsToInts(args))
+	return rows, c.badConn(err)
+}
+
+func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.Conn.BeginTx(ctx, opts)
+	return tx, c.badConn(err)
+}
+
+// badConn marks err driver.ErrBadConn, keeping its cause, when the
+// connection died without running the statement: the server ended it
+// (restart, failover, pg_terminate_backend, an idle timeout) or nothing
+// was sent. database/sql then retries on a fresh connection (outside a
+// transaction; inside one the transaction fails, as ErrUnavailable).
+func (c *pgConn) badConn(err error) error {
+	if err == nil || !c.Conn.Conn().IsClosed() {
+		return err
+	}
+	var pe *pgconn.PgError
+	if pgconn.SafeToRetry(err) || errors.As(err, &pe) && strings.HasPrefix(pe.Code, "57P") {
+		return errors.Join(driver.ErrBadConn, err)
+	}
+	return err
 }
 
 // pgStmt is a prepared statement of a pgConn.

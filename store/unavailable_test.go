@@ -121,3 +121,37 @@ func holdWriteLock(tb testing.TB, path string) (release func()) {
 	tb.Cleanup(release)
 	return release
 }
+
+// TestPostgres_Unavailable: a PostgreSQL that does not answer is
+// ErrUnavailable, and connections the server drops are replaced without
+// the caller seeing an error.
+func TestPostgres_Unavailable(t *testing.T) {
+	if !onPostgres {
+		t.Skip("PostgreSQL only (runs in the PostgreSQL pass)")
+	}
+	t.Run("NothingListening", func(t *testing.T) {
+		_, err := store.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Fatalf("open = %v, want ErrUnavailable naming the host", err)
+		}
+	})
+	t.Run("ConnectionsDropped", func(t *testing.T) {
+		app := fmt.Sprintf("presence_drop_%d", time.Now().UnixNano())
+		db := NewOpener(t, "application_name="+app)()
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		alice := MustCreateUser(t, db, "alice")
+		other := NewOpener(t)()
+		n, err := store.TerminateBackends(ctx, other, app)
+		if err != nil || n == 0 {
+			t.Fatalf("terminated %d backends, %v", n, err)
+		}
+		if u, err := db.UserByID(ctx, alice.ID); err != nil || u.Username != "alice" {
+			t.Fatalf("read after the connections were dropped = %+v, %v", u, err)
+		}
+		if err := db.SavePresence(ctx, []presence.Record{{UserID: alice.ID, HasStatus: true, Online: true, LastActivity: time.Now()}}); err != nil {
+			t.Fatalf("write after the connections were dropped: %v", err)
+		}
+	})
+}

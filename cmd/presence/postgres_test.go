@@ -147,7 +147,7 @@ func TestServe_SessionAcrossNodes(t *testing.T) {
 	a, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL, "--session-keys", keys))
 	b, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL, "--session-keys", keys))
 	c, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL)) // its own keys
-	mustToken(t, a, "alice") // registers alice
+	mustToken(t, a, "alice")                                            // registers alice
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
