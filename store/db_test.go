@@ -146,6 +146,37 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// TestMigrate_Concurrent: nodes starting together on one database each
+// migrate it; every migration is applied once and none fails.
+func TestMigrate_Concurrent(t *testing.T) {
+	open := NewOpener(t)
+	const n = 3
+	var wg sync.WaitGroup
+	applied := make([][]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		db := open()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			applied[i], errs[i] = db.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	want, _ := store.MigrationNames()
+	var all []string
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		all = append(all, applied[i]...)
+	}
+	slices.Sort(all)
+	if !slices.Equal(all, want) {
+		t.Fatalf("applied %v altogether, want each of %v once", all, want)
+	}
+}
+
 func TestCreateUser(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		db := MustOpenDB(t)
