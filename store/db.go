@@ -147,12 +147,17 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 // webhook lines) keep the meaning they have on SQLite.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	start := time.Now()
+	if _, ok := ctx.Deadline(); !ok && db.dialect == Postgres {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pgWriteTimeout)
+		defer cancel()
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
 	}
 	if db.dialect == Postgres {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", pgWriteLock); err != nil {
+		if _, err := tx.ExecContext(ctx, pgLockSQL("pg_advisory_xact_lock"), pgWriteLock); err != nil {
 			tx.Rollback()
 			return classify(err)
 		}

@@ -19,9 +19,27 @@ import (
 // PostgresMaxConns is the size of a PostgreSQL DB's connection pool.
 const PostgresMaxConns = 10
 
-// pgWriteLock is the key of the transaction-scoped advisory lock every
-// write transaction takes on PostgreSQL (see writeTx).
+// Bounds on waiting for PostgreSQL, so that a lock held elsewhere or a
+// server that stopped answering fails a write (which the batcher keeps in
+// memory and retries) instead of hanging it: the lock wait matches
+// SQLite's busy timeout. A URL may set its own lock_timeout.
+const (
+	pgLockTimeout  = "5s"
+	pgWriteTimeout = 30 * time.Second // whole write transaction, without a deadline of its own
+)
+
+// pgWriteLock is the first half of the key of the transaction-scoped
+// advisory lock every write transaction takes on PostgreSQL (see writeTx);
+// the second half is a hash of the schema the tables are in, so that
+// deployments in different schemas of one database do not wait for each
+// other.
 const pgWriteLock = 0x7072_6573 // "pres"
+
+// pgLockSQL is the statement calling the advisory lock function fn on the
+// write lock's key (pgWriteLock as its argument).
+func pgLockSQL(fn string) string {
+	return "SELECT " + fn + "(?::int4, hashtext(current_schema()))"
+}
 
 // IsPostgresURL reports whether url names a PostgreSQL database
 // (postgres:// or postgresql://).
@@ -43,6 +61,9 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: database url: %w", redactURLError(err))
+	}
+	if _, ok := cfg.RuntimeParams["lock_timeout"]; !ok {
+		cfg.RuntimeParams["lock_timeout"] = pgLockTimeout
 	}
 	pool := sql.OpenDB(pgConnector{base: stdlib.GetConnector(*cfg)})
 	pool.SetMaxOpenConns(PostgresMaxConns)
@@ -73,6 +94,8 @@ func classifyPostgres(err error) error {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			pe.Code == "55P03", // lock_not_available: lock_timeout passed
+			pe.Code == "57014", // query_canceled: statement_timeout passed
 			strings.HasPrefix(pe.Code, "53"),  // insufficient resources (disk full, too many connections)
 			strings.HasPrefix(pe.Code, "57P"), // operator intervention: shutdown, cannot connect now
 			strings.HasPrefix(pe.Code, "58"):  // system error (I/O)

@@ -135,6 +135,35 @@ func TestPostgres_Unavailable(t *testing.T) {
 			t.Fatalf("open = %v, want ErrUnavailable naming the host", err)
 		}
 	})
+	t.Run("Locked", func(t *testing.T) {
+		open := NewOpener(t, "lock_timeout=200ms")
+		db := open()
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Another node's long write transaction; a deployment in another
+		// schema of the same database does not wait for it.
+		release, err := store.HoldWriteLock(ctx, open())
+		if err != nil {
+			t.Fatal(err)
+		}
+		elsewhere := MustOpenDB(t)
+		if _, err := elsewhere.CreateUser(ctx, "bob", "password1"); err != nil {
+			t.Fatalf("another schema waited for the lock: %v", err)
+		}
+		start := time.Now()
+		_, err = db.CreateUser(ctx, "alice", "password1")
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "lock") {
+			t.Fatalf("create while locked = %v, want ErrUnavailable naming the lock timeout", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("waited %v for the lock, want about lock_timeout", took)
+		}
+		release()
+		if _, err := db.CreateUser(ctx, "alice", "password1"); err != nil {
+			t.Fatalf("after the lock was released: %v", err)
+		}
+	})
 	t.Run("ConnectionsDropped", func(t *testing.T) {
 		app := fmt.Sprintf("presence_drop_%d", time.Now().UnixNano())
 		db := NewOpener(t, "application_name="+app)()
