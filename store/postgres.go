@@ -94,8 +94,8 @@ func classifyPostgres(err error) error {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			pe.Code == "55P03", // lock_not_available: lock_timeout passed
-			pe.Code == "57014", // query_canceled: statement_timeout passed
+			pe.Code == "55P03",                // lock_not_available: lock_timeout passed
+			pe.Code == "57014",                // query_canceled: statement_timeout passed
 			strings.HasPrefix(pe.Code, "53"),  // insufficient resources (disk full, too many connections)
 			strings.HasPrefix(pe.Code, "57P"), // operator intervention: shutdown, cannot connect now
 			strings.HasPrefix(pe.Code, "58"):  // system error (I/O)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -175,5 +176,71 @@ func TestServe_SessionAcrossNodes(t *testing.T) {
 	}
 	if code := settings(c); code == http.StatusOK {
 		t.Fatal("node c, with other keys, accepted node a's session")
+	}
+}
+
+// TestServe_PostgresLocked: another node holding the database's write lock
+// (a long write transaction) makes presence writes fail after
+// lock_timeout, shown on /healthz, while presence keeps working in
+// memory; once released, the pending writes land.
+func TestServe_PostgresLocked(t *testing.T) {
+	dbURL := storetest.URL(t)
+	var logs syncBuffer
+	base, stop := inProcessLog(t, fastArgs(dataDir(t), "--database-url", dbURL+"&lock_timeout=300ms",
+		"--flush-interval", "20ms", "--grace", "50ms"), &logs)
+	tokA, tokB := mustToken(t, base, "alice"), mustToken(t, base, "bob")
+	mustDial(t, base, tokA)
+	bob := mustDial(t, base, tokB)
+	db := openPostgres(t, dbURL)
+	eventually(t, "both persisted online", 10*time.Second, func() bool {
+		return persisted(t, db, "alice").IsOnline && persisted(t, db, "bob").IsOnline
+	})
+
+	other, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "SELECT %s(1886545267, hashtext(current_schema()))" // store's write lock
+	if _, err := lock.ExecContext(context.Background(), strings.Replace(key, "%s", "pg_advisory_lock", 1)); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			lock.ExecContext(context.Background(), strings.Replace(key, "%s", "pg_advisory_unlock", 1))
+			lock.Close()
+		}
+	}
+	defer release()
+
+	bob.Close()
+	eventually(t, "bob offline in memory", 5*time.Second, func() bool {
+		return len(onlineNames(t, base, tokA)) == 0
+	})
+	eventually(t, "/healthz to report failing writes", 15*time.Second, func() bool {
+		code, h := getHealth(t, base)
+		return code == 200 && h.Status == "degraded" && h.Checks["persistence"] == "failing; retrying"
+	})
+	if !strings.Contains(logs.String(), "lock timeout") {
+		t.Fatalf("log does not name the failure:\n%s", logs.String())
+	}
+	if !persisted(t, db, "bob").IsOnline {
+		t.Fatal("precondition: bob's going offline was written through the lock")
+	}
+	mustDial(t, base, tokA) // still served
+
+	release()
+	eventually(t, "writes to resume", 15*time.Second, func() bool {
+		code, h := getHealth(t, base)
+		return code == 200 && h.Status == "ok" && !persisted(t, db, "bob").IsOnline
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v", err)
 	}
 }
