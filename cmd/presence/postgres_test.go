@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,5 +243,33 @@ func TestServe_PostgresLocked(t *testing.T) {
 	})
 	if err := stop(); err != nil {
 		t.Fatalf("run returned %v", err)
+	}
+}
+
+// TestServe_PostgresHardKill: SIGKILL a server on PostgreSQL with users
+// persisted online; on restart nobody is shown online and last_seen is set.
+func TestServe_PostgresHardKill(t *testing.T) {
+	dbURL := storetest.URL(t)
+	args := fastArgs(dataDir(t), "--database-url", dbURL, "--flush-interval", "20ms")
+	p := startProcess(t, args)
+	tok := mustToken(t, p.base, "alice")
+	mustDial(t, p.base, tok)
+	db := openPostgres(t, dbURL)
+	eventually(t, "alice persisted online", 10*time.Second, func() bool {
+		return persisted(t, db, "alice").IsOnline
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Wait()
+	if !persisted(t, db, "alice").IsOnline {
+		t.Fatal("precondition: a crash leaves is_online set in the database")
+	}
+	p2 := startProcess(t, args)
+	if got := onlineNames(t, p2.base, tok); len(got) != 0 {
+		t.Fatalf("after restart online = %v, want nobody", got)
+	}
+	if u := persisted(t, db, "alice"); u.IsOnline || u.LastSeen.IsZero() {
+		t.Fatalf("alice after restart: online=%v last_seen=%v", u.IsOnline, u.LastSeen)
 	}
 }
