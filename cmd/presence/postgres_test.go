@@ -113,6 +113,27 @@ func TestCommands_Postgres(t *testing.T) {
 			t.Fatalf("demo with a database url: %v", err)
 		}
 	})
+	t.Run("CopyFrom", func(t *testing.T) {
+		data := filepath.Join(t.TempDir(), "d")
+		if out, err := runCmd(t, "password1\n", nil, "user", "add", "--data", data, "alice"); err != nil {
+			t.Fatalf("user add on SQLite = %q, %v", out, err)
+		}
+		file := filepath.Join(data, "presence.db")
+		if _, err := runCmd(t, "", nil, "migrate", "--copy-from", file); err == nil || !strings.Contains(err.Error(), "--database-url") {
+			t.Fatalf("copy without a target: %v", err)
+		}
+		url := storetest.URL(t)
+		out, err := runCmd(t, "", nil, "migrate", "--database-url", url, "--copy-from", file)
+		if err != nil || !strings.Contains(out, "copied 1 rows of users") {
+			t.Fatalf("copy = %q, %v", out, err)
+		}
+		if u := persisted(t, openPostgres(t, url), "alice"); !u.IsAdmin {
+			t.Fatalf("alice in PostgreSQL = %+v", u)
+		}
+		if _, err := runCmd(t, "", nil, "migrate", "--database-url", url, "--copy-from", file); err == nil || !strings.Contains(err.Error(), "not empty") {
+			t.Fatalf("second copy: %v", err)
+		}
+	})
 	t.Run("MigrateUserApikey", func(t *testing.T) {
 		url := storetest.URL(t)
 		env := map[string]string{"PRESENCE_DATABASE_URL": url}
