@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
 )
 
@@ -84,5 +86,25 @@ func TestMigrationSQL(t *testing.T) {
 	lite, _ := store.MigrationSQL(store.SQLite, "0002_embed_tokens.sql")
 	if !strings.Contains(pg, "ALTER TABLE tokens DROP CONSTRAINT") || !strings.Contains(lite, "CREATE TABLE tokens_new") {
 		t.Fatalf("0002 on postgres = %q\non sqlite = %q", pg, lite)
+	}
+}
+
+// TestBadText: text PostgreSQL cannot hold (invalid UTF-8, NUL) neither
+// fails a presence batch nor turns a lookup into an error, on both engines.
+func TestBadText(t *testing.T) {
+	db := MustOpenDB(t)
+	alice := MustCreateUser(t, db, "alice")
+	bad := "a\xffb\x00c"
+	err := db.SavePresence(ctx, []presence.Record{{UserID: alice.ID, HasStatus: true, Online: true,
+		HasSettings: true, Settings: presence.Settings{Mode: presence.ModeAway, Text: bad}}})
+	if err != nil {
+		t.Fatalf("batch with a bad status text: %v", err)
+	}
+	got, err := db.PresenceSettings(ctx)
+	if err != nil || got[alice.ID].Mode != presence.ModeAway || got[alice.ID].Text == "" {
+		t.Fatalf("settings = %+v, %v", got[alice.ID], err)
+	}
+	if _, err := db.UserByName(ctx, "al\xffice\x00"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lookup of a malformed name = %v, want ErrNotFound", err)
 	}
 }

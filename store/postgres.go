@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -147,12 +149,12 @@ func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt,
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	res, err := c.Conn.ExecContext(ctx, Rebind(query), boolsToInts(args))
+	res, err := c.Conn.ExecContext(ctx, Rebind(query), pgArgs(args))
 	return res, c.badConn(err)
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	rows, err := c.Conn.QueryContext(ctx, Rebind(query), boolsToInts(args))
+	rows, err := c.Conn.QueryContext(ctx, Rebind(query), pgArgs(args))
 	return rows, c.badConn(err)
 }
 
@@ -181,24 +183,52 @@ func (c *pgConn) badConn(err error) error {
 type pgStmt struct{ *stdlib.Stmt }
 
 func (s pgStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	return s.Stmt.ExecContext(ctx, boolsToInts(args))
+	return s.Stmt.ExecContext(ctx, pgArgs(args))
 }
 
 func (s pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	return s.Stmt.QueryContext(ctx, boolsToInts(args))
+	return s.Stmt.QueryContext(ctx, pgArgs(args))
 }
 
-// boolsToInts passes Go bools as 1 and 0, as SQLite's driver does: flags
-// are INTEGER columns in both dialects.
-func boolsToInts(args []driver.NamedValue) []driver.NamedValue {
+// pgArgs adapts arguments to PostgreSQL:
+//   - Go bools are passed as 1 and 0, as SQLite's driver does: flags are
+//     INTEGER columns in both dialects;
+//   - strings that PostgreSQL's text cannot hold (invalid UTF-8, NUL
+//     bytes) have those bytes replaced by U+FFFD. SQLite stores any bytes;
+//     PostgreSQL would refuse the whole statement, and one user's bad
+//     status text would then fail every presence batch it rides in, or a
+//     lookup of a malformed name would be an error instead of not found.
+func pgArgs(args []driver.NamedValue) []driver.NamedValue {
 	for i, a := range args {
-		if b, ok := a.Value.(bool); ok {
-			v := int64(0)
-			if b {
-				v = 1
+		switch v := a.Value.(type) {
+		case bool:
+			n := int64(0)
+			if v {
+				n = 1
 			}
-			args[i].Value = v
+			args[i].Value = n
+		case string:
+			args[i].Value = pgText(v)
+		case []string:
+			for j, s := range v {
+				if t := pgText(s); t != s {
+					c := slices.Clone(v)
+					for k := j; k < len(c); k++ {
+						c[k] = pgText(c[k])
+					}
+					args[i].Value = c
+					break
+				}
+			}
 		}
 	}
 	return args
+}
+
+// pgText returns s with invalid UTF-8 and NUL bytes replaced by U+FFFD.
+func pgText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
