@@ -71,6 +71,7 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	pool.SetMaxOpenConns(PostgresMaxConns)
 	pool.SetMaxIdleConns(PostgresMaxConns)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
+	pool.SetConnMaxLifetime(time.Hour) // follow a failover or a DNS change in time
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.PingContext(pingCtx); err != nil {
