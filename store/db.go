@@ -208,13 +208,21 @@ func classify(err error) error {
 // PostgreSQL, nodes starting together are serialised by writeTx's lock:
 // one applies each migration, the others find it recorded.
 func (db *DB) Migrate(ctx context.Context) ([]string, error) {
-	create, err := db.translate(`CREATE TABLE IF NOT EXISTS schema_migrations (
-		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`)
-	if err == nil {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`
+	var err error
+	if db.dialect == Postgres {
+		// Under the write lock: two nodes creating it at once would
+		// collide in PostgreSQL's catalog.
 		err = db.writeTx(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, create)
+			ddl, err := TranslateDDL(create)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, ddl)
+			}
 			return err
 		})
+	} else {
+		_, err = db.w.ExecContext(ctx, create)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
@@ -256,14 +264,6 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 		}
 	}
 	return applied, nil
-}
-
-// translate returns DDL written for SQLite in the database's dialect.
-func (db *DB) translate(ddl string) (string, error) {
-	if db.dialect == Postgres {
-		return TranslateDDL(ddl)
-	}
-	return ddl, nil
 }
 
 // MigrationNames returns the names of the embedded migrations in the order
