@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +52,9 @@ func adminDB() (*sql.DB, error) {
 		defer cancel()
 		if adminErr = admin.PingContext(ctx); adminErr != nil {
 			admin.Close()
+			return
 		}
+		dropStale(ctx, admin)
 	})
 	return admin, adminErr
 }
@@ -85,7 +89,7 @@ func URL(tb testing.TB) string {
 	}
 	var b [6]byte
 	rand.Read(b[:])
-	schema := "presence_test_" + hex.EncodeToString(b[:])
+	schema := fmt.Sprintf("%s%d_%s", schemaPrefix, time.Now().Unix(), hex.EncodeToString(b[:]))
 	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
 		tb.Fatalf("create schema: %v", err)
 	}
@@ -102,6 +106,35 @@ func URL(tb testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// schemaPrefix starts the name of every test schema, followed by its
+// creation time (Unix seconds).
+const schemaPrefix = "presence_test_"
+
+// dropStale drops the test schemas over an hour old: left by test
+// binaries killed before their cleanup ran. Younger ones may belong to a
+// test binary running now.
+func dropStale(ctx context.Context, db *sql.DB) {
+	rows, err := db.QueryContext(ctx, "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", schemaPrefix+"%")
+	if err != nil {
+		return
+	}
+	var stale []string
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) != nil {
+			continue
+		}
+		created, _, _ := strings.Cut(strings.TrimPrefix(name, schemaPrefix), "_")
+		if sec, err := strconv.ParseInt(created, 10, 64); err == nil && time.Since(time.Unix(sec, 0)) > time.Hour {
+			stale = append(stale, name)
+		}
+	}
+	rows.Close()
+	for _, name := range stale {
+		db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE")
+	}
 }
 
 // redact hides a password in u.
