@@ -199,6 +199,34 @@ func TestServe_SessionAcrossNodes(t *testing.T) {
 	if code := settings(c); code == http.StatusOK {
 		t.Fatal("node c, with other keys, accepted node a's session")
 	}
+
+	// Signing out on node a ends the session on node b too: the cookie,
+	// replayed, names a session the database has revoked.
+	au, _ := url.Parse(a)
+	old := jar.Cookies(au)
+	replay, _ := cookiejar.New(nil)
+	replay.SetCookies(au, old)
+	client.Jar = replay
+	if code := settings(b); code != http.StatusOK {
+		t.Fatalf("the replayed cookie before signing out: %d, want 200", code)
+	}
+	client.Jar = jar
+	req, _ := http.NewRequest("POST", a+"/logout", nil)
+	req.Header.Set("Origin", a)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out on node a: %s", resp.Status)
+	}
+	replay, _ = cookiejar.New(nil)
+	replay.SetCookies(au, old)
+	client.Jar = replay
+	if code := settings(b); code == http.StatusOK {
+		t.Fatal("node b still accepts a session signed out on node a")
+	}
 }
 
 // TestServe_PostgresLocked: another node holding the database's write lock
