@@ -72,8 +72,9 @@ func TestServe_Postgres(t *testing.T) {
 }
 
 // TestServe_PostgresTwoNodes: two servers (two data dirs) on one
-// PostgreSQL database: an account made on one signs in on the other, and
-// an API token issued by one is honoured by the other.
+// PostgreSQL database: an account made on one signs in on the other, an
+// API token issued by one is honoured by the other, and an embed token
+// works on both.
 func TestServe_PostgresTwoNodes(t *testing.T) {
 	url := storetest.URL(t)
 	a, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", url))
@@ -86,6 +87,23 @@ func TestServe_PostgresTwoNodes(t *testing.T) {
 		t.Fatalf("sign in on the other node: %d %v", code, m)
 	}
 	mustDial(t, b, tok)
+
+	// An embed token made with the CLI works on both nodes.
+	out, err := runCmd(t, "", map[string]string{"PRESENCE_DATABASE_URL": url}, "user", "embed-token", "--data", t.TempDir(), "alice")
+	if err != nil || !strings.HasPrefix(out, "prs_") {
+		t.Fatalf("embed-token: %q %v", out, err)
+	}
+	embed := strings.TrimSpace(out)
+	for _, base := range []string{a, b} {
+		resp, err := testClient.Get(base + "/widgets/online-users/list?embed_token=" + embed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("widget with the embed token on %s: %s", base, resp.Status)
+		}
+	}
 }
 
 // TestCommands_Postgres: the commands that open the database take
