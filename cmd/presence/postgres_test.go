@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/store/storetest"
 )
@@ -73,8 +75,8 @@ func TestServe_Postgres(t *testing.T) {
 
 // TestServe_PostgresTwoNodes: two servers (two data dirs) on one
 // PostgreSQL database: an account made on one signs in on the other, an
-// API token issued by one is honoured by the other, and an embed token
-// works on both.
+// API token issued by one is honoured by the other (and, revoked, ends its
+// socket there), and an embed token works on both.
 func TestServe_PostgresTwoNodes(t *testing.T) {
 	url := storetest.URL(t)
 	a, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", url))
@@ -86,7 +88,7 @@ func TestServe_PostgresTwoNodes(t *testing.T) {
 	if code, m := postJSON(t, b+"/api/auth/token/", `{"username":"alice","password":"password1"}`); code != 200 {
 		t.Fatalf("sign in on the other node: %d %v", code, m)
 	}
-	mustDial(t, b, tok)
+	ws := mustDial(t, b, tok)
 
 	// An embed token made with the CLI works on both nodes.
 	out, err := runCmd(t, "", map[string]string{"PRESENCE_DATABASE_URL": url}, "user", "embed-token", "--data", t.TempDir(), "alice")
@@ -103,6 +105,21 @@ func TestServe_PostgresTwoNodes(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("widget with the embed token on %s: %s", base, resp.Status)
 		}
+	}
+
+	// Revoking the API token node a issued ends its socket on node b.
+	closed := make(chan int, 1)
+	go readUntilClosed(ws, closed)
+	if out, err := runCmd(t, "", map[string]string{"PRESENCE_DATABASE_URL": url}, "user", "revoke-token", "--data", t.TempDir(), tok); err != nil {
+		t.Fatalf("revoke-token: %q %v", out, err)
+	}
+	select {
+	case code := <-closed:
+		if code != websocket.ClosePolicyViolation {
+			t.Fatalf("socket on node b closed with %d, want 1008", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("socket on node b still open 10 s after its token was revoked")
 	}
 }
 
