@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/presence
 ARGS    ?=
 
-.PHONY: run demo test fuzz bench loadtest build generate css vendor assets check-generated vet fmt
+.PHONY: run demo test test-postgres fuzz bench loadtest build generate css vendor assets check-generated vet fmt
 
 ## run: start the server on http://localhost:8080 with data in ./data
 run:
@@ -20,6 +20,12 @@ demo:
 test: vet
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
+
+## test-postgres: the handler and webhook tests again on PostgreSQL (the
+## store and server tests run on it in every `make test` already); needs
+## PostgreSQL at PRESENCE_TEST_DATABASE_URL
+test-postgres:
+	PRESENCE_TEST_STORE=postgres $(GO) test -race -count=1 ./handlers/ ./webhook/
 
 ## fuzz: run each fuzzer for FUZZTIME (the committed corpus in testdata/
 ## runs in every plain `go test` too)

@@ -78,11 +78,15 @@ func (s *rawStream) open() bool {
 	}
 }
 
-// cliStore is a second handle on the server's database file, as
-// `presence user revoke-token` opens it from another process.
+// cliStore is a second handle on the server's database, as `presence user
+// revoke-token` opens it from another process (or another node).
 func (ts *testServer) cliStore(tb testing.TB) *store.DB {
 	tb.Helper()
-	db, err := store.Open(ts.Path)
+	open := func() (*store.DB, error) { return store.Open(ts.Path) }
+	if ts.DBURL != "" {
+		open = func() (*store.DB, error) { return store.OpenPostgres(ctx, ts.DBURL) }
+	}
+	db, err := open()
 	if err != nil {
 		tb.Fatal(err)
 	}

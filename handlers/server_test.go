@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/presencehq/presence/handlers"
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/store/storetest"
 )
 
 var ctx = context.Background()
@@ -37,7 +39,8 @@ type testServer struct {
 	Engine  *presence.Engine
 	Batcher *presence.Batcher
 	Handler *handlers.Server
-	Path    string // the database file
+	Path    string // the database file ("" with PRESENCE_TEST_STORE=postgres)
+	DBURL   string // the PostgreSQL database with PRESENCE_TEST_STORE=postgres
 }
 
 const (
@@ -61,7 +64,16 @@ func MustStartServerWithLog(tb testing.TB, cfg handlers.Config, log *slog.Logger
 func mustStartServerWith(tb testing.TB, cfg handlers.Config, log *slog.Logger, tweak func(*presence.Config, *handlers.Deps)) *testServer {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "presence.db")
-	db, err := store.Open(path)
+	var db *store.DB
+	var err error
+	var dbURL string
+	if os.Getenv("PRESENCE_TEST_STORE") == "postgres" {
+		// The handler tests on PostgreSQL, on demand (a fresh schema each).
+		path, dbURL = "", storetest.URL(tb)
+		db, err = store.OpenPostgres(ctx, dbURL)
+	} else {
+		db, err = store.Open(path)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -88,7 +100,7 @@ func mustStartServerWith(tb testing.TB, cfg handlers.Config, log *slog.Logger, t
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ts := &testServer{Server: httptest.NewServer(h), DB: db, Clock: clock, Engine: e, Batcher: b, Handler: h, Path: path}
+	ts := &testServer{Server: httptest.NewServer(h), DB: db, Clock: clock, Engine: e, Batcher: b, Handler: h, Path: path, DBURL: dbURL}
 	tb.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

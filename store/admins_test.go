@@ -3,11 +3,8 @@ package store_test
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/presencehq/presence/store"
 )
@@ -79,18 +76,13 @@ func TestCreateAdminAndSetAdmin(t *testing.T) {
 // exactly one may become the administrator.
 func TestFirstAdminRace(t *testing.T) {
 	for round := range 5 {
-		path := filepath.Join(t.TempDir(), "presence.db")
+		open := NewOpener(t)
 		var dbs []*store.DB
 		for range 2 {
-			db, err := store.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.BcryptCost = bcrypt.MinCost
+			db := open()
 			if _, err := db.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			defer db.Close()
 			dbs = append(dbs, db)
 		}
 		const n = 16

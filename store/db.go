@@ -1,6 +1,9 @@
 // Package store keeps users, tokens and persisted presence in SQLite
-// (modernc.org/sqlite, pure Go). One writer connection serialises writes;
-// a separate read-only pool serves reads concurrently (WAL mode).
+// (modernc.org/sqlite, pure Go), the embedded default, or in PostgreSQL
+// (pgx). On SQLite one writer connection serialises writes and a separate
+// read-only pool serves reads concurrently (WAL mode); on PostgreSQL one
+// pool serves both, and write transactions are serialised by an advisory
+// lock, across every node sharing the database (see writeTx).
 package store
 
 import (
@@ -11,6 +14,7 @@ import (
 	"io/fs"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +44,9 @@ var (
 
 // DB is the application database. Create it with Open; caller must call Close.
 type DB struct {
-	w *sql.DB // single writer connection
-	r *sql.DB // read-only pool
+	w       *sql.DB // single writer connection (PostgreSQL: the pool)
+	r       *sql.DB // read-only pool (PostgreSQL: the same pool)
+	dialect Dialect
 
 	// Now is the clock used for timestamps. Tests may replace it.
 	Now func() time.Time
@@ -83,8 +88,14 @@ func Open(path string) (*DB, error) {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.r == db.w {
+		return db.w.Close()
+	}
 	return errors.Join(db.r.Close(), db.w.Close())
 }
+
+// Dialect tells which engine the database runs on.
+func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Stats are counters of the writer, for metrics and tests.
 type Stats struct {
@@ -110,8 +121,12 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and returns an error unless the
-// database reports "ok".
+// database reports "ok". On PostgreSQL, which checks its own pages, it only
+// checks that the database answers.
 func (db *DB) IntegrityCheck(ctx context.Context) error {
+	if db.dialect == Postgres {
+		return db.Ping(ctx)
+	}
 	var res string
 	if err := db.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res); err != nil {
 		return fmt.Errorf("store: integrity check: %w", err)
@@ -124,11 +139,28 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 
 // writeTx runs fn in one immediate transaction on the writer connection.
 // Failures of the database itself are marked ErrUnavailable.
+//
+// On PostgreSQL the transaction first takes a transaction-scoped advisory
+// lock, so write transactions run one at a time as they do on SQLite, on
+// every node sharing the database: the store's read-then-write
+// transactions (the first account becomes administrator, request limits,
+// webhook lines) keep the meaning they have on SQLite.
 func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	start := time.Now()
+	if _, ok := ctx.Deadline(); !ok && db.dialect == Postgres {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pgWriteTimeout)
+		defer cancel()
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
+	}
+	if db.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, pgLockSQL("pg_advisory_xact_lock"), pgWriteLock); err != nil {
+			tx.Rollback()
+			return classify(err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
@@ -148,9 +180,16 @@ type unavailableError struct{ err error }
 func (e unavailableError) Error() string   { return e.err.Error() }
 func (e unavailableError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
 
-// classify marks SQLite's full, busy, locked and I/O errors as
-// ErrUnavailable and returns any other error as it is.
+// classify marks SQLite's full, busy, locked and I/O errors (and
+// PostgreSQL's connection, resource and I/O errors) as ErrUnavailable and
+// returns any other error as it is.
 func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if pg := classifyPostgres(err); pg != err {
+		return pg
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff { // primary code of an extended one
@@ -164,22 +203,40 @@ func classify(err error) error {
 // Migrate applies, in name order, every migration not applied yet, each in
 // its own transaction. It returns the names it applied. It refuses, with
 // ErrSchemaTooNew, a database that a newer version has migrated.
+//
+// Migrations are one set of files for both engines (see MigrationSQL). On
+// PostgreSQL, nodes starting together are serialised by writeTx's lock:
+// one applies each migration, the others find it recorded.
 func (db *DB) Migrate(ctx context.Context) ([]string, error) {
-	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`
+	var err error
+	if db.dialect == Postgres {
+		// Under the write lock: two nodes creating it at once would
+		// collide in PostgreSQL's catalog.
+		err = db.writeTx(ctx, func(tx *sql.Tx) error {
+			ddl, err := TranslateDDL(create)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, ddl)
+			}
+			return err
+		})
+	} else {
+		_, err = db.w.ExecContext(ctx, create)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
 	if err := db.checkSchema(ctx); err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations.FS, "*.sql")
+	names, err := MigrationNames()
 	if err != nil {
 		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	sort.Strings(names)
 	var applied []string
 	for _, name := range names {
-		body, err := fs.ReadFile(migrations.FS, name)
+		body, err := MigrationSQL(db.dialect, name)
 		if err != nil {
 			return applied, fmt.Errorf("store: migrate %s: %w", name, err)
 		}
@@ -193,7 +250,7 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 				done = true
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			if _, err := tx.ExecContext(ctx, body); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", name, toMS(db.Now()))
@@ -207,6 +264,42 @@ func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 		}
 	}
 	return applied, nil
+}
+
+// MigrationNames returns the names of the embedded migrations in the order
+// they apply (name order), per-dialect overrides left out.
+func MigrationNames() ([]string, error) {
+	all, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range all {
+		if !strings.HasSuffix(n, ".postgres.sql") && !strings.HasSuffix(n, ".sqlite.sql") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// MigrationSQL returns the SQL of migration name (say 0002_embed_tokens.sql)
+// for dialect d: the override file 0002_embed_tokens.<dialect>.sql when
+// there is one, else the shared file, translated for PostgreSQL by
+// TranslateDDL. Both are recorded under the shared name.
+func MigrationSQL(d Dialect, name string) (string, error) {
+	override := strings.TrimSuffix(name, ".sql") + "." + d.String() + ".sql"
+	if body, err := fs.ReadFile(migrations.FS, override); err == nil {
+		return string(body), nil
+	}
+	body, err := fs.ReadFile(migrations.FS, name)
+	if err != nil {
+		return "", err
+	}
+	if d == Postgres {
+		return TranslateDDL(string(body))
+	}
+	return string(body), nil
 }
 
 // toMS converts t to Unix milliseconds, or NULL for the zero time.

@@ -3,7 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
-	"io/fs"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -12,23 +13,97 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/presencehq/presence/migrations"
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
+	"github.com/presencehq/presence/store/storetest"
 )
 
 var ctx = context.Background()
 
-// MustOpenDB opens and migrates a database in a temp dir, closed at cleanup.
+// onPostgres is set by TestMain for its second run of the suite: every
+// test that opens its database with MustOpenDB or NewOpener then runs on
+// PostgreSQL (a fresh schema each), and SQLite-only tests skip.
+var onPostgres bool
+
+// TestMain runs the store tests on SQLite, then again on PostgreSQL when
+// it answers at PRESENCE_TEST_DATABASE_URL (skipped with a message when it
+// does not, failed when CI=true).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := storetest.Available(); err != nil {
+		fmt.Fprintln(os.Stderr, "store tests on PostgreSQL:", storetest.Unavailable(err))
+		if storetest.Required() {
+			fmt.Fprintln(os.Stderr, "FAIL: CI=true requires PostgreSQL")
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "SKIP: store tests on PostgreSQL")
+		os.Exit(code)
+	}
+	fmt.Println("=== store tests again, on PostgreSQL")
+	onPostgres = true
+	if pg := m.Run(); pg != 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: store tests on PostgreSQL")
+		code = pg
+	}
+	os.Exit(code)
+}
+
+// NewOpener returns a function that opens (without migrating) a new handle
+// on one fresh database, closed at cleanup: a file in a temp dir, or a
+// fresh PostgreSQL schema on the PostgreSQL run. Two handles are two
+// processes (or nodes) sharing the database.
+//
+// On PostgreSQL, params (key=value) are added to the database URL.
+func NewOpener(tb testing.TB, params ...string) func() *store.DB {
+	tb.Helper()
+	var open func() (*store.DB, error)
+	if onPostgres {
+		url := storetest.URL(tb)
+		for _, p := range params {
+			url += "&" + p
+		}
+		open = func() (*store.DB, error) { return store.OpenPostgres(ctx, url) }
+	} else {
+		path := filepath.Join(tb.TempDir(), "presence.db")
+		open = func() (*store.DB, error) { return store.Open(path) }
+	}
+	return func() *store.DB {
+		tb.Helper()
+		db, err := open()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		db.BcryptCost = bcrypt.MinCost
+		tb.Cleanup(func() { db.Close() })
+		return db
+	}
+}
+
+// SQLiteOnly skips the rest of a test on the PostgreSQL run: it tests
+// something only SQLite has (its file, its locks, its query planner).
+func SQLiteOnly(tb testing.TB, why string) {
+	tb.Helper()
+	if onPostgres {
+		tb.Skip("SQLite only: " + why)
+	}
+}
+
+// MustOpenDB opens and migrates a fresh database (SQLite in a temp dir,
+// or a PostgreSQL schema on the PostgreSQL run), closed at cleanup.
 func MustOpenDB(tb testing.TB) *store.DB {
 	tb.Helper()
-	db, _ := MustOpenDBPath(tb)
+	db := NewOpener(tb)()
+	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
 	return db
 }
 
-// MustOpenDBPath is MustOpenDB that also returns the database file's path.
+// MustOpenDBPath is MustOpenDB on SQLite that also returns the database
+// file's path. Tests that use it are SQLite only.
 func MustOpenDBPath(tb testing.TB) (*store.DB, string) {
 	tb.Helper()
+	SQLiteOnly(tb, "uses the database file")
 	path := filepath.Join(tb.TempDir(), "presence.db")
 	db, err := store.Open(path)
 	if err != nil {
@@ -52,15 +127,10 @@ func MustCreateUser(tb testing.TB, db *store.DB, name string) store.User {
 }
 
 func TestMigrate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.db")
-	db, err := store.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := NewOpener(t)()
 	applied, err := db.Migrate(ctx)
 	// Every embedded migration, in name order: the runner sorts by name.
-	want, globErr := fs.Glob(migrations.FS, "*.sql")
+	want, globErr := store.MigrationNames()
 	if globErr != nil || len(want) < 6 || want[0] != "0001_init.sql" {
 		t.Fatalf("embedded migrations = %v, %v", want, globErr)
 	}
@@ -73,6 +143,37 @@ func TestMigrate(t *testing.T) {
 	}
 	if err := db.IntegrityCheck(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrate_Concurrent: nodes starting together on one database each
+// migrate it; every migration is applied once and none fails.
+func TestMigrate_Concurrent(t *testing.T) {
+	open := NewOpener(t)
+	const n = 3
+	var wg sync.WaitGroup
+	applied := make([][]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		db := open()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			applied[i], errs[i] = db.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	want, _ := store.MigrationNames()
+	var all []string
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i, errs[i])
+		}
+		all = append(all, applied[i]...)
+	}
+	slices.Sort(all)
+	if !slices.Equal(all, want) {
+		t.Fatalf("applied %v altogether, want each of %v once", all, want)
 	}
 }
 

@@ -234,8 +234,8 @@ func (db *DB) FriendIDs(ctx context.Context, userID int64) ([]int64, error) {
 // presence, ordered by username.
 func (db *DB) Friends(ctx context.Context, userID int64) ([]Friend, error) {
 	rows, err := db.r.QueryContext(ctx, userColumns+`, since FROM (SELECT u.*, f.created_at AS since
-		FROM friendships f JOIN users u ON u.id = f.friend_id WHERE f.user_id = ?)
-		ORDER BY username COLLATE NOCASE, id`, userID)
+		FROM friendships f JOIN users u ON u.id = f.friend_id WHERE f.user_id = ?) AS friends
+		ORDER BY lower(username), id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("store: friends: %w", classify(err))
 	}

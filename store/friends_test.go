@@ -200,6 +200,7 @@ func TestFriends_Notify(t *testing.T) {
 // TestFriends_AreFriendsUsesIndex: the friends-only visibility check is a
 // primary-key probe, never a scan.
 func TestFriends_AreFriendsUsesIndex(t *testing.T) {
+	SQLiteOnly(t, "reads SQLite's query plan")
 	db := MustOpenDB(t)
 	plan, err := store.QueryPlan(db, "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = 1 AND friend_id = 2)")
 	if err != nil {

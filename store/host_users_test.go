@@ -12,7 +12,7 @@ import (
 // differs, kept apart from local accounts of the same id and name, and
 // created once when two first requests race.
 func TestHostUsers(t *testing.T) {
-	db, path := MustOpenDBPath(t)
+	db := MustOpenDB(t)
 	local := MustCreateUser(t, db, "alice")
 
 	u, created, err := db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "1"})
@@ -61,21 +61,6 @@ func TestHostUsers(t *testing.T) {
 		t.Fatalf("HostUsers = %+v, %v", m, err)
 	}
 
-	// A known user whose new name cannot be written (database locked) is
-	// still let in, as they were.
-	if err := store.SetWriterPragma(db, "busy_timeout = 50"); err != nil {
-		t.Fatal(err)
-	}
-	release := holdWriteLock(t, path)
-	u, _, err = db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "1", Username: "renamed"})
-	if err != nil || u.Username != "alice" {
-		t.Fatalf("update while locked = %+v, %v; want the user as they were", u, err)
-	}
-	if _, _, err := db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "new"}); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("create while locked: %v, want ErrUnavailable", err)
-	}
-	release()
-
 	if _, err := db.DeleteHostUser(ctx, "1"); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +70,27 @@ func TestHostUsers(t *testing.T) {
 	if _, err := db.UserByName(ctx, "alice"); err != nil {
 		t.Fatalf("deleting host user 1 touched local alice: %v", err)
 	}
+}
+
+// TestHostUsers_Locked: a known user whose new name cannot be written
+// (database locked) is still let in, as they were.
+func TestHostUsers_Locked(t *testing.T) {
+	db, path := MustOpenDBPath(t)
+	if _, _, err := db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "1", Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetWriterPragma(db, "busy_timeout = 50"); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriteLock(t, path)
+	u, _, err := db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "1", Username: "renamed"})
+	if err != nil || u.Username != "alice" {
+		t.Fatalf("update while locked = %+v, %v; want the user as they were", u, err)
+	}
+	if _, _, err := db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "new"}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("create while locked: %v, want ErrUnavailable", err)
+	}
+	release()
 }
 
 // TestServerKeys: a key works until revoked (by name, short id or the key

@@ -12,6 +12,9 @@ import (
 // SavePresence writes a batch of coalesced presence changes, history
 // sessions included, in one transaction. It implements presence.Persister.
 func (db *DB) SavePresence(ctx context.Context, recs []presence.Record) error {
+	if db.dialect == Postgres {
+		return db.savePresencePostgres(ctx, recs)
+	}
 	var rows int64
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `UPDATE users SET
@@ -60,7 +63,7 @@ func (db *DB) ResetPresence(ctx context.Context, now time.Time) (int64, error) {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE users SET is_online = 0,
-				last_seen = MAX(COALESCE(last_seen, 0), COALESCE(last_activity, ?))
+				last_seen = `+db.greatest("COALESCE(last_seen, 0)", "COALESCE(last_activity, ?)")+`
 			WHERE is_online = 1`, toMS(now))
 		if err != nil {
 			return err
@@ -72,4 +75,81 @@ func (db *DB) ResetPresence(ctx context.Context, now time.Time) (int64, error) {
 		return 0, fmt.Errorf("store: reset presence: %w", err)
 	}
 	return n, nil
+}
+
+// savePresencePostgres is SavePresence on PostgreSQL: one UPDATE … FROM
+// unnest(…) statement for the whole batch (and one more for the records
+// that carry presence settings; history sessions as on SQLite), so a batch costs the same few round
+// trips however many users it holds. The batcher coalesces per user, so a
+// user appears at most once in recs.
+func (db *DB) savePresencePostgres(ctx context.Context, recs []presence.Record) error {
+	n := len(recs)
+	ids, hasStatus, online := make([]int64, n), make([]bool, n), make([]bool, n)
+	seen, activity := make([]*int64, n), make([]*int64, n)
+	var sIDs []int64
+	var sMode, sText, sEmoji, sVis []string
+	var sExpires []*int64
+	for i, r := range recs {
+		ids[i], hasStatus[i], online[i] = r.UserID, r.HasStatus, r.Online
+		seen[i], activity[i] = msPtr(r.LastSeen), msPtr(r.LastActivity)
+		if r.HasSettings {
+			s := r.Settings.Normalized()
+			sIDs = append(sIDs, r.UserID)
+			sMode = append(sMode, string(s.Mode))
+			sText = append(sText, s.Text)
+			sEmoji = append(sEmoji, s.Emoji)
+			sExpires = append(sExpires, msPtr(s.Expires))
+			sVis = append(sVis, string(s.Visibility))
+		}
+	}
+	var rows int64
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users AS u SET
+				is_online     = CASE WHEN b.has_status THEN CASE WHEN b.online THEN 1 ELSE 0 END ELSE u.is_online END,
+				last_seen     = COALESCE(b.last_seen, u.last_seen),
+				last_activity = COALESCE(b.last_activity, u.last_activity)
+			FROM unnest(?::bigint[], ?::boolean[], ?::boolean[], ?::bigint[], ?::bigint[])
+				AS b(id, has_status, online, last_seen, last_activity)
+			WHERE u.id = b.id`, ids, hasStatus, online, seen, activity)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		rows += n
+		// History sessions: per statement, as on SQLite (they are few: a
+		// start or an end per user who came or went in this batch).
+		n, err = saveSessions(ctx, tx, recs)
+		rows += n
+		if err != nil {
+			return err
+		}
+		if len(sIDs) == 0 {
+			return nil
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE users AS u SET status_mode = b.mode, status_text = b.text,
+				status_emoji = b.emoji, status_expires = b.expires, visibility = b.vis
+			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[])
+				AS b(id, mode, text, emoji, expires, vis)
+			WHERE u.id = b.id`, sIDs, sMode, sText, sEmoji, sExpires, sVis)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		rows += n
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: save presence: %w", err)
+	}
+	db.writeRows.Add(rows)
+	return nil
+}
+
+// msPtr is toMS for an array element: nil (NULL) for the zero time.
+func msPtr(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	ms := t.UnixMilli()
+	return &ms
 }

@@ -10,14 +10,14 @@ import (
 )
 
 func TestRevocations(t *testing.T) {
-	server, path := MustOpenDBPath(t)
-	// The CLI: a second handle on the same file, as `presence user
-	// revoke-token` opens it from another process.
-	cli, err := store.Open(path)
-	if err != nil {
+	open := NewOpener(t)
+	server := open()
+	if _, err := server.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
+	// The CLI: a second handle on the same database, as `presence user
+	// revoke-token` opens it from another process (or another node).
+	cli := open()
 	alice := MustCreateUser(t, server, "alice")
 	newToken := func(kind store.TokenKind) (string, int64) {
 		t.Helper()
@@ -129,6 +129,7 @@ func TestRevocations(t *testing.T) {
 	})
 
 	t.Run("UsesIndex", func(t *testing.T) {
+		SQLiteOnly(t, "reads SQLite's query plan")
 		plan, err := store.RevokedTokensPlan(server)
 		if err != nil || !strings.Contains(plan, "INDEX tokens_revoked") {
 			t.Fatalf("plan = %q, %v; want the tokens_revoked index", plan, err)

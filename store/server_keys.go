@@ -49,13 +49,8 @@ func (db *DB) CreateServerKey(ctx context.Context, name string) (string, ServerK
 	secret := serverKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	k := ServerKey{Name: name, ShortID: hex.EncodeToString(hashToken(secret))[:ShortIDLen], CreatedAt: db.Now().UTC().Truncate(time.Millisecond)}
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "INSERT INTO server_keys (name, hash, created_at) VALUES (?, ?, ?)",
-			name, hashToken(secret), toMS(k.CreatedAt))
-		if err != nil {
-			return err
-		}
-		k.ID, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, "INSERT INTO server_keys (name, hash, created_at) VALUES (?, ?, ?) RETURNING id",
+			name, hashToken(secret), toMS(k.CreatedAt)).Scan(&k.ID)
 	})
 	if err != nil {
 		return "", ServerKey{}, fmt.Errorf("store: create server key: %w", err)

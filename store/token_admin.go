@@ -92,7 +92,7 @@ func (db *DB) RevokeTokenByShortID(ctx context.Context, id string) (TokenInfo, e
 		// starts with the prefix lies between prefix+00… and prefix+ff….
 		lo, hi := prefixRange(id)
 		rows, err := tx.QueryContext(ctx, `SELECT id, kind, created_at, expires_at, last_used_at, revoked_at
-			FROM tokens WHERE hash >= ? AND hash <= ? AND lower(hex(hash)) LIKE ? LIMIT 2`, lo, hi, id+"%")
+			FROM tokens WHERE hash >= ? AND hash <= ? AND `+db.hexOf("hash")+` LIKE ? LIMIT 2`, lo, hi, id+"%")
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 // and leave the database usable once the fault clears.
 func TestDB_Unavailable(t *testing.T) {
 	t.Run("Full", func(t *testing.T) {
+		SQLiteOnly(t, "fills the database with a SQLite pragma")
 		db := MustOpenDB(t)
 		alice := MustCreateUser(t, db, "alice")
 		if err := store.SetWriterPragma(db, "max_page_count = 1"); err != nil { // never below the current size
@@ -119,4 +120,67 @@ func holdWriteLock(tb testing.TB, path string) (release func()) {
 	}
 	tb.Cleanup(release)
 	return release
+}
+
+// TestPostgres_Unavailable: a PostgreSQL that does not answer is
+// ErrUnavailable, and connections the server drops are replaced without
+// the caller seeing an error.
+func TestPostgres_Unavailable(t *testing.T) {
+	if !onPostgres {
+		t.Skip("PostgreSQL only (runs in the PostgreSQL pass)")
+	}
+	t.Run("NothingListening", func(t *testing.T) {
+		_, err := store.OpenPostgres(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Fatalf("open = %v, want ErrUnavailable naming the host", err)
+		}
+	})
+	t.Run("Locked", func(t *testing.T) {
+		open := NewOpener(t, "lock_timeout=200ms")
+		db := open()
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Another node's long write transaction; a deployment in another
+		// schema of the same database does not wait for it.
+		release, err := store.HoldWriteLock(ctx, open())
+		if err != nil {
+			t.Fatal(err)
+		}
+		elsewhere := MustOpenDB(t)
+		if _, err := elsewhere.CreateUser(ctx, "bob", "password1"); err != nil {
+			t.Fatalf("another schema waited for the lock: %v", err)
+		}
+		start := time.Now()
+		_, err = db.CreateUser(ctx, "alice", "password1")
+		if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "lock") {
+			t.Fatalf("create while locked = %v, want ErrUnavailable naming the lock timeout", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("waited %v for the lock, want about lock_timeout", took)
+		}
+		release()
+		if _, err := db.CreateUser(ctx, "alice", "password1"); err != nil {
+			t.Fatalf("after the lock was released: %v", err)
+		}
+	})
+	t.Run("ConnectionsDropped", func(t *testing.T) {
+		app := fmt.Sprintf("presence_drop_%d", time.Now().UnixNano())
+		db := NewOpener(t, "application_name="+app)()
+		if _, err := db.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		alice := MustCreateUser(t, db, "alice")
+		other := NewOpener(t)()
+		n, err := store.TerminateBackends(ctx, other, app)
+		if err != nil || n == 0 {
+			t.Fatalf("terminated %d backends, %v", n, err)
+		}
+		if u, err := db.UserByID(ctx, alice.ID); err != nil || u.Username != "alice" {
+			t.Fatalf("read after the connections were dropped = %+v, %v", u, err)
+		}
+		if err := db.SavePresence(ctx, []presence.Record{{UserID: alice.ID, HasStatus: true, Online: true, LastActivity: time.Now()}}); err != nil {
+			t.Fatalf("write after the connections were dropped: %v", err)
+		}
+	})
 }

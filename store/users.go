@@ -108,7 +108,7 @@ func (db *DB) createUser(ctx context.Context, username, password string, admin b
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
 		// RETURNING yields no row when the name is taken (DO NOTHING).
 		err := tx.QueryRowContext(ctx, `INSERT INTO users (username, username_key, password_hash, created_at, is_admin)
-			VALUES (?, ?, ?, ?, ? OR NOT EXISTS (SELECT 1 FROM users))
+			VALUES (?, ?, ?, ?, CASE WHEN ? <> 0 OR NOT EXISTS (SELECT 1 FROM users) THEN 1 ELSE 0 END)
 			ON CONFLICT (username_key) DO NOTHING
 			RETURNING id, is_admin`,
 			username, usernameKey(username), string(hash), toMS(u.CreatedAt), admin).Scan(&u.ID, &u.IsAdmin)

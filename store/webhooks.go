@@ -152,7 +152,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttem
 		}
 		// The deliveries behind it in its line wait at least as long, so
 		// that the search for due ones does not keep passing over them.
-		_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = MAX(next_attempt_at, ?)
+		_, err = tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = `+db.greatest("next_attempt_at", "?")+`
 			WHERE status = 'pending' AND id > ?
 			AND (url, user_key) = (SELECT url, user_key FROM webhook_deliveries WHERE id = ?)`, next, id, id)
 		return err

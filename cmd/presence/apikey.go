@@ -29,8 +29,8 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New(apikeyUsage)
 	}
 	fs := newFlagSet("apikey "+sub, stderr)
-	var data string
-	addDataFlag(fs, &data)
+	var data storeFlags
+	addStoreFlags(fs, &data)
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
 	}

@@ -19,10 +19,14 @@ import (
 // server is running on the data directory.
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
-	var data string
+	var data, dbURL string
 	addDataFlag(fs, &data)
+	addDatabaseURLFlag(fs, &dbURL)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if dbURL != "" {
+		return fmt.Errorf("backup: %w", store.ErrBackupPostgres)
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: presence backup [--data DIR] FILE")
@@ -127,10 +131,14 @@ func restoreAvatars(src, dir string, stdout io.Writer) error {
 // keeps the database it replaces beside it.
 func runRestore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("restore", stderr)
-	var data string
+	var data, dbURL string
 	addDataFlag(flags, &data)
+	addDatabaseURLFlag(flags, &dbURL)
 	if err := parseFlags(flags, args, getenv); err != nil {
 		return err
+	}
+	if dbURL != "" {
+		return fmt.Errorf("restore: %w", store.ErrBackupPostgres)
 	}
 	if flags.NArg() != 1 {
 		return fmt.Errorf("usage: presence restore [--data DIR] FILE")

@@ -19,7 +19,7 @@ var secretWords = []string{"secret", "password", "passwd", "token", "key", "cred
 // are not secrets: a lifetime, not a token; the path of a key file, not the
 // key (--tls-key); a public key file (--jwt-public-key). --jwt-secret is
 // redacted.
-var notSecret = map[string]bool{"token-ttl": true, "tls-key": true, "jwt-public-key": true}
+var notSecret = map[string]bool{"token-ttl": true, "tls-key": true, "jwt-public-key": true, "session-keys": true}
 
 // isSecretFlag reports whether `presence config` redacts the flag's value.
 func isSecretFlag(name string) bool {

@@ -29,6 +29,7 @@ type serveConfig struct {
 	addr            string
 	metricsAddr     string
 	data            string
+	databaseURL     string
 	grace           time.Duration
 	deadline        time.Duration
 	pingInterval    time.Duration
@@ -50,6 +51,7 @@ type serveConfig struct {
 	tlsCert         string
 	tlsKey          string
 	sessionTTL      time.Duration
+	sessionKeys     string
 	tokenTTL        time.Duration
 	bcryptCost      int
 	historyDays     int
@@ -69,6 +71,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&cfg.addr, "addr", "localhost:8080", "address to listen on (host:port)")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "serve /metrics only on this address (127.0.0.1:9090), and 404 on --addr; default: on --addr, to loopback clients only")
 	addDataFlag(fs, &cfg.data)
+	addDatabaseURLFlag(fs, &cfg.databaseURL)
 	fs.DurationVar(&cfg.grace, "grace", presence.DefaultGrace, "how long a user stays online after their last connection ends")
 	fs.DurationVar(&cfg.deadline, "heartbeat-deadline", presence.DefaultDeadline, "drop a connection silent for this long (no ping, no pong)")
 	fs.DurationVar(&cfg.pingInterval, "ping-interval", 10*time.Second, "ping a WebSocket that has been silent this long; must be below the deadline")
@@ -90,6 +93,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and HTTP/2 (needs --tls-key)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.DurationVar(&cfg.sessionTTL, "session-ttl", 30*24*time.Hour, "how long a browser session lasts")
+	fs.StringVar(&cfg.sessionKeys, "session-keys", "", "file of the session cookie keys, made on first start if missing; give every node on one database the same file so a browser signed in on one is signed in on all (default: session.keys in --data)")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 30*24*time.Hour, "how long an API token lasts (0 = never expires)")
 	fs.IntVar(&cfg.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of new password hashes (4-31)")
 	fs.IntVar(&cfg.historyDays, "history-days", 30, "keep each user's online sessions (start, end, device kind) this many days, for their profile and friends; pruned daily (0 = keep no history)")
@@ -107,6 +111,8 @@ func (c *serveConfig) validate() error {
 		return err
 	}
 	switch {
+	case c.demo && c.databaseURL != "":
+		return fmt.Errorf("--demo runs on a throwaway SQLite database: do not give it --database-url (PRESENCE_DATABASE_URL)")
 	case c.deadline > 0 && c.pingInterval >= c.deadline:
 		return fmt.Errorf("--ping-interval (%v) must be below --heartbeat-deadline (%v)", c.pingInterval, c.deadline)
 	case c.pingInterval <= 0:
@@ -152,6 +158,24 @@ func addDataFlag(fs *flag.FlagSet, p *string) {
 	fs.StringVar(p, "data", "./data", "data directory (database and session keys)")
 }
 
+// addDatabaseURLFlag adds --database-url (PRESENCE_DATABASE_URL).
+func addDatabaseURLFlag(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "database-url", "", "PostgreSQL database (postgres://user:password@host:5432/db?sslmode=require) instead of SQLite in --data; session keys and avatars stay in --data")
+}
+
+// storeFlags say where the database is: SQLite in the data directory, or
+// PostgreSQL at a URL.
+type storeFlags struct {
+	data string // --data
+	url  string // --database-url
+}
+
+// addStoreFlags adds --data and --database-url.
+func addStoreFlags(fs *flag.FlagSet, p *storeFlags) {
+	addDataFlag(fs, &p.data)
+	addDatabaseURLFlag(fs, &p.url)
+}
+
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -167,12 +191,22 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json")
 }
 
-// openStore opens and migrates the database in the data directory.
-func openStore(ctx context.Context, dataDir string) (*store.DB, []string, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create data dir: %w", err)
+// openStore opens and migrates the database: PostgreSQL at
+// where.url when given, else SQLite in the data directory.
+func openStore(ctx context.Context, where storeFlags) (*store.DB, []string, error) {
+	var db *store.DB
+	var err error
+	if where.url != "" {
+		if !store.IsPostgresURL(where.url) {
+			return nil, nil, fmt.Errorf("--database-url (PRESENCE_DATABASE_URL) must be a postgres:// or postgresql:// URL")
+		}
+		db, err = store.OpenPostgres(ctx, where.url)
+	} else {
+		if err := os.MkdirAll(where.data, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create data dir: %w", err)
+		}
+		db, err = store.Open(filepath.Join(where.data, "presence.db"))
 	}
-	db, err := store.Open(filepath.Join(dataDir, "presence.db"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -223,12 +257,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer unlock()
-	db, applied, err := openStore(ctx, cfg.data)
+	db, applied, err := openStore(ctx, storeFlags{data: cfg.data, url: cfg.databaseURL})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	db.BcryptCost = cfg.bcryptCost
+	log.Info("database", "engine", db.Dialect().String())
 	if len(applied) > 0 {
 		log.Info("applied migrations", "names", applied)
 	}
@@ -251,7 +286,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			demoNames = append(demoNames, p.name)
 		}
 	}
-	keys, err := loadSessionKeys(filepath.Join(cfg.data, "session.keys"))
+	keysFile := cfg.sessionKeys
+	if keysFile == "" {
+		keysFile = filepath.Join(cfg.data, "session.keys")
+	}
+	keys, err := loadSessionKeys(keysFile)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,10 +19,15 @@ import (
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	var data string
-	addDataFlag(fs, &data)
+	var data storeFlags
+	var copyFrom string
+	addStoreFlags(fs, &data)
+	fs.StringVar(&copyFrom, "copy-from", "", "with --database-url: copy this SQLite database (a stopped server's <data>/presence.db, or a backup) into the empty PostgreSQL database")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if copyFrom != "" {
+		return runCopy(ctx, data, copyFrom, stdout)
 	}
 	db, applied, err := openStore(ctx, data)
 	if err != nil {
@@ -32,6 +40,42 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	for _, name := range applied {
 		fmt.Fprintln(stdout, "applied", name)
 	}
+	return nil
+}
+
+// runCopy copies the SQLite database at path into the PostgreSQL database
+// of --database-url, which must be empty.
+func runCopy(ctx context.Context, data storeFlags, path string, stdout io.Writer) error {
+	if data.url == "" {
+		return errors.New("--copy-from needs --database-url (PRESENCE_DATABASE_URL): the PostgreSQL database to copy into")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("--copy-from: %w", err)
+	}
+	src, err := store.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	db, _, err := openStore(ctx, data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	counts, err := db.CopyFrom(ctx, src)
+	if err != nil {
+		return err
+	}
+	tables := make([]string, 0, len(counts))
+	for t := range counts {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		fmt.Fprintf(stdout, "copied %d rows of %s\n", counts[t], t)
+	}
+	fmt.Fprintf(stdout, "copied %s into PostgreSQL; copy %s and %s to every node's --data too\n",
+		path, filepath.Join(filepath.Dir(path), "avatars"), filepath.Join(filepath.Dir(path), "session.keys"))
 	return nil
 }
 
@@ -49,8 +93,8 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return errors.New(userUsage)
 	}
 	fs := newFlagSet("user "+sub, stderr)
-	var data string
-	addDataFlag(fs, &data)
+	var data storeFlags
+	addStoreFlags(fs, &data)
 	var ttl, defaultTTL *time.Duration
 	var admin bool
 	switch sub {

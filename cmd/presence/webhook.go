@@ -85,9 +85,10 @@ func runWebhook(ctx context.Context, args []string, getenv func(string) string, 
 		return errors.New(webhookUsage)
 	}
 	fs := newFlagSet("webhook log", stderr)
-	var data, status string
+	var data storeFlags
+	var status string
 	var limit int
-	addDataFlag(fs, &data)
+	addStoreFlags(fs, &data)
 	fs.IntVar(&limit, "limit", 50, "how many deliveries to show, newest first")
 	fs.StringVar(&status, "status", "", "only deliveries in this state: pending, delivered or failed (given up)")
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
