@@ -91,18 +91,5 @@ func (db *DB) RevokeTokenID(ctx context.Context, userID, id int64) error {
 // SetProfileImage sets the user's profile_image_url ("" for none). It
 // returns ErrNotFound for an unknown id.
 func (db *DB) SetProfileImage(ctx context.Context, id int64, url string) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE users SET profile_image_url = ? WHERE id = ?", url, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store: set profile image: %w", err)
-	}
-	return err
+	return db.execOne(ctx, "set profile image", "UPDATE users SET profile_image_url = ? WHERE id = ?", url, id)
 }

@@ -176,21 +176,8 @@ func (db *DB) DeclineFriendRequest(ctx context.Context, userID, id int64) (Frien
 // RemoveFriend ends the friendship of two users, for both of them. It is
 // ErrNotFound when they are not friends.
 func (db *DB) RemoveFriend(ctx context.Context, userID, friendID int64) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM friendships WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
-			userID, friendID, friendID, userID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store: remove friend: %w", err)
-	}
-	return err
+	return db.execOne(ctx, "remove friend", "DELETE FROM friendships WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
+		userID, friendID, friendID, userID)
 }
 
 // AreFriends reports whether users a and b are friends. It is one lookup

@@ -121,18 +121,5 @@ func (db *DB) LocalTimeOf(ctx context.Context, id int64) (LocalTime, error) {
 // SetShowLocalTime sets whether others see the user's local time. It
 // returns ErrNotFound for an unknown id.
 func (db *DB) SetShowLocalTime(ctx context.Context, id int64, show bool) error {
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE users SET show_local_time = ? WHERE id = ?", show, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store: set show local time: %w", err)
-	}
-	return err
+	return db.execOne(ctx, "set show local time", "UPDATE users SET show_local_time = ? WHERE id = ?", show, id)
 }

@@ -138,8 +138,15 @@ func (db *DB) HasUsers(ctx context.Context) (bool, error) {
 // SetAdmin makes the user with this id an administrator, or not. It
 // returns ErrNotFound for an unknown id.
 func (db *DB) SetAdmin(ctx context.Context, id int64, admin bool) error {
+	return db.execOne(ctx, "set admin", "UPDATE users SET is_admin = ? WHERE id = ?", admin, id)
+}
+
+// execOne runs one write statement in its own transaction. It returns
+// ErrNotFound when the statement touched no row, and other errors wrapped
+// as "store: <what>: …".
+func (db *DB) execOne(ctx context.Context, what, query string, args ...any) error {
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE users SET is_admin = ? WHERE id = ?", admin, id)
+		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -149,7 +156,7 @@ func (db *DB) SetAdmin(ctx context.Context, id int64, admin bool) error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("store: set admin: %w", err)
+		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return err
 }
