@@ -198,23 +198,7 @@ func (db *DB) AreFriends(ctx context.Context, a, b int64) (bool, error) {
 // range scan of the friendships primary key). A user without friends, or
 // an unknown one, has none.
 func (db *DB) FriendIDs(ctx context.Context, userID int64) ([]int64, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT friend_id FROM friendships WHERE user_id = ? ORDER BY friend_id", userID)
-	if err != nil {
-		return nil, fmt.Errorf("store: friend ids: %w", classify(err))
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store: friend ids: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: friend ids: %w", err)
-	}
-	return ids, nil
+	return queryColumn[int64](ctx, db, "friend ids", "SELECT friend_id FROM friendships WHERE user_id = ? ORDER BY friend_id", userID)
 }
 
 // Friends returns userID's friends with their profiles and persisted
@@ -408,18 +392,5 @@ func (db *DB) SetFriendNotify(ctx context.Context, userID int64, on bool) error 
 // FriendNotifyUsers returns every user who asked for friend notices, for
 // a cache loaded at start.
 func (db *DB) FriendNotifyUsers(ctx context.Context) ([]int64, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT user_id FROM friend_notify")
-	if err != nil {
-		return nil, fmt.Errorf("store: friend notify users: %w", classify(err))
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store: friend notify users: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return queryColumn[int64](ctx, db, "friend notify users", "SELECT user_id FROM friend_notify")
 }

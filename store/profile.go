@@ -61,23 +61,7 @@ func (db *DB) AvatarInUse(ctx context.Context, url string) (bool, error) {
 // UploadedAvatars returns every distinct uploaded avatar path in use, for
 // sweeping files nobody references.
 func (db *DB) UploadedAvatars(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT DISTINCT profile_image_url FROM users WHERE profile_image_url LIKE '/avatars/%'")
-	if err != nil {
-		return nil, fmt.Errorf("store: uploaded avatars: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("store: uploaded avatars: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: uploaded avatars: %w", err)
-	}
-	return out, nil
+	return queryColumn[string](ctx, db, "uploaded avatars", "SELECT DISTINCT profile_image_url FROM users WHERE profile_image_url LIKE '/avatars/%'")
 }
 
 // SaveTimeZones stores the time zones browsers reported, keyed by user id,

@@ -141,6 +141,28 @@ func (db *DB) SetAdmin(ctx context.Context, id int64, admin bool) error {
 	return db.execOne(ctx, "set admin", "UPDATE users SET is_admin = ? WHERE id = ?", admin, id)
 }
 
+// queryColumn runs a read query whose rows are one column each and returns
+// the values in order; errors are wrapped as "store: <what>: …".
+func queryColumn[T any](ctx context.Context, db *DB, what, query string, args ...any) ([]T, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, classify(err))
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
 // execOne runs one write statement in its own transaction. It returns
 // ErrNotFound when the statement touched no row, and other errors wrapped
 // as "store: <what>: …".
