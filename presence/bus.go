@@ -24,6 +24,10 @@ type Event struct {
 	// Scope says who may receive the event: everyone, everyone but the
 	// user (what others see of a hidden user), or only the user.
 	Scope Scope
+	// Remote is set when another node decided the change (several nodes
+	// sharing presence): whatever must happen once per change, such as a
+	// webhook, is that node's job.
+	Remote bool
 }
 
 // Bus fans events out to subscribers. Implementations must never block the

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,6 +97,25 @@ type Config struct {
 	// on all their connections before they are shown away; the next
 	// activity ends it. 0 means never automatically away.
 	AwayAfter time.Duration
+	// Directory, when set, holds who is online across every node that
+	// shares presence: State, IsOnline, Online, OnlineAll and the user
+	// count of Counts answer from it, and the engine keeps only this
+	// node's connections (LocalState). nil: this engine is the truth.
+	Directory Directory
+}
+
+// Directory is who is online across several nodes (package cluster keeps
+// one on Redis). Its methods must not call back into the engine and must
+// be safe for concurrent use.
+type Directory interface {
+	// Lookup returns the user's state, whoever may see it, and whether
+	// they are online on any node (invisible included).
+	Lookup(userID int64) (Status, bool)
+	// All returns every user online on any node, hidden ones included, in
+	// any order.
+	All() []Status
+	// Count returns how many users are online on any node.
+	Count() int
 }
 
 // Engine tracks live connections and derives per-user presence from them.
@@ -110,6 +130,7 @@ type Engine struct {
 	pingAfter time.Duration
 	maxConns  int
 	awayAfter time.Duration
+	dir       Directory
 
 	mu       sync.Mutex
 	users    map[int64]*userState
@@ -189,6 +210,7 @@ func New(cfg Config) *Engine {
 		pingAfter: cfg.PingAfter,
 		maxConns:  cfg.MaxConnsPerUser,
 		awayAfter: max(cfg.AwayAfter, 0),
+		dir:       cfg.Directory,
 		users:     make(map[int64]*userState),
 		settings:  make(map[int64]*settingsState),
 		rooms:     make(map[string]map[int64]*roomMember),
@@ -406,8 +428,17 @@ func (e *Engine) IsOnline(userID int64) bool {
 }
 
 // State returns the user's state, whoever may see it, and whether they are
-// online at all (invisible included).
+// online at all (invisible included), on any node when a Directory is set.
 func (e *Engine) State(userID int64) (Status, bool) {
+	if e.dir != nil {
+		return e.dir.Lookup(userID)
+	}
+	return e.LocalState(userID)
+}
+
+// LocalState is State from this engine's own connections only, whatever
+// the Directory says.
+func (e *Engine) LocalState(userID int64) (Status, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	us, ok := e.users[userID]
@@ -442,14 +473,22 @@ func (e *Engine) Online() []Status { return e.snapshot(false) }
 func (e *Engine) OnlineAll() []Status { return e.snapshot(true) }
 
 func (e *Engine) snapshot(hidden bool) []Status {
-	e.mu.Lock()
-	out := make([]Status, 0, len(e.users))
-	for _, us := range e.users {
-		if st := e.status(us); hidden || !st.Hidden() {
-			out = append(out, st)
+	var out []Status
+	if e.dir != nil {
+		out = e.dir.All()
+		if !hidden {
+			out = slices.DeleteFunc(out, Status.Hidden)
 		}
+	} else {
+		e.mu.Lock()
+		out = make([]Status, 0, len(e.users))
+		for _, us := range e.users {
+			if st := e.status(us); hidden || !st.Hidden() {
+				out = append(out, st)
+			}
+		}
+		e.mu.Unlock()
 	}
-	e.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		a, b := strings.ToLower(out[i].Username), strings.ToLower(out[j].Username)
 		if a != b {
@@ -460,11 +499,28 @@ func (e *Engine) snapshot(hidden bool) []Status {
 	return out
 }
 
-// Counts returns the number of online users and of live connections.
+// Counts returns the number of online users (on any node when a Directory
+// is set) and of this engine's live connections.
 func (e *Engine) Counts() (users, conns int) {
 	e.mu.Lock()
+	users, conns = len(e.users), e.conns
+	e.mu.Unlock()
+	if e.dir != nil {
+		users = e.dir.Count()
+	}
+	return users, conns
+}
+
+// LocalUsers returns the ids of the users with a connection to this engine
+// or in their grace period here, in any order.
+func (e *Engine) LocalUsers() []int64 {
+	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.users), e.conns
+	out := make([]int64, 0, len(e.users))
+	for id := range e.users {
+		out = append(out, id)
+	}
+	return out
 }
 
 // Close stops the engine: no new connections are accepted, pending grace

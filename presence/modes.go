@@ -229,6 +229,15 @@ func (e *Engine) SetSettings(userID int64, s Settings) Settings {
 	return e.setSettings(userID, s, true)
 }
 
+// ApplySettings installs settings another node recorded (they are already
+// stored) and announces the change like SetSettings, without recording
+// them again.
+func (e *Engine) ApplySettings(userID int64, s Settings) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.setSettings(userID, s, false)
+}
+
 // setSettings is SetSettings, recording the settings when record is set.
 // Caller must hold e.mu.
 func (e *Engine) setSettings(userID int64, s Settings, record bool) Settings {

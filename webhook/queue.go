@@ -56,7 +56,9 @@ func (d *Dispatcher) offlineLeftOnline(ctx context.Context, now time.Time) error
 // sees it, and remembers it. The engine also publishes changes of mode and
 // custom status (which change nothing here) and, for a hidden user, their
 // own view (ScopeSelf): the host, like every other user, sees an invisible
-// user, or one who shows their presence only to some, as offline.
+// user, or one who shows their presence only to some, as offline. A change
+// another node decided (Remote) is that node's to send; it is remembered
+// here all the same.
 func (d *Dispatcher) changed(ev presence.Event) bool {
 	if ev.Scope == presence.ScopeSelf {
 		return false
@@ -64,13 +66,13 @@ func (d *Dispatcher) changed(ev presence.Event) bool {
 	key := userKey(ev)
 	if !ev.Online {
 		delete(d.shown, key) // the engine announces offline only after online
-		return true
+		return !ev.Remote
 	}
 	if d.shown[key] {
 		return false // still online: a change of mode or custom status
 	}
 	d.shown[key] = true
-	return true
+	return !ev.Remote
 }
 
 // subscriber turns bus events into queued deliveries. It never blocks on

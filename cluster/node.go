@@ -1,0 +1,386 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presencehq/presence/presence"
+)
+
+// Timing of node liveness.
+const (
+	// HeartbeatEvery is how often a node refreshes its liveness entry and
+	// looks for dead nodes.
+	HeartbeatEvery = 2 * time.Second
+	// DeadAfter is how long a node may stay silent before a survivor
+	// removes its edges.
+	DeadAfter = 10 * time.Second
+	// reapLock is how long one survivor holds the right to reap a node.
+	reapLock = 15 * time.Second
+	// batchSize bounds the announcements sent in one pipeline.
+	batchSize = 512
+)
+
+// Config configures a Node.
+type Config struct {
+	// Redis is the client shared by every node. Required.
+	Redis *redis.Client
+	// NodeID names this node; it must be unique among live nodes and
+	// should stay the same across restarts, so that a restarted node
+	// clears what it left behind at once. Required.
+	NodeID string
+	// Prefix starts every Redis key and channel (default "presence:"), so
+	// that several deployments, or tests, can share one Redis.
+	Prefix string
+	// Recorder persists presence: what this node decides (a user's first
+	// node, last node or going invisible) is recorded here once for the
+	// whole cluster; activity and settings pass straight through. nil:
+	// nothing is persisted.
+	Recorder presence.Recorder
+	// Clock is the clock of last-seen times (default presence.SystemClock).
+	Clock presence.Clock
+	// Log receives warnings (default slog.Default()).
+	Log *slog.Logger
+	// HeartbeatEvery and DeadAfter override the liveness timing (tests).
+	HeartbeatEvery, DeadAfter time.Duration
+}
+
+// Node is one presence node's share of the cluster. It is the engine's Bus
+// (engine events in, cluster-wide events out), its Directory and its
+// Recorder. Create it with New, give it to presence.New through those
+// three Config fields, then call Start with the engine. Caller must call
+// Close.
+type Node struct {
+	rdb      *redis.Client
+	id       string
+	prefix   string
+	rec      presence.Recorder
+	clock    presence.Clock
+	log      *slog.Logger
+	out      *presence.LocalBus
+	channel  string // aggregates
+	settings string // settings changes
+
+	engine *presence.Engine
+	epoch  string // Redis's data epoch at the last full read (announcer only)
+
+	heartbeatEvery, deadAfter time.Duration
+
+	mu    sync.Mutex
+	dirty map[int64]time.Time // users whose view here changed → last seen of their latest offline event
+	wake  chan struct{}
+
+	rmu   sync.RWMutex
+	users map[int64]*entry // the replica: every user seen online since start
+	count int              // users online in the replica
+
+	degraded   atomic.Bool
+	lastErr    atomic.Pointer[string]
+	reassert   chan struct{}
+	settingsCh chan []byte
+
+	stats struct {
+		announces, roundTrips, published, received, stale, gaps, resyncs, reaped, reasserts atomic.Int64
+	}
+
+	ps     *redis.PubSub // closed to end the subscriber, whose reads ignore ctx
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// entry is one user in the replica.
+type entry struct {
+	seq       int64
+	online    bool
+	st        presence.Status
+	lastSeen  time.Time
+	pub, self view
+}
+
+// view is how a user appears to others or to themselves; equal views need
+// no event between them (as in the engine).
+type view struct {
+	online      bool
+	mode        presence.Mode
+	text, emoji string
+}
+
+var offlineView = view{mode: presence.ModeOffline}
+
+// New returns a Node that is not yet running; see Start.
+func New(cfg Config) (*Node, error) {
+	if cfg.Redis == nil || cfg.NodeID == "" {
+		return nil, errors.New("cluster: Redis and NodeID are required")
+	}
+	if strings.ContainsAny(cfg.NodeID, "\n") {
+		return nil, errors.New("cluster: a node id may not contain a newline")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "presence:"
+	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = nopRecorder{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = presence.SystemClock{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = HeartbeatEvery
+	}
+	if cfg.DeadAfter <= 0 {
+		cfg.DeadAfter = DeadAfter
+	}
+	n := &Node{
+		rdb: cfg.Redis, id: cfg.NodeID, prefix: cfg.Prefix, rec: cfg.Recorder, clock: cfg.Clock, log: cfg.Log,
+		out:        presence.NewLocalBus(),
+		channel:    cfg.Prefix + "events",
+		settings:   cfg.Prefix + "settings",
+		dirty:      make(map[int64]time.Time),
+		wake:       make(chan struct{}, 1),
+		users:      make(map[int64]*entry),
+		reassert:   make(chan struct{}, 1),
+		settingsCh: make(chan []byte, 1024),
+
+		heartbeatEvery: cfg.HeartbeatEvery,
+		deadAfter:      cfg.DeadAfter,
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.id }
+
+// Start joins the cluster: it clears the edges a previous run of this node
+// left behind, subscribes to the other nodes' changes, reads who is online
+// everywhere, and starts announcing engine's changes and the node's
+// heartbeat. engine must have been created with this Node as its Bus,
+// Directory and Recorder. When Redis cannot be reached Start returns an
+// error: a node starts in a known state or not at all.
+func (n *Node) Start(ctx context.Context, engine *presence.Engine) error {
+	n.engine = engine
+	if err := announceScript.Load(ctx, n.rdb).Err(); err != nil {
+		return fmt.Errorf("cluster: load scripts: %w", err)
+	}
+	if err := heartbeatScript.Load(ctx, n.rdb).Err(); err != nil {
+		return fmt.Errorf("cluster: load scripts: %w", err)
+	}
+	// What a previous run of this node left (it crashed, or lost Redis
+	// before it could leave): nobody is connected here yet.
+	if _, err := n.removeEdges(ctx, n.id, n.clock.Now(), false); err != nil {
+		return fmt.Errorf("cluster: clear this node's old edges: %w", err)
+	}
+	ps := n.rdb.Subscribe(ctx, n.channel, n.settings)
+	if _, err := ps.Receive(ctx); err != nil { // the first subscription
+		ps.Close()
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	if err := n.resync(ctx); err != nil {
+		ps.Close()
+		return fmt.Errorf("cluster: read who is online: %w", err)
+	}
+	if _, err := n.heartbeat(ctx); err != nil {
+		ps.Close()
+		return fmt.Errorf("cluster: heartbeat: %w", err)
+	}
+	n.ps = ps
+	n.wg.Add(4)
+	go n.subscriber(ps)
+	go n.announcer()
+	go n.liveness()
+	go n.settingsPublisher()
+	return nil
+}
+
+// Close leaves the cluster: it sends what is still pending, removes this
+// node's edges (users held by no other node go offline, recorded by this
+// node) and stops. It returns the users who went offline because this node
+// left, for whatever must tell the world once (webhooks). Call it after the
+// engine's transports are closed.
+func (n *Node) Close(ctx context.Context) ([]presence.Status, error) {
+	var offline []presence.Status
+	var err error
+	n.once.Do(func() {
+		n.stop()
+		n.flush(ctx) // the last changes the engine published
+		offline, err = n.removeEdges(ctx, n.id, n.clock.Now(), true)
+		if zerr := n.rdb.ZRem(ctx, n.key("nodes"), n.id).Err(); err == nil && zerr != nil {
+			err = fmt.Errorf("cluster: leave: %w", zerr)
+		}
+	})
+	return offline, err
+}
+
+// stop ends the node's goroutines.
+func (n *Node) stop() {
+	n.cancel()
+	if n.ps != nil {
+		n.ps.Close()
+	}
+	n.wg.Wait()
+}
+
+// Err returns why the node is degraded (Redis unreachable: it serves its
+// own connections only), or nil.
+func (n *Node) Err() error {
+	if !n.degraded.Load() {
+		return nil
+	}
+	msg := "unreachable"
+	if p := n.lastErr.Load(); p != nil {
+		msg = *p
+	}
+	return errors.New(msg)
+}
+
+// Stats are counters of a node's traffic with Redis.
+type Stats struct {
+	Announces  int64 // edge changes sent (Lua calls)
+	RoundTrips int64 // Redis round trips that carried them
+	Published  int64 // aggregate changes this node's calls published
+	Received   int64 // aggregates received from the channel
+	Stale      int64 // received aggregates older than the replica's (ignored)
+	Gaps       int64 // received aggregates that skipped a sequence number
+	Resyncs    int64 // full reads of who is online
+	Reaped     int64 // edges of dead nodes this node removed
+	Reasserts  int64 // times this node re-sent all its edges (Redis came back)
+	Users      int   // users online in the replica
+	Degraded   bool
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	n.rmu.RLock()
+	users := n.count
+	n.rmu.RUnlock()
+	return Stats{
+		Announces: n.stats.announces.Load(), RoundTrips: n.stats.roundTrips.Load(), Published: n.stats.published.Load(),
+		Received: n.stats.received.Load(), Stale: n.stats.stale.Load(), Gaps: n.stats.gaps.Load(),
+		Resyncs: n.stats.resyncs.Load(), Reaped: n.stats.reaped.Load(), Reasserts: n.stats.reasserts.Load(),
+		Users: users, Degraded: n.degraded.Load(),
+	}
+}
+
+// --- presence.Bus ---
+
+// Publish implements presence.Bus for the engine: it notes that the user's
+// view on this node changed. It never blocks (the engine calls it under its
+// lock); the announcer reads the engine's current state and sends it.
+func (n *Node) Publish(e presence.Event) {
+	n.mu.Lock()
+	if !e.Online && e.Scope != presence.ScopeSelf {
+		n.dirty[e.UserID] = e.LastSeen
+	} else if _, ok := n.dirty[e.UserID]; !ok {
+		n.dirty[e.UserID] = time.Time{}
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe implements presence.Bus: the events are the cluster's, derived
+// from every node's changes.
+func (n *Node) Subscribe(buffer int) *presence.Subscription { return n.out.Subscribe(buffer) }
+
+// --- presence.Directory ---
+
+// Lookup implements presence.Directory.
+func (n *Node) Lookup(userID int64) (presence.Status, bool) {
+	n.rmu.RLock()
+	defer n.rmu.RUnlock()
+	if en := n.users[userID]; en != nil && en.online {
+		return en.st, true
+	}
+	return presence.Status{}, false
+}
+
+// All implements presence.Directory.
+func (n *Node) All() []presence.Status {
+	n.rmu.RLock()
+	defer n.rmu.RUnlock()
+	out := make([]presence.Status, 0, n.count)
+	for _, en := range n.users {
+		if en.online {
+			out = append(out, en.st)
+		}
+	}
+	return out
+}
+
+// Count implements presence.Directory.
+func (n *Node) Count() int {
+	n.rmu.RLock()
+	defer n.rmu.RUnlock()
+	return n.count
+}
+
+// --- presence.Recorder ---
+
+// RecordStatus implements presence.Recorder. The engine's own online and
+// offline records are dropped: a user's first and last node record them,
+// once, from the aggregate (see announce).
+func (n *Node) RecordStatus(int64, bool, time.Time) {}
+
+// RecordActivity implements presence.Recorder.
+func (n *Node) RecordActivity(userID int64, at time.Time) { n.rec.RecordActivity(userID, at) }
+
+// RecordSettings implements presence.SettingsRecorder: the settings are
+// persisted and sent to the other nodes, whose engines apply them.
+func (n *Node) RecordSettings(userID int64, s presence.Settings) {
+	if sr, ok := n.rec.(presence.SettingsRecorder); ok {
+		sr.RecordSettings(userID, s)
+	}
+	b, err := json.Marshal(settingsMsg{Node: n.id, User: userID, Mode: s.Mode, Text: s.Text, Emoji: s.Emoji, Expires: s.Expires, Visibility: s.Visibility})
+	if err != nil {
+		return
+	}
+	select {
+	case n.settingsCh <- b:
+	default:
+		n.log.Warn("cluster: settings change not sent to other nodes: queue full", "user", userID)
+	}
+}
+
+type settingsMsg struct {
+	Node       string              `json:"node"`
+	User       int64               `json:"user"`
+	Mode       presence.Mode       `json:"mode"`
+	Text       string              `json:"text,omitempty"`
+	Emoji      string              `json:"emoji,omitempty"`
+	Expires    time.Time           `json:"expires,omitzero"`
+	Visibility presence.Visibility `json:"visibility"`
+}
+
+func (n *Node) key(parts ...string) string { return n.prefix + strings.Join(parts, ":") }
+
+func (n *Node) userKey(id int64) string { return n.prefix + "u:" + strconv.FormatInt(id, 10) }
+
+func (n *Node) setDegraded(err error) {
+	msg := "redis: " + err.Error()
+	n.lastErr.Store(&msg)
+	if !n.degraded.Swap(true) {
+		n.log.Warn("cluster: lost Redis; serving this node's connections only", "err", err)
+	}
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) RecordStatus(int64, bool, time.Time) {}
+func (nopRecorder) RecordActivity(int64, time.Time)     {}

@@ -1,0 +1,385 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presencehq/presence/cluster"
+	"github.com/presencehq/presence/presence"
+)
+
+// testRedis is a redis-server of the test's own, so that INFO commandstats
+// counts only this test's commands and the server can be restarted.
+type testRedis struct {
+	tb   testing.TB
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// MustStartRedis starts a private redis-server on a free port, stopped when
+// the test ends. Without the redis-server binary the test is skipped, or
+// fails when CI=true.
+func MustStartRedis(tb testing.TB) *testRedis {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("redis-server is not installed (CI=true)")
+		}
+		tb.Skip("redis-server is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := &testRedis{tb: tb, addr: addr, dir: tb.TempDir()}
+	r.start()
+	tb.Cleanup(r.stop)
+	return r
+}
+
+func (r *testRedis) start() {
+	r.tb.Helper()
+	_, port, _ := net.SplitHostPort(r.addr)
+	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		r.tb.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", r.addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			r.tb.Fatalf("redis-server on %s did not start: %v", r.addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *testRedis) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// restart kills the server (it keeps nothing) and starts it again.
+func (r *testRedis) restart() { r.stop(); r.start() }
+
+func (r *testRedis) client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.addr, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
+	r.tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// commands returns how many times Redis ran each command (INFO commandstats).
+func (r *testRedis) commands(tb testing.TB) map[string]int {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		out[strings.TrimPrefix(name, "cmdstat_")] = calls
+	}
+	return out
+}
+
+// node is one presence node of a test: an engine on a fake clock (for
+// grace) and its cluster.Node.
+type node struct {
+	*cluster.Node
+	engine *presence.Engine
+	events *presence.Subscription
+	rec    *recorder
+}
+
+var testStart = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+
+func MustStartNode(tb testing.TB, r *testRedis, id string, clock *presence.FakeClock) *node {
+	tb.Helper()
+	rec := &recorder{}
+	n, err := cluster.New(cluster.Config{Redis: r.client(), NodeID: id, Prefix: "t:", Recorder: rec, Clock: clock,
+		HeartbeatEvery: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := presence.New(presence.Config{Clock: clock, Bus: n, Directory: n, Recorder: n, Grace: 5 * time.Second, Deadline: -1})
+	events := n.Subscribe(1024)
+	if err := n.Start(context.Background(), e); err != nil {
+		tb.Fatal(err)
+	}
+	nd := &node{Node: n, engine: e, events: events, rec: rec}
+	tb.Cleanup(func() { nd.Close(context.Background()); e.Close() })
+	return nd
+}
+
+// next waits for the node's next event.
+func (nd *node) next(tb testing.TB) presence.Event {
+	tb.Helper()
+	select {
+	case e := <-nd.events.C:
+		return e
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("node %s: no event within 5 s", nd.ID())
+	}
+	return presence.Event{}
+}
+
+// none checks that no event arrives for a while.
+func (nd *node) none(tb testing.TB, wait time.Duration) {
+	tb.Helper()
+	select {
+	case e := <-nd.events.C:
+		tb.Fatalf("node %s: unexpected event %+v", nd.ID(), e)
+	case <-time.After(wait):
+	}
+}
+
+// eventually polls cond until it holds or 5 s pass.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("not within 5 s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	status []string
+}
+
+func (r *recorder) RecordStatus(id int64, online bool, lastSeen time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = append(r.status, fmt.Sprintf("%d:%v", id, online))
+}
+func (r *recorder) RecordActivity(int64, time.Time) {}
+func (r *recorder) records() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.status...)
+}
+
+var alice = presence.User{ID: 1, Username: "alice"}
+
+func TestTwoNodes_OneUserIsOnePresence(t *testing.T) {
+	r := MustStartRedis(t)
+	clock := presence.NewFakeClock(testStart)
+	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
+
+	ca, err := a.engine.Connect(alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*node{a, b} {
+		e := nd.next(t)
+		if !e.Online || e.UserID != 1 || e.Username != "alice" || e.Mode != presence.ModeOnline || e.Remote != (nd == b) {
+			t.Fatalf("node %s: got %+v, want alice online (remote on b only)", nd.ID(), e)
+		}
+		if st, ok := nd.engine.State(1); !ok || st.Username != "alice" {
+			t.Fatalf("node %s: State = %+v, %v", nd.ID(), st, ok)
+		}
+		if users, _ := nd.engine.Counts(); users != 1 {
+			t.Fatalf("node %s: %d users online, want 1", nd.ID(), users)
+		}
+	}
+	// A tab on b too: one user, nothing to say.
+	cb, err := b.engine.Connect(alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b's edge in Redis", func() bool { return b.Stats().Announces == 1 })
+	// Closing the tab on a (past its grace) says nothing either.
+	ca.Close()
+	clock.Advance(6 * time.Second)
+	a.none(t, 300*time.Millisecond)
+	b.none(t, 0)
+	if !a.engine.IsOnline(1) {
+		t.Fatal("a: alice offline while her tab on b is open")
+	}
+	// The last tab goes: offline everywhere after the grace period.
+	cb.Close()
+	clock.Advance(6 * time.Second)
+	for _, nd := range []*node{a, b} {
+		e := nd.next(t)
+		if e.Online || e.UserID != 1 || !e.LastSeen.Equal(testStart.Add(6*time.Second)) {
+			t.Fatalf("node %s: got %+v, want alice offline, last seen when her last tab closed", nd.ID(), e)
+		}
+		if nd.engine.IsOnline(1) {
+			t.Fatalf("node %s: alice still online", nd.ID())
+		}
+	}
+	// Recorded once each way, by the node that decided it.
+	got := append(a.rec.records(), b.rec.records()...)
+	if strings.Join(got, " ") != "1:true 1:false" {
+		t.Fatalf("recorded %v, want one online and one offline", got)
+	}
+}
+
+func TestNoRedisCommandsPerPing(t *testing.T) {
+	r := MustStartRedis(t)
+	clock := presence.NewFakeClock(testStart)
+	a := MustStartNode(t, r, "a", clock)
+	c, err := a.engine.Connect(alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.next(t)
+	before := r.commands(t)
+	for range 1000 {
+		c.Activity() // an application ping
+		c.Alive()    // a protocol pong
+	}
+	time.Sleep(300 * time.Millisecond) // heartbeats run meanwhile (EVALSHA of the heartbeat script)
+	after := r.commands(t)
+	st := a.Stats()
+	if st.Announces != 1 {
+		t.Fatalf("%d announcements after 1 connection and 1000 pings, want 1", st.Announces)
+	}
+	for cmd, calls := range after {
+		if d := calls - before[cmd]; d > 0 && cmd != "evalsha" && cmd != "info" && cmd != "hello" && cmd != "client|setinfo" && cmd != "zadd" && cmd != "zrangebyscore" && cmd != "time" {
+			t.Errorf("%s ran %d times during 1000 pings", cmd, d)
+		}
+	}
+	// Each heartbeat is one EVALSHA that runs TIME, ZADD and ZRANGEBYSCORE;
+	// anything beyond those is a ping reaching Redis.
+	beats := after["zadd"] - before["zadd"]
+	if d := after["evalsha"] - before["evalsha"]; d != beats {
+		t.Fatalf("%d EVALSHA for %d heartbeats during 1000 pings: pings reach Redis", d, beats)
+	}
+}
+
+func TestDeadNodeIsReaped(t *testing.T) {
+	r := MustStartRedis(t)
+	clock := presence.NewFakeClock(testStart)
+	a := MustStartNode(t, r, "a", clock)
+	c := MustStartNode(t, r, "c", clock)
+	bob := presence.User{ID: 2, Username: "bob"}
+	if _, err := c.engine.Connect(alice, nil); err != nil { // alice only on c
+		t.Fatal(err)
+	}
+	if _, err := c.engine.Connect(bob, nil); err != nil { // bob on c and a
+		t.Fatal(err)
+	}
+	if _, err := a.engine.Connect(bob, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees both online", func() bool { return a.engine.IsOnline(1) && a.engine.IsOnline(2) })
+	c.Crash()
+	start := time.Now()
+	eventually(t, "a sees alice offline", func() bool { return !a.engine.IsOnline(1) })
+	t.Logf("alice offline on a %v after c died (dead after 600 ms)", time.Since(start).Round(time.Millisecond))
+	if !a.engine.IsOnline(2) {
+		t.Fatal("bob went offline with c although he is connected to a")
+	}
+	if got := a.Stats().Reaped; got != 2 {
+		t.Fatalf("a reaped %d edges, want 2", got)
+	}
+}
+
+func TestRestartedNodeClearsItsEdges(t *testing.T) {
+	r := MustStartRedis(t)
+	clock := presence.NewFakeClock(testStart)
+	a := MustStartNode(t, r, "a", clock)
+	c := MustStartNode(t, r, "c", clock)
+	if _, err := c.engine.Connect(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees alice", func() bool { return a.engine.IsOnline(1) })
+	c.Crash()
+	// c comes back at once, before anyone could take it for dead.
+	MustStartNode(t, r, "c", clock)
+	eventually(t, "alice offline once c restarted", func() bool { return !a.engine.IsOnline(1) })
+	if got := a.Stats().Reaped; got != 0 {
+		t.Fatalf("a reaped %d edges: the restarted node should have cleared them", got)
+	}
+}
+
+func TestRedisRestartedMidRun(t *testing.T) {
+	r := MustStartRedis(t)
+	clock := presence.NewFakeClock(testStart)
+	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
+	if _, err := a.engine.Connect(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b sees alice", func() bool { return b.engine.IsOnline(1) })
+	r.restart() // keeps nothing: every edge is gone
+	eventually(t, "a degraded", func() bool { return a.Err() != nil })
+	start := time.Now()
+	eventually(t, "both healthy again", func() bool { return a.Err() == nil && b.Err() == nil })
+	eventually(t, "b sees alice again", func() bool {
+		n, _ := r.client().SCard(context.Background(), "t:online").Result()
+		return n == 1 && b.engine.IsOnline(1)
+	})
+	t.Logf("truth back %v after Redis returned", time.Since(start).Round(time.Millisecond))
+	// And it keeps working: alice leaves, b hears it.
+	bob := presence.User{ID: 2, Username: "bob"}
+	if _, err := b.engine.Connect(bob, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees bob", func() bool { return a.engine.IsOnline(2) })
+}
+
+func TestSettingsReachOtherNodes(t *testing.T) {
+	r := MustStartRedis(t)
+	clock := presence.NewFakeClock(testStart)
+	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
+	if _, err := b.engine.Connect(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.next(t)
+	// Alice sets "do not disturb" through node a, where she has no socket.
+	a.engine.SetSettings(1, presence.Settings{Mode: presence.ModeDND, Text: "in a meeting"})
+	for _, nd := range []*node{a, b} {
+		var e presence.Event
+		for e = nd.next(t); e.Mode == presence.ModeOnline; e = nd.next(t) {
+		}
+		if e.Mode != presence.ModeDND || e.StatusText != "in a meeting" || !e.Online {
+			t.Fatalf("node %s: got %+v, want alice dnd, in a meeting", nd.ID(), e)
+		}
+	}
+	if s := b.engine.Settings(1); s.Mode != presence.ModeDND {
+		t.Fatalf("b's settings for alice: %+v", s)
+	}
+	// Going invisible: others see her leave; she still sees herself.
+	b.engine.SetSettings(1, presence.Settings{Mode: presence.ModeInvisible})
+	e := a.next(t)
+	if e.Online || e.Scope != presence.ScopeOthers {
+		t.Fatalf("a: got %+v, want alice offline to others", e)
+	}
+	if e := a.next(t); e.Scope != presence.ScopeSelf || e.Mode != presence.ModeInvisible {
+		t.Fatalf("a: got %+v, want alice's own invisible view", e)
+	}
+	if a.engine.IsOnline(1) {
+		t.Fatal("a: an invisible user is online to everyone")
+	}
+}

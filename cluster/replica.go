@@ -1,0 +1,333 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/presencehq/presence/presence"
+)
+
+// subscriber applies the aggregates and settings other nodes publish. When
+// its connection is cut it reconnects; the subscription's renewal makes the
+// node re-assert its edges and read everything again, since whatever was
+// published meanwhile is lost (Redis pub/sub keeps nothing).
+func (n *Node) subscriber(ps *redis.PubSub) {
+	defer n.wg.Done()
+	defer ps.Close()
+	for {
+		msg, err := ps.Receive(n.ctx)
+		if err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.setDegraded(err)
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == n.channel {
+				select {
+				case n.reassert <- struct{}{}:
+				default:
+				}
+			}
+		case *redis.Message:
+			if m.Channel == n.channel {
+				n.handleEvent(m.Payload)
+			} else {
+				n.handleSettings(m.Payload)
+			}
+		}
+	}
+}
+
+// handleEvent applies one published aggregate: "origin\nuser\nseq\naggregate".
+func (n *Node) handleEvent(payload string) {
+	parts := strings.SplitN(payload, "\n", 4)
+	if len(parts) != 4 {
+		n.log.Warn("cluster: malformed event", "payload", payload)
+		return
+	}
+	id, err1 := strconv.ParseInt(parts[1], 10, 64)
+	seq, err2 := strconv.ParseInt(parts[2], 10, 64)
+	a, err3 := parseAggregate(parts[3])
+	if err1 != nil || err2 != nil || err3 != nil {
+		n.log.Warn("cluster: malformed event", "payload", payload)
+		return
+	}
+	n.stats.received.Add(1)
+	n.apply(parts[0], id, seq, a, false)
+}
+
+// handleSettings applies another node's change of a user's settings to
+// this node's engine, which announces what it changes here.
+func (n *Node) handleSettings(payload string) {
+	var m settingsMsg
+	if err := json.Unmarshal([]byte(payload), &m); err != nil {
+		n.log.Warn("cluster: malformed settings change", "err", err)
+		return
+	}
+	if m.Node == n.id {
+		return
+	}
+	n.engine.ApplySettings(m.User, presence.Settings{Mode: m.Mode, Text: m.Text, Emoji: m.Emoji, Expires: m.Expires, Visibility: m.Visibility})
+}
+
+// apply installs a user's aggregate in the replica and publishes, on the
+// node's bus, the events a single engine would have published for the
+// change: what others see, and what the user sees of themselves. An
+// aggregate older than the replica's is ignored unless force is set (a
+// full read); seq -1 keeps the replica's sequence (a local change while
+// Redis is away).
+func (n *Node) apply(origin string, id int64, seq int64, a aggregate, force bool) {
+	n.rmu.Lock()
+	defer n.rmu.Unlock()
+	en := n.users[id]
+	if en == nil {
+		if !a.online {
+			return // never seen online here: nothing to take back
+		}
+		en = &entry{pub: offlineView, self: offlineView}
+		n.users[id] = en
+	}
+	if !force && seq <= en.seq {
+		n.stats.stale.Add(1)
+		return
+	}
+	if !force && en.seq > 0 && seq > en.seq+1 {
+		// Missed one or more: this aggregate is the whole state, so
+		// applying it is the resynchronisation.
+		n.stats.gaps.Add(1)
+	}
+	if seq >= 0 {
+		en.seq = seq
+	}
+	if a.online != en.online {
+		if a.online {
+			n.count++
+		} else {
+			n.count--
+		}
+	}
+	en.online = a.online
+	if a.online {
+		en.st = a.status(id)
+	} else {
+		en.lastSeen = a.lastSeen
+		if a.username != "" {
+			en.st.Username, en.st.PublicID = a.username, a.publicID
+		}
+	}
+	self := offlineView
+	if a.online {
+		self = view{online: a.mode != presence.ModeInvisible, mode: a.mode, text: a.text, emoji: a.emoji}
+	}
+	pub := self
+	if a.mode == presence.ModeInvisible || a.online && a.visibility != presence.VisibleEveryone && a.visibility != "" {
+		pub = offlineView
+	}
+	pubChanged, selfChanged := pub != en.pub, self != en.self
+	en.pub, en.self = pub, self
+	event := func(v view, scope presence.Scope) presence.Event {
+		lastSeen := a.since
+		switch {
+		case !a.online:
+			lastSeen = a.lastSeen
+		case !v.online:
+			lastSeen = n.clock.Now()
+		}
+		return presence.Event{UserID: id, Username: en.st.Username, PublicID: en.st.PublicID, Online: v.online,
+			LastSeen: lastSeen, Mode: v.mode, StatusText: v.text, StatusEmoji: v.emoji, Scope: scope, Remote: origin != n.id}
+	}
+	switch {
+	case pubChanged && pub == self:
+		n.out.Publish(event(pub, presence.ScopeAll))
+		return
+	case pubChanged:
+		n.out.Publish(event(pub, presence.ScopeOthers))
+	}
+	if selfChanged && pub != self {
+		n.out.Publish(event(self, presence.ScopeSelf))
+	}
+}
+
+// resync reads who is online everywhere and replaces the replica with it,
+// publishing the differences. After Redis lost its data (a new epoch),
+// every user is taken as read, whatever the sequence numbers say.
+func (n *Node) resync(ctx context.Context) error {
+	n.stats.resyncs.Add(1)
+	epochKey := n.key("epoch")
+	fresh := make([]byte, 8)
+	rand.Read(fresh)
+	if err := n.rdb.SetNX(ctx, epochKey, hex.EncodeToString(fresh), 0).Err(); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	epoch, err := n.rdb.Get(ctx, epochKey).Result()
+	if err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	force := epoch != n.epoch
+	n.epoch = epoch
+	members, err := n.rdb.SMembers(ctx, n.key("online")).Result()
+	if err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	ids := make(map[int64]bool, len(members))
+	for _, s := range members {
+		if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+			ids[id] = true
+		}
+	}
+	n.rmu.RLock()
+	for id, en := range n.users {
+		if en.online {
+			ids[id] = true
+		}
+	}
+	n.rmu.RUnlock()
+	all := make([]int64, 0, len(ids))
+	for id := range ids {
+		all = append(all, id)
+	}
+	for start := 0; start < len(all); start += 1000 {
+		chunk := all[start:min(start+1000, len(all))]
+		pipe := n.rdb.Pipeline()
+		cmds := make([]*redis.SliceCmd, len(chunk))
+		for i, id := range chunk {
+			cmds[i] = pipe.HMGet(ctx, n.userKey(id), "seq", "agg")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return fmt.Errorf("resync: %w", err)
+		}
+		for i, c := range cmds {
+			vals, err := c.Result()
+			if err != nil || len(vals) != 2 {
+				continue
+			}
+			seqS, _ := vals[0].(string)
+			aggS, _ := vals[1].(string)
+			seq, _ := strconv.ParseInt(seqS, 10, 64)
+			a, err := parseAggregate(aggS)
+			if err != nil { // Redis knows nothing of the user (it lost its data)
+				a = aggregate{mode: presence.ModeOffline, lastSeen: n.clock.Now()}
+				n.rmu.RLock()
+				if en := n.users[chunk[i]]; en != nil {
+					a.username, a.publicID = en.st.Username, en.st.PublicID
+				}
+				n.rmu.RUnlock()
+			}
+			n.applyRead(chunk[i], seq, a, force)
+		}
+	}
+	return nil
+}
+
+// applyRead applies an aggregate read (not received): it replaces the
+// replica's unless the replica already holds a later one.
+func (n *Node) applyRead(id, seq int64, a aggregate, force bool) {
+	if !force {
+		n.rmu.RLock()
+		en := n.users[id]
+		newer := en != nil && en.seq > seq
+		n.rmu.RUnlock()
+		if newer {
+			return
+		}
+	}
+	n.apply("", id, seq, a, true)
+}
+
+// liveness refreshes this node's heartbeat, reaps dead nodes, and notices
+// Redis coming back.
+func (n *Node) liveness() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		dead, err := n.heartbeat(n.ctx)
+		if err != nil {
+			if n.ctx.Err() == nil {
+				n.setDegraded(err)
+			}
+			continue
+		}
+		if n.degraded.Swap(false) {
+			n.log.Info("cluster: Redis is back; re-asserting this node's edges")
+			select {
+			case n.reassert <- struct{}{}:
+			default:
+			}
+		}
+		for _, d := range dead {
+			if d.node != n.id {
+				n.reap(n.ctx, d.node, d.last)
+			}
+		}
+	}
+}
+
+type deadNode struct {
+	node string
+	last time.Time
+}
+
+// heartbeat runs the heartbeat script and returns the dead nodes.
+func (n *Node) heartbeat(ctx context.Context) ([]deadNode, error) {
+	res, err := heartbeatScript.Run(ctx, n.rdb, []string{n.key("nodes")}, n.id, n.deadAfter.Milliseconds()).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
+	var dead []deadNode
+	for i := 0; i+1 < len(res); i += 2 {
+		ms, _ := strconv.ParseFloat(res[i+1], 64)
+		dead = append(dead, deadNode{res[i], time.UnixMilli(int64(ms)).UTC()})
+	}
+	return dead, nil
+}
+
+// reap removes a dead node's edges, if no other survivor is doing it.
+func (n *Node) reap(ctx context.Context, node string, last time.Time) {
+	ok, err := n.rdb.SetNX(ctx, n.key("reap", node), n.id, reapLock).Result()
+	if err != nil || !ok {
+		return
+	}
+	n.log.Warn("cluster: node silent; removing its edges", "node", node, "last_heartbeat", last)
+	if _, err := n.removeEdges(ctx, node, last, false); err != nil {
+		n.log.Warn("cluster: reaping a dead node", "node", node, "err", err)
+		return
+	}
+	n.rdb.ZRem(ctx, n.key("nodes"), node)
+}
+
+// settingsPublisher sends this node's settings changes to the others.
+func (n *Node) settingsPublisher() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case b := <-n.settingsCh:
+			if err := n.rdb.Publish(n.ctx, n.settings, b).Err(); err != nil && n.ctx.Err() == nil {
+				n.log.Warn("cluster: settings change not sent to other nodes", "err", err)
+			}
+		}
+	}
+}
