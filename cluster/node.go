@@ -384,3 +384,31 @@ type nopRecorder struct{}
 
 func (nopRecorder) RecordStatus(int64, bool, time.Time) {}
 func (nopRecorder) RecordActivity(int64, time.Time)     {}
+
+// Alone reports whether no other node has sent a heartbeat within
+// DeadAfter: the cluster is starting (or restarting) with this node. Call
+// it before Start. What the shared database says is online can then be
+// reset, as a single node does at start-up; with other nodes alive it is
+// their users.
+func Alone(ctx context.Context, rdb *redis.Client, prefix, nodeID string, deadAfter time.Duration) (bool, error) {
+	if prefix == "" {
+		prefix = "presence:"
+	}
+	if deadAfter <= 0 {
+		deadAfter = DeadAfter
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	live, err := rdb.ZRangeByScore(ctx, prefix+"nodes", &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-deadAfter).UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	for _, id := range live {
+		if id != nodeID {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -3,111 +3,16 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 
 	"github.com/presencehq/presence/cluster"
+	"github.com/presencehq/presence/cluster/clustertest"
 	"github.com/presencehq/presence/presence"
 )
-
-// testRedis is a redis-server of the test's own, so that INFO commandstats
-// counts only this test's commands and the server can be restarted.
-type testRedis struct {
-	tb   testing.TB
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
-
-// MustStartRedis starts a private redis-server on a free port, stopped when
-// the test ends. Without the redis-server binary the test is skipped, or
-// fails when CI=true.
-func MustStartRedis(tb testing.TB) *testRedis {
-	tb.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("redis-server is not installed (CI=true)")
-		}
-		tb.Skip("redis-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	r := &testRedis{tb: tb, addr: addr, dir: tb.TempDir()}
-	r.start()
-	tb.Cleanup(r.stop)
-	return r
-}
-
-func (r *testRedis) start() {
-	r.tb.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", r.dir)
-	if err := r.cmd.Start(); err != nil {
-		r.tb.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", r.addr)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.tb.Fatalf("redis-server on %s did not start: %v", r.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *testRedis) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-// restart kills the server (it keeps nothing) and starts it again.
-func (r *testRedis) restart() { r.stop(); r.start() }
-
-func (r *testRedis) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: r.addr, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
-	r.tb.Cleanup(func() { c.Close() })
-	return c
-}
-
-// commands returns how many times Redis ran each command (INFO commandstats).
-func (r *testRedis) commands(tb testing.TB) map[string]int {
-	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		calls, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-		out[strings.TrimPrefix(name, "cmdstat_")] = calls
-	}
-	return out
-}
 
 // node is one presence node of a test: an engine on a fake clock (for
 // grace) and its cluster.Node.
@@ -120,10 +25,10 @@ type node struct {
 
 var testStart = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 
-func MustStartNode(tb testing.TB, r *testRedis, id string, clock *presence.FakeClock) *node {
+func MustStartNode(tb testing.TB, r *clustertest.Redis, id string, clock *presence.FakeClock) *node {
 	tb.Helper()
 	rec := &recorder{}
-	n, err := cluster.New(cluster.Config{Redis: r.client(), NodeID: id, Prefix: "t:", Recorder: rec, Clock: clock,
+	n, err := cluster.New(cluster.Config{Redis: r.Client(), NodeID: id, Prefix: "t:", Recorder: rec, Clock: clock,
 		HeartbeatEvery: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond})
 	if err != nil {
 		tb.Fatal(err)
@@ -192,7 +97,7 @@ func (r *recorder) records() []string {
 var alice = presence.User{ID: 1, Username: "alice"}
 
 func TestTwoNodes_OneUserIsOnePresence(t *testing.T) {
-	r := MustStartRedis(t)
+	r := clustertest.MustStart(t)
 	clock := presence.NewFakeClock(testStart)
 	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
 
@@ -246,7 +151,7 @@ func TestTwoNodes_OneUserIsOnePresence(t *testing.T) {
 }
 
 func TestNoRedisCommandsPerPing(t *testing.T) {
-	r := MustStartRedis(t)
+	r := clustertest.MustStart(t)
 	clock := presence.NewFakeClock(testStart)
 	a := MustStartNode(t, r, "a", clock)
 	c, err := a.engine.Connect(alice, nil)
@@ -254,13 +159,13 @@ func TestNoRedisCommandsPerPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.next(t)
-	before := r.commands(t)
+	before := r.Commands(t)
 	for range 1000 {
 		c.Activity() // an application ping
 		c.Alive()    // a protocol pong
 	}
 	time.Sleep(300 * time.Millisecond) // heartbeats run meanwhile (EVALSHA of the heartbeat script)
-	after := r.commands(t)
+	after := r.Commands(t)
 	st := a.Stats()
 	if st.Announces != 1 {
 		t.Fatalf("%d announcements after 1 connection and 1000 pings, want 1", st.Announces)
@@ -279,7 +184,7 @@ func TestNoRedisCommandsPerPing(t *testing.T) {
 }
 
 func TestDeadNodeIsReaped(t *testing.T) {
-	r := MustStartRedis(t)
+	r := clustertest.MustStart(t)
 	clock := presence.NewFakeClock(testStart)
 	a := MustStartNode(t, r, "a", clock)
 	c := MustStartNode(t, r, "c", clock)
@@ -307,7 +212,7 @@ func TestDeadNodeIsReaped(t *testing.T) {
 }
 
 func TestRestartedNodeClearsItsEdges(t *testing.T) {
-	r := MustStartRedis(t)
+	r := clustertest.MustStart(t)
 	clock := presence.NewFakeClock(testStart)
 	a := MustStartNode(t, r, "a", clock)
 	c := MustStartNode(t, r, "c", clock)
@@ -325,19 +230,19 @@ func TestRestartedNodeClearsItsEdges(t *testing.T) {
 }
 
 func TestRedisRestartedMidRun(t *testing.T) {
-	r := MustStartRedis(t)
+	r := clustertest.MustStart(t)
 	clock := presence.NewFakeClock(testStart)
 	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
 	if _, err := a.engine.Connect(alice, nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "b sees alice", func() bool { return b.engine.IsOnline(1) })
-	r.restart() // keeps nothing: every edge is gone
+	r.Restart() // keeps nothing: every edge is gone
 	eventually(t, "a degraded", func() bool { return a.Err() != nil })
 	start := time.Now()
 	eventually(t, "both healthy again", func() bool { return a.Err() == nil && b.Err() == nil })
 	eventually(t, "b sees alice again", func() bool {
-		n, _ := r.client().SCard(context.Background(), "t:online").Result()
+		n, _ := r.Client().SCard(context.Background(), "t:online").Result()
 		return n == 1 && b.engine.IsOnline(1)
 	})
 	t.Logf("truth back %v after Redis returned", time.Since(start).Round(time.Millisecond))
@@ -350,7 +255,7 @@ func TestRedisRestartedMidRun(t *testing.T) {
 }
 
 func TestSettingsReachOtherNodes(t *testing.T) {
-	r := MustStartRedis(t)
+	r := clustertest.MustStart(t)
 	clock := presence.NewFakeClock(testStart)
 	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
 	if _, err := b.engine.Connect(alice, nil); err != nil {

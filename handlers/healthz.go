@@ -11,8 +11,9 @@ import (
 // handleHealthz reports whether the server can serve: 200 when the database
 // answers, 503 when it does not. A failing presence write (disk full, busy)
 // is reported as "degraded" with 200: presence keeps working in memory and
-// the writes are retried.
-func handleHealthz(s Store, b *presence.Batcher) echo.HandlerFunc {
+// the writes are retried. So is a node that cannot reach Redis (cl): it
+// serves its own connections while it tries again.
+func handleHealthz(s Store, b *presence.Batcher, cl ClusterNode) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		checks := map[string]string{"database": "ok", "persistence": "ok"}
 		status, code := "ok", http.StatusOK
@@ -24,6 +25,15 @@ func handleHealthz(s Store, b *presence.Batcher) echo.HandlerFunc {
 			checks["persistence"] = "failing; retrying"
 			if code == http.StatusOK {
 				status = "degraded"
+			}
+		}
+		if cl != nil {
+			checks["redis"] = "ok"
+			if cl.Err() != nil {
+				checks["redis"] = "unreachable; serving this node's connections only"
+				if code == http.StatusOK {
+					status = "degraded"
+				}
 			}
 		}
 		return c.JSON(code, map[string]any{"status": status, "checks": checks})

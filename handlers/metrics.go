@@ -50,7 +50,7 @@ func localUnproxied(r *http.Request) bool {
 }
 
 // handleMetrics serves counters in the Prometheus text format.
-func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats, friends *realtime.FriendsFeed, rooms *realtime.RoomFeed) echo.HandlerFunc {
+func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *realtime.Hub, feed *realtime.Feed, broker *realtime.Broker, capacity *realtime.ConnCap, hooks WebhookStats, friends *realtime.FriendsFeed, rooms *realtime.RoomFeed, cl ClusterNode) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		users, conns := engine.Counts()
 		st := s.Stats()
@@ -109,6 +109,22 @@ func handleMetrics(s Store, engine *presence.Engine, b *presence.Batcher, hub *r
 		metric("presence_webhook_deliveries_pending", "gauge", "Webhook deliveries not yet delivered or given up.", ws.Pending)
 		metric("presence_webhook_event_gaps_total", "counter", "Times the webhook dispatcher fell behind the presence events and missed some.", ws.Gaps)
 		metric("presence_webhook_deliveries_dropped_total", "counter", "Webhook deliveries dropped because the database could not store them in time.", ws.Dropped)
+		if cl != nil {
+			cs := cl.Stats()
+			degraded := int64(0)
+			if cs.Degraded {
+				degraded = 1
+			}
+			metric("presence_cluster_degraded", "gauge", "1 while this node cannot reach Redis and serves its own connections only.", degraded)
+			metric("presence_cluster_edge_changes_total", "counter", "Edge changes this node sent to Redis (one Lua call each; pings send none).", cs.Announces)
+			metric("presence_cluster_redis_round_trips_total", "counter", "Round trips to Redis that carried edge changes.", cs.RoundTrips)
+			metric("presence_cluster_changes_published_total", "counter", "Presence changes this node's edge changes published to every node.", cs.Published)
+			metric("presence_cluster_changes_received_total", "counter", "Presence changes received from Redis (from every node, this one included).", cs.Received)
+			metric("presence_cluster_sequence_gaps_total", "counter", "Received changes that skipped a user's sequence number (a missed change, healed by the newer one).", cs.Gaps)
+			metric("presence_cluster_resyncs_total", "counter", "Full reads of who is online (start, Redis back).", cs.Resyncs)
+			metric("presence_cluster_reaped_edges_total", "counter", "Edges of dead nodes this node removed.", cs.Reaped)
+			metric("presence_cluster_reasserts_total", "counter", "Times this node re-sent all its edges (Redis came back).", cs.Reasserts)
+		}
 		metric("go_goroutines", "gauge", "Number of goroutines.", int64(runtime.NumGoroutine()))
 		if rss, ok := residentBytes(); ok {
 			metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss)

@@ -30,7 +30,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	}
 
 	// Operations.
-	e.GET("/healthz", handleHealthz(d.Store, d.Batcher))
+	e.GET("/healthz", handleHealthz(d.Store, d.Batcher, d.Cluster))
 	e.GET("/metrics", metricsOnMain(metrics, d.Config.SeparateMetrics))
 
 	// JSON API (trailing slashes as in the original app; both forms accepted).

@@ -8,6 +8,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"github.com/presencehq/presence/cluster"
 	"log/slog"
 	"net"
 	"net/http"
@@ -196,6 +197,18 @@ type Deps struct {
 	// Friends answers who is friends with whom, for users who show their
 	// presence to friends only; nil means the Store's friendships.
 	Friends FriendChecker
+	// Cluster is this node's share of presence across nodes (--redis):
+	// /healthz reports it degraded while it cannot reach Redis, /metrics
+	// its traffic. nil: a single node.
+	Cluster ClusterNode
+}
+
+// ClusterNode is what the handlers ask of a cluster.Node.
+type ClusterNode interface {
+	// Err returns why the node is degraded, or nil.
+	Err() error
+	// Stats returns the node's counters.
+	Stats() cluster.Stats
 }
 
 // Server is the HTTP handler of the presence server. Create it with New;
@@ -305,7 +318,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s.friends = realtime.NewFriendsFeed(d.Engine, d.Store, broker, d.Log)
 	s.rooms = realtime.NewRoomFeed(d.Engine, d.Store, broker, d.Log)
-	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends, s.rooms)
+	s.metrics = handleMetrics(d.Store, d.Engine, d.Batcher, s.ws, s.feed, s.broker, conns, d.Webhooks, s.friends, s.rooms, d.Cluster)
 	s.userEnds = realtime.NewUserEnds(d.Clock)
 	s.admin = newAdminArea(d, s, conns)
 	addRoutes(e, d, origins, s.ws, s.feed, s.broker, s.metrics, s.revs, hostSetup{verifier: verifier, userEnds: s.userEnds, admin: s.admin},

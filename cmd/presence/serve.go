@@ -8,6 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/presencehq/presence/cluster"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net"
@@ -63,6 +65,7 @@ type serveConfig struct {
 	host     hostFlags
 	webhooks webhookFlags
 	acme     acmeConfig
+	cluster  clusterFlags // --redis, --node-id (cluster.go)
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -102,12 +105,16 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.BoolVar(&cfg.demo, "demo", false, "run a throwaway demo: a temporary data dir (removed at exit, --data is ignored), 40 simulated people who come and go, a banner and one-click sign-in")
 	cfg.host.register(fs)     // --jwt-secret, --jwt-public-key, --local-accounts
 	cfg.webhooks.register(fs) // --webhook-url, --webhook-secret
+	cfg.cluster.register(fs)  // --redis, --node-id
 	addACMEFlags(fs, &cfg.acme)
 	return fs, cfg
 }
 
 func (c *serveConfig) validate() error {
 	if err := c.webhooks.validate(); err != nil {
+		return err
+	}
+	if err := c.cluster.validate(c.databaseURL, c.demo); err != nil {
 		return err
 	}
 	switch {
@@ -267,14 +274,28 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if len(applied) > 0 {
 		log.Info("applied migrations", "names", applied)
 	}
-	// Nobody is connected yet: whoever the database says is online is a
-	// ghost of the previous run.
-	ghosts, err := db.ResetPresence(ctx, time.Now())
-	if err != nil {
-		return err
+	// With --redis, other nodes may be serving users already.
+	var rdb *redis.Client
+	nodeID, alone := "", true
+	if cfg.cluster.redisURL != "" {
+		if rdb, nodeID, alone, err = cfg.cluster.connect(ctx, cfg.addr); err != nil {
+			return err
+		}
+		defer rdb.Close()
+		log.Info("sharing presence through Redis", "node", nodeID, "first_node", alone)
 	}
-	if ghosts > 0 {
-		log.Info("reset users left online by the previous run", "count", ghosts)
+	// Nobody is connected yet: whoever the database says is online is a
+	// ghost of the previous run (of the whole cluster, when no other node
+	// is alive; otherwise the users are theirs, and the nodes that died
+	// are reaped through Redis).
+	if alone {
+		ghosts, err := db.ResetPresence(ctx, time.Now())
+		if err != nil {
+			return err
+		}
+		if ghosts > 0 {
+			log.Info("reset users left online by the previous run", "count", ghosts)
+		}
 	}
 	var demoPeople []demoPerson
 	var demoNames []string
@@ -314,8 +335,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		pruning := startHistoryPruning(db, presence.SystemClock{}, cfg.historyDays, log)
 		defer pruning.stop()
 	}
+	// Between the engine and the batcher, a cluster node (--redis) turns
+	// this node's connections into edges in Redis and every node's into
+	// the engine's view of who is online.
+	var node *cluster.Node
+	engineCfg := presence.Config{Recorder: batcher}
+	if rdb != nil {
+		if node, err = cfg.cluster.newNode(rdb, nodeID, batcher, log); err != nil {
+			return err
+		}
+		engineCfg = presence.Config{Recorder: node, Bus: node, Directory: node}
+	}
 	engine := presence.New(presence.Config{
-		Recorder:        batcher,
+		Recorder:        engineCfg.Recorder,
+		Bus:             engineCfg.Bus,
+		Directory:       engineCfg.Directory,
 		Sessions:        history,
 		Grace:           orNone(cfg.grace),
 		Deadline:        orNone(cfg.deadline),
@@ -347,6 +381,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return hooks.Close(hctx, offline)
 	}
 	defer closeHooks(nil) // on an early return; a no-op after the one below
+	if node != nil {
+		// After the webhooks subscribed: the users online elsewhere,
+		// read at the start, are known to them (and not theirs to send).
+		if err := node.Start(ctx, engine); err != nil {
+			return err
+		}
+		defer node.Close(context.Background()) // on an early return; a no-op after the one below
+	}
 	var origins []string
 	if cfg.allowedOrigins != "" {
 		origins = strings.Split(cfg.allowedOrigins, ",")
@@ -382,6 +424,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if hooks != nil {
 		deps.Webhooks = hooks
+	}
+	if node != nil {
+		deps.Cluster = node
 	}
 	srv, err := handlers.New(deps)
 	if err != nil {
@@ -491,6 +536,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// are closed) get user.offline webhooks: the engine publishes nothing
 	// when it closes.
 	stillOnline := engine.Online()
+	if node != nil {
+		// Only the users this node was the last to hold go offline, and
+		// they are this node's to announce.
+		ctx, cancel := context.WithTimeout(context.Background(), finalSaveTimeout)
+		offline, err := node.Close(ctx)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("leave the cluster: %w", err))
+		}
+		stillOnline = offline
+	}
 	// The final save gets its own time, whatever the connections used up.
 	engine.Close()
 	if err := closeHooks(stillOnline); err != nil {

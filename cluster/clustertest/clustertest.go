@@ -1,0 +1,113 @@
+// Package clustertest runs a private redis-server for tests: one that
+// counts only the test's commands and that the test may restart.
+package clustertest
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a redis-server of a test's own, so that INFO commandstats
+// counts only this test's commands and the server can be restarted.
+type Redis struct {
+	tb testing.TB
+	// Addr is host:port.
+	Addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// MustStart starts a private redis-server on a free port, stopped when
+// the test ends. Without the redis-server binary the test is skipped, or
+// fails when CI=true.
+func MustStart(tb testing.TB) *Redis {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("redis-server is not installed (CI=true)")
+		}
+		tb.Skip("redis-server is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := &Redis{tb: tb, Addr: addr, dir: tb.TempDir()}
+	r.start()
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+func (r *Redis) start() {
+	r.tb.Helper()
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		r.tb.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", r.Addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			r.tb.Fatalf("redis-server on %s did not start: %v", r.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server.
+func (r *Redis) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Restart kills the server (it keeps nothing) and starts it again.
+func (r *Redis) Restart() { r.Stop(); r.start() }
+
+// Client returns a client of the server, closed when the test ends.
+func (r *Redis) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
+	r.tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Commands returns how many times Redis ran each command (INFO commandstats).
+func (r *Redis) Commands(tb testing.TB) map[string]int {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		out[strings.TrimPrefix(name, "cmdstat_")] = calls
+	}
+	return out
+}
+
+// URL is the server's redis:// URL.
+func (r *Redis) URL() string { return "redis://" + r.Addr }
