@@ -155,6 +155,9 @@ func TestClaimWebhooks(t *testing.T) {
 	if got, _ := b.ClaimWebhooks(ctx, t0.Add(time.Second), "U", 10, "B", lease); len(got) != 0 {
 		t.Fatalf("B claims again %v", got)
 	}
+	if n, err := b.ExpediteWebhooks(ctx, "U", t0); err != nil || n != 0 {
+		t.Fatalf("expedite moved %d claimed deliveries (%v), want none", n, err)
+	}
 	if next, ok, _ := b.NextWebhookAfter(ctx, t0); !ok || !next.Equal(lease) {
 		t.Fatalf("next due on B = %v %v, want the lease's end", next, ok)
 	}

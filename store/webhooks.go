@@ -236,12 +236,13 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttem
 
 // ExpediteWebhooks makes every pending delivery to url that waits past
 // now due at now: the receiver has just answered, so there is no point
-// waiting out the backoff of the others. It returns how many it moved.
+// waiting out the backoff of the others. Deliveries claimed by a node
+// (being sent) keep their claim. It returns how many it moved.
 func (db *DB) ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
-			WHERE status = 'pending' AND url = ? AND next_attempt_at > ?`, now.UnixMilli(), url, now.UnixMilli())
+			WHERE status = 'pending' AND url = ? AND next_attempt_at > ? AND claimed_by IS NULL`, now.UnixMilli(), url, now.UnixMilli())
 		if err != nil {
 			return err
 		}

@@ -334,7 +334,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Webhooks subscribe before anyone can connect, and resume what the
 	// previous run left pending.
-	hooks, err := cfg.webhooks.start(ctx, db, engine, log)
+	hooks, err := cfg.webhooks.start(ctx, db, cfg.data, engine, log)
 	if err != nil {
 		return err
 	}
