@@ -19,6 +19,7 @@ import (
 
 	"github.com/presencehq/presence/listener"
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/ratelimit"
 	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/webhook"
@@ -49,6 +50,9 @@ type Store interface {
 	DeleteHostUser(ctx context.Context, externalID string) (store.User, error)
 	HostUser(ctx context.Context, externalID string) (store.User, error)
 	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
+
+	// Limits that hold across nodes (ratelimit.go).
+	ratelimit.BucketStore
 
 	// Profile settings (page_settings.go, avatars.go, timezones.go).
 	SetUploadedAvatar(ctx context.Context, id int64, url string) (string, error)
