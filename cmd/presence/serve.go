@@ -160,7 +160,7 @@ func addDataFlag(fs *flag.FlagSet, p *string) {
 
 // addDatabaseURLFlag adds --database-url (PRESENCE_DATABASE_URL).
 func addDatabaseURLFlag(fs *flag.FlagSet, p *string) {
-	fs.StringVar(p, "database-url", "", "PostgreSQL database (postgres://user:password@host:5432/db?sslmode=require) instead of SQLite in --data; session keys and avatars stay in --data")
+	fs.StringVar(p, "database-url", "", "PostgreSQL database (postgres://user:password@host:5432/db?sslmode=require) instead of SQLite in --data; session keys stay in --data")
 }
 
 // storeFlags say where the database is: SQLite in the data directory, or
