@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -197,40 +198,16 @@ func TestProcess_Refuses(t *testing.T) {
 	}
 }
 
-func TestFiles_SaveIsContentAddressedAndSweep(t *testing.T) {
-	f, err := NewFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestNameOf(t *testing.T) {
 	a := mustProcess(t, encodePNG(t, halves(50, 50)))
-	name, err := f.Save(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ValidName(name) || name != NameOf(a) {
+	name := NameOf(a)
+	if !ValidName(name) || name == NameOf(mustProcess(t, encodePNG(t, halves(60, 30)))) {
 		t.Fatalf("name %q", name)
 	}
-	if again, _ := f.Save(a); again != name {
-		t.Fatalf("same bytes, new name %q", again)
-	}
-	got, err := os.ReadFile(f.Path(name))
-	if err != nil || !bytes.Equal(got, a) {
-		t.Fatalf("stored bytes differ (%v)", err)
-	}
-	other, _ := f.Save(mustProcess(t, encodePNG(t, halves(60, 30))))
-	os.WriteFile(filepath.Join(f.Dir(), ".upload-123.tmp"), []byte("half"), 0o600)
-	os.WriteFile(filepath.Join(f.Dir(), "README"), []byte("not ours"), 0o600)
-	n, err := f.Sweep(map[string]bool{name: true})
-	if err != nil || n != 2 {
-		t.Fatalf("Sweep = %d, %v; want 2 (the unreferenced avatar and the temp file)", n, err)
-	}
-	for file, want := range map[string]bool{name: true, other: false, ".upload-123.tmp": false, "README": true} {
-		if _, err := os.Stat(filepath.Join(f.Dir(), file)); (err == nil) != want {
-			t.Errorf("%s: exists=%v, want %v", file, err == nil, want)
+	for _, bad := range []string{"../x.png", strings.ToUpper(name), name + ".png", "x.png"} {
+		if ValidName(bad) {
+			t.Errorf("ValidName(%q)", bad)
 		}
-	}
-	if err := f.Remove("../x.png"); err == nil {
-		t.Fatal("Remove accepted a path")
 	}
 }
 

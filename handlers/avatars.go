@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -33,57 +34,120 @@ const (
 	avatarUploadsPerHour = 60
 )
 
-// avatars keeps uploaded avatars: files under the data dir named by their
-// hash, referenced by users' profile_image_url ("/avatars/<hash>.png").
-// One mutex orders "write the file, point the user at it" against "point
-// the user elsewhere, delete the file if nobody uses it", so a file is
-// never deleted under a user who has just chosen the same picture.
+// avatars keeps uploaded avatars in the database, named by their hash and
+// referenced by users' profile_image_url ("/avatars/<hash>.png"), so that
+// every node sharing the database serves them. Storing one and pointing
+// the user at it, or pointing the user elsewhere and deleting the one
+// nobody uses any more, is one transaction (store.SetAvatar): an avatar
+// is never deleted under a user who has just chosen the same picture,
+// whichever node each request reached.
 type avatars struct {
-	files *avatar.Files // nil: uploads are off
+	on    bool // uploads are on
 	store Store
 	feed  *realtime.Feed
 	log   *slog.Logger
 	slots chan struct{}
-	// uploads limits upload attempts per user id.
-	uploads *ratelimit.Limiter
-	mu      sync.Mutex
+	// uploads limits upload attempts per user id, across nodes.
+	uploads *ratelimit.Shared
 }
 
-// newAvatars opens the avatar directory (dir "" turns uploads off) and
-// deletes the files no user references: left by a crash between writing
-// a file and saving the user, or by a restored backup.
+// newAvatars turns uploads on unless dir is "", moves the avatars an
+// earlier version kept as files in dir into the database, and deletes
+// the stored avatars no user references (left by a restored backup).
 func newAvatars(dir string, s Store, feed *realtime.Feed, clock presence.Clock, log *slog.Logger) (*avatars, error) {
 	a := &avatars{store: s, feed: feed, log: log, slots: make(chan struct{}, avatarDecoders),
-		uploads: ratelimit.New(ratelimit.PerHour(avatarUploadsPerHour), avatarUploadBurst, clock)}
+		uploads: ratelimit.NewShared("avatar-uploads", ratelimit.PerHour(avatarUploadsPerHour), avatarUploadBurst, clock, s, log)}
 	if dir == "" {
 		return a, nil
 	}
-	files, err := avatar.NewFiles(dir)
-	if err != nil {
-		return nil, fmt.Errorf("handlers: %w", err)
-	}
-	a.files = files
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	a.on = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if err := importAvatarFiles(ctx, dir, s, log); err != nil {
+		log.Warn("avatars: cannot move the avatar files into the database; they stay where they are", "dir", dir, "err", err)
+	}
+	if n, err := s.SweepAvatars(ctx); err != nil {
+		log.Warn("avatars: sweep", "err", err)
+	} else if n > 0 {
+		log.Info("avatars: deleted stored avatars no user references", "count", n)
+	}
+	return a, nil
+}
+
+// importAvatarFiles moves into the database the avatars kept as files in
+// dir (before migration 0013) that users reference, then deletes the
+// files: each once it is stored (its bytes checked against its name, the
+// hash of its content), the ones nobody references, and temporary files
+// of an interrupted upload, as the old sweep did. A file that cannot be
+// read or does not match its name is left alone. The directory goes too
+// once empty.
+func importAvatarFiles(ctx context.Context, dir string, s Store, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		os.Remove(dir)
+		return nil
+	}
 	used, err := s.UploadedAvatars(ctx)
 	if err != nil {
-		log.Warn("avatars: cannot list the avatars in use; not sweeping", "err", err)
-		return a, nil
+		return err
 	}
 	keep := make(map[string]bool, len(used))
 	for _, u := range used {
 		keep[strings.TrimPrefix(u, store.UploadedAvatarPrefix)] = true
 	}
-	if n, err := files.Sweep(keep); err != nil {
-		log.Warn("avatars: sweep", "err", err)
-	} else if n > 0 {
-		log.Info("avatars: deleted files no user references", "count", n)
+	imported, deleted := 0, 0
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		if !e.Type().IsRegular() {
+			continue
+		}
+		temp := strings.HasPrefix(name, ".upload-") && strings.HasSuffix(name, ".tmp")
+		switch {
+		case temp || avatar.ValidName(name) && !keep[name]:
+		case avatar.ValidName(name):
+			png, err := os.ReadFile(path)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if avatar.NameOf(png) != name {
+				log.Warn("avatars: a file's content does not match its name; left in place", "file", path)
+				continue
+			}
+			if _, err := s.ImportAvatar(ctx, name, png); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			imported++
+		default:
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		deleted++
 	}
-	return a, nil
+	if imported > 0 {
+		log.Info("avatars: moved the uploaded avatars from files into the database", "count", imported, "dir", dir)
+	}
+	if deleted > imported {
+		log.Info("avatars: deleted avatar files no user references", "count", deleted-imported)
+	}
+	os.Remove(dir) // only if empty
+	return errors.Join(errs...)
 }
 
 // enabled reports whether uploads are on.
-func (a *avatars) enabled() bool { return a.files != nil }
+func (a *avatars) enabled() bool { return a.on }
 
 // process decodes and re-encodes an upload, at most avatarDecoders at once.
 func (a *avatars) process(ctx context.Context, data []byte) ([]byte, error) {
@@ -97,37 +161,17 @@ func (a *avatars) process(ctx context.Context, data []byte) ([]byte, error) {
 }
 
 // set makes png (a Process result, or nil to remove) the avatar of user
-// id, deletes the file it replaces when nobody else uses it, and tells
-// the widget feed. It returns store.ErrNotFound for a host user.
+// id, the one it replaces deleted when nobody else uses it, and tells the
+// widget feed. It returns store.ErrNotFound for a host user.
 func (a *avatars) set(ctx context.Context, id int64, png []byte) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	url := ""
+	name := ""
 	if png != nil {
-		name, err := a.files.Save(png)
-		if err != nil {
-			return err
-		}
-		url = store.UploadedAvatarPrefix + name
+		name = avatar.NameOf(png)
 	}
-	old, err := a.store.SetUploadedAvatar(ctx, id, url)
-	if err != nil {
+	if _, err := a.store.SetAvatar(ctx, id, name, png); err != nil {
 		return err
 	}
 	a.feed.Invalidate() // widgets showing this user get the new tile
-	if old == url || !strings.HasPrefix(old, store.UploadedAvatarPrefix) {
-		return nil
-	}
-	inUse, err := a.store.AvatarInUse(ctx, old)
-	if err != nil {
-		a.log.Warn("avatars: cannot tell whether an old avatar is in use; keeping it", "file", old, "err", err)
-		return nil
-	}
-	if !inUse {
-		if err := a.files.Remove(strings.TrimPrefix(old, store.UploadedAvatarPrefix)); err != nil {
-			a.log.Warn("avatars: delete unused file", "err", err)
-		}
-	}
 	return nil
 }
 
@@ -140,23 +184,23 @@ func absoluteAvatar(origin, url string) string {
 	return url
 }
 
-// handleAvatarFile serves GET /avatars/<sha256>.png. The name is the
-// content's hash, so the file can be cached for a year without
-// revalidation (immutable); it is always a PNG this server encoded.
+// handleAvatarFile serves GET /avatars/<sha256>.png from the database.
+// The name is the content's hash, so the image can be cached for a year
+// without revalidation (immutable); it is always a PNG this server
+// encoded.
 func handleAvatarFile(a *avatars) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		name := c.Param("name")
 		if !a.enabled() || !avatar.ValidName(name) {
 			return httpError(http.StatusNotFound, "no such avatar")
 		}
-		f, err := os.Open(a.files.Path(name))
-		if errors.Is(err, os.ErrNotExist) {
+		png, err := a.store.AvatarPNG(c.Request().Context(), name)
+		if errors.Is(err, store.ErrNotFound) {
 			return httpError(http.StatusNotFound, "no such avatar")
 		}
 		if err != nil {
-			return fmt.Errorf("avatars: open: %w", err)
+			return fmt.Errorf("avatars: read: %w", err)
 		}
-		defer f.Close()
 		h := c.Response().Header()
 		h.Set(echo.HeaderContentType, "image/png")
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -164,7 +208,7 @@ func handleAvatarFile(a *avatars) echo.HandlerFunc {
 		h.Set("ETag", `"`+strings.TrimSuffix(name, ".png")+`"`)
 		// Widgets embedded on other sites show these images.
 		h.Set("Cross-Origin-Resource-Policy", "cross-origin")
-		http.ServeContent(c.Response(), c.Request(), name, time.Time{}, f)
+		http.ServeContent(c.Response(), c.Request(), name, time.Time{}, bytes.NewReader(png))
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -37,17 +38,28 @@ const (
 // Only failures count against an account: a check takes a token up front
 // (so concurrent attempts cannot overrun the limit) and a successful login
 // gives it back.
+//
+// The limits of an account are kept in the database (ratelimit.Shared), so
+// that they hold across every node sharing it; the limits per address are
+// each node's own.
 type loginLimits struct {
 	byIP          *ratelimit.Limiter // nil: no limit
-	byAccountAddr *ratelimit.Limiter
-	byAccount     *ratelimit.Limiter
+	byAccountAddr keyLimiter
+	byAccount     keyLimiter
 	register      *ratelimit.Limiter // nil: no limit
 }
 
-func newLoginLimits(loginPerMinutePerIP, registerPerHour int, clock presence.Clock) *loginLimits {
+// keyLimiter is a set of token buckets by key: ratelimit.Limiter (this
+// node's memory) or ratelimit.Shared (the database).
+type keyLimiter interface {
+	Allow(key string) (bool, time.Duration)
+	Return(key string)
+}
+
+func newLoginLimits(loginPerMinutePerIP, registerPerHour int, clock presence.Clock, s ratelimit.BucketStore, log *slog.Logger) *loginLimits {
 	ll := &loginLimits{
-		byAccountAddr: ratelimit.New(ratelimit.PerMinute(accountAddrPerMinute), accountAddrBurst, clock),
-		byAccount:     ratelimit.New(ratelimit.PerHour(accountPerHour), accountBurst, clock),
+		byAccountAddr: ratelimit.NewShared("login-account-addr", ratelimit.PerMinute(accountAddrPerMinute), accountAddrBurst, clock, s, log),
+		byAccount:     ratelimit.NewShared("login-account", ratelimit.PerHour(accountPerHour), accountBurst, clock, s, log),
 	}
 	if loginPerMinutePerIP > 0 {
 		ll.byIP = ratelimit.New(ratelimit.PerMinute(float64(loginPerMinutePerIP)), loginPerMinutePerIP, clock)

@@ -17,7 +17,7 @@ func addRoutes(e *echo.Echo, d Deps, origins *originPolicy, hub *realtime.Hub, f
 	auth.ids = idPolicy{hostMode: host.verifier != nil}
 	auth.noLocal = d.Config.NoLocalAccounts
 	local := localAccounts(!d.Config.NoLocalAccounts)
-	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock)
+	limits := newLoginLimits(d.Config.LoginPerMinute, d.Config.RegisterPerHour, d.Clock, d.Store, d.Log)
 	base := &baseURL{fixed: d.Config.PublicURL}
 
 	e.Use(recoverPanics(d.Log))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/presencehq/presence/listener"
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/ratelimit"
 	"github.com/presencehq/presence/realtime"
 	"github.com/presencehq/presence/store"
 	"github.com/presencehq/presence/webhook"
@@ -51,9 +52,14 @@ type Store interface {
 	HostUser(ctx context.Context, externalID string) (store.User, error)
 	ResolveServerKey(ctx context.Context, secret string) (store.ServerKey, error)
 
+	// Limits that hold across nodes (ratelimit.go, avatars.go).
+	ratelimit.BucketStore
+
 	// Profile settings (page_settings.go, avatars.go, timezones.go).
-	SetUploadedAvatar(ctx context.Context, id int64, url string) (string, error)
-	AvatarInUse(ctx context.Context, url string) (bool, error)
+	SetAvatar(ctx context.Context, id int64, name string, png []byte) (string, error)
+	AvatarPNG(ctx context.Context, name string) ([]byte, error)
+	ImportAvatar(ctx context.Context, name string, png []byte) (bool, error)
+	SweepAvatars(ctx context.Context) (int64, error)
 	UploadedAvatars(ctx context.Context) ([]string, error)
 	SaveTimeZones(ctx context.Context, zones map[int64]string) error
 	LocalTimeOf(ctx context.Context, id int64) (store.LocalTime, error)
@@ -149,8 +155,11 @@ type Config struct {
 	// it); 0 means no cap. All the addresses using one embed token
 	// together may hold at most half of MaxConns.
 	MaxStreamsPerUser int
-	// AvatarDir is where uploaded avatars are kept (<data>/avatars). Empty:
-	// uploads are off (the settings page says so; POSTs answer 404).
+	// AvatarDir turns avatar uploads on: they are kept in the database,
+	// so every node sharing it serves them. It names the directory where
+	// versions before migration 0013 kept them as files (<data>/avatars):
+	// those in use are moved into the database at start. Empty: uploads
+	// are off (the settings page says so; POSTs answer 404).
 	AvatarDir string
 
 	// JWTSecret (HS256) or JWTPublicKey (PEM: RS256, ES256 or EdDSA) lets

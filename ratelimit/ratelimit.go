@@ -60,7 +60,12 @@ func (b *Bucket) refill(now time.Time) {
 // Allow takes a token if there is one. Otherwise it reports how long until
 // one is free (a very long time for a bucket that never refills).
 func (b *Bucket) Allow() (bool, time.Duration) {
-	b.refill(b.clock.Now())
+	return b.allowAt(b.clock.Now())
+}
+
+// allowAt is Allow at now.
+func (b *Bucket) allowAt(now time.Time) (bool, time.Duration) {
+	b.refill(now)
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
@@ -72,7 +77,12 @@ func (b *Bucket) Allow() (bool, time.Duration) {
 // not to count (a login that succeeded, when only failures are limited).
 // The bucket never holds more than its burst.
 func (b *Bucket) Return() {
-	b.refill(b.clock.Now())
+	b.returnAt(b.clock.Now())
+}
+
+// returnAt is Return at now.
+func (b *Bucket) returnAt(now time.Time) {
+	b.refill(now)
 	b.tokens = math.Min(b.burst, b.tokens+1)
 }
 

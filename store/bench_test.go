@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/presencehq/presence/presence"
+	"github.com/presencehq/presence/store"
 )
 
 // BenchmarkSavePresence writes batches of status changes, one transaction
@@ -32,4 +33,46 @@ func BenchmarkSavePresence(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "changes/s")
 		})
 	}
+}
+
+// BenchmarkUpdateBucket takes a token from a shared rate-limit bucket: one
+// write transaction, what a login costs in addition (twice: the account,
+// and the account from this address).
+func BenchmarkUpdateBucket(b *testing.B) {
+	db := MustOpenDB(b)
+	now := time.Now()
+	for n := 0; b.Loop(); n++ {
+		err := db.UpdateBucket(ctx, fmt.Sprint("login:user", n%1000), func(tokens float64, at time.Time, found bool) (float64, time.Time) {
+			return max(tokens-1, 0), now
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClaimWebhooks claims the due deliveries of one URL when there
+// are none (what every dispatch, and every poll, does most of the time)
+// and when there is one.
+func BenchmarkClaimWebhooks(b *testing.B) {
+	db := MustOpenDB(b)
+	now := time.UnixMilli(1_700_000_000_000)
+	b.Run("none", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := db.ClaimWebhooks(ctx, now, "U", 8, "n", now.Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("one", func(b *testing.B) {
+		for n := 0; b.Loop(); n++ {
+			ev := fmt.Sprint("e", n)
+			if err := db.EnqueueWebhooks(ctx, []store.WebhookDelivery{{EventID: ev, URL: "U", UserKey: ev, Type: "user.online", Payload: []byte("{}"), CreatedAt: now, NextAttemptAt: now}}); err != nil {
+				b.Fatal(err)
+			}
+			if got, err := db.ClaimWebhooks(ctx, now, "U", 8, "n", now.Add(time.Minute)); err != nil || len(got) != 1 {
+				b.Fatal(got, err)
+			}
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // UploadedAvatarPrefix starts the profile_image_url of every avatar
@@ -20,46 +19,7 @@ type LocalTime struct {
 	Show bool
 }
 
-// SetUploadedAvatar sets the avatar of the local account id to url (an
-// UploadedAvatarPrefix path, or "" to remove it) and returns the value it
-// replaced. Host users' avatars come from their host: for them, and for
-// an unknown id, it returns ErrNotFound.
-func (db *DB) SetUploadedAvatar(ctx context.Context, id int64, url string) (old string, err error) {
-	if url != "" && !strings.HasPrefix(url, UploadedAvatarPrefix) {
-		return "", fmt.Errorf("store: set avatar: %q is not an uploaded avatar", url)
-	}
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, "SELECT profile_image_url FROM users WHERE id = ? AND external_id IS NULL", id).Scan(&old)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE users SET profile_image_url = ? WHERE id = ?", url, id)
-		return err
-	})
-	if errors.Is(err, ErrNotFound) {
-		return "", err
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: set avatar: %w", err)
-	}
-	return old, nil
-}
-
-// AvatarInUse reports whether any user's profile_image_url is url.
-func (db *DB) AvatarInUse(ctx context.Context, url string) (bool, error) {
-	var used bool
-	err := db.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE profile_image_url = ?)", url).Scan(&used)
-	if err != nil {
-		return false, fmt.Errorf("store: avatar in use: %w", err)
-	}
-	return used, nil
-}
-
-// UploadedAvatars returns every distinct uploaded avatar path in use, for
-// sweeping files nobody references.
+// UploadedAvatars returns every distinct uploaded avatar path in use.
 func (db *DB) UploadedAvatars(ctx context.Context) ([]string, error) {
 	return queryColumn[string](ctx, db, "uploaded avatars", "SELECT DISTINCT profile_image_url FROM users WHERE profile_image_url LIKE '/avatars/%'")
 }

@@ -10,34 +10,21 @@ import (
 func TestUploadedAvatars(t *testing.T) {
 	db := MustOpenDB(t)
 	alice, _ := db.CreateUser(ctx, "alice", "password1")
-	bob, _ := db.CreateUser(ctx, "bob", "password1")
 	host, _, err := db.UpsertHostUser(ctx, store.HostProfile{ExternalID: "42", ProfileImageURL: "https://img.example.com/a.png"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const a, b = "/avatars/aaa.png", "/avatars/bbb.png"
-	if old, err := db.SetUploadedAvatar(ctx, alice.ID, a); err != nil || old != "" {
-		t.Fatalf("set = %q, %v", old, err)
+	if _, err := db.SetAvatar(ctx, alice.ID, "bbb.png", []byte("png")); err != nil {
+		t.Fatal(err)
 	}
-	db.SetUploadedAvatar(ctx, bob.ID, a)
-	if old, _ := db.SetUploadedAvatar(ctx, alice.ID, b); old != a {
-		t.Fatalf("replaced %q, want %q", old, a)
+	if got, _ := db.UploadedAvatars(ctx); len(got) != 1 || got[0] != "/avatars/bbb.png" {
+		t.Fatalf("uploaded avatars = %v, want [/avatars/bbb.png] (not the host's URL)", got)
 	}
-	if used, _ := db.AvatarInUse(ctx, a); !used {
-		t.Fatal("bob's avatar not in use")
-	}
-	db.SetUploadedAvatar(ctx, bob.ID, "")
-	if used, _ := db.AvatarInUse(ctx, a); used {
-		t.Fatal("an avatar nobody has is in use")
-	}
-	if got, _ := db.UploadedAvatars(ctx); len(got) != 1 || got[0] != b {
-		t.Fatalf("uploaded avatars = %v, want [%s] (not the host's URL)", got, b)
-	}
-	if _, err := db.SetUploadedAvatar(ctx, host.ID, a); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.SetAvatar(ctx, host.ID, "aaa.png", []byte("png")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("host user's avatar set: %v", err)
 	}
-	if _, err := db.SetUploadedAvatar(ctx, alice.ID, "https://evil.example/x.png"); err == nil {
-		t.Fatal("a URL that is not an uploaded avatar was stored")
+	if _, err := db.SetAvatar(ctx, alice.ID, "../x.png", []byte("png")); err == nil {
+		t.Fatal("a name that is a path was stored")
 	}
 	if u, _ := db.UserByID(ctx, host.ID); u.ProfileImageURL != "https://img.example.com/a.png" {
 		t.Fatalf("host avatar = %q", u.ProfileImageURL)

@@ -109,6 +109,77 @@ func (db *DB) DueWebhooks(ctx context.Context, now time.Time, url string, limit 
 	return scanWebhooks(rows)
 }
 
+// ClaimWebhooks claims up to limit deliveries to url that are first in
+// their (url, user) line and due at now, the longest-waiting first, for
+// node, and returns them. A claimed delivery is not due again before
+// until (its next_attempt_at is moved there) unless its attempt is
+// recorded or the claim released first: so several nodes dispatching
+// from one database never send the same delivery at once, and the one
+// behind it in its line waits, keeping each user's events in order. The
+// claim is one write transaction; on PostgreSQL it holds the write lock
+// every node takes, so two nodes cannot claim the same row. A node that
+// dies leaves its claims to run out at until; another node then sends
+// them (delivery is at least once).
+func (db *DB) ClaimWebhooks(ctx context.Context, now time.Time, url string, limit int, node string, until time.Time) ([]WebhookDelivery, error) {
+	// Most calls find nothing due: look before taking the write lock.
+	var any int
+	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries d
+		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.url = ? LIMIT 1) x`, now.UnixMilli(), url).Scan(&any)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim webhooks: %w", classify(err))
+	}
+	if any == 0 {
+		return nil, nil
+	}
+	var out []WebhookDelivery
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+prefixed("d.", webhookColumns)+` FROM webhook_deliveries d
+			WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND d.url = ? AND `+isHead+`
+			ORDER BY d.next_attempt_at, d.id LIMIT ?`, now.UnixMilli(), url, limit)
+		if err != nil {
+			return err
+		}
+		if out, err = scanWebhooks(rows); err != nil || len(out) == 0 {
+			return err
+		}
+		st, err := tx.PrepareContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?, claimed_by = ? WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, d := range out {
+			if _, err := st.ExecContext(ctx, until.UnixMilli(), node, d.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// ReleaseWebhooks gives up node's claims on the deliveries it has not
+// recorded an attempt at (it is stopping, or starting again after a
+// crash), making them due at now, and returns how many.
+func (db *DB) ReleaseWebhooks(ctx context.Context, node string, now time.Time) (int64, error) {
+	var n int64
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET claimed_by = NULL, next_attempt_at = ?
+			WHERE status = 'pending' AND claimed_by = ?`, now.UnixMilli(), node)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: release webhooks: %w", err)
+	}
+	return n, nil
+}
+
 // NextWebhookAfter returns the earliest due time after t among the
 // deliveries first in their line; ok is false when none is waiting.
 func (db *DB) NextWebhookAfter(ctx context.Context, t time.Time) (next time.Time, ok bool, err error) {
@@ -143,7 +214,7 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttem
 	}
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET attempts = attempts + 1,
-			last_attempt_at = ?, last_status = ?, last_error = ?, status = ?,
+			last_attempt_at = ?, last_status = ?, last_error = ?, status = ?, claimed_by = NULL,
 			next_attempt_at = COALESCE(?, next_attempt_at), done_at = ?
 			WHERE id = ? AND status = 'pending'`,
 			a.At.UnixMilli(), status, lastErr, string(a.Status), next, done, id)
@@ -165,12 +236,13 @@ func (db *DB) RecordWebhookAttempt(ctx context.Context, id int64, a WebhookAttem
 
 // ExpediteWebhooks makes every pending delivery to url that waits past
 // now due at now: the receiver has just answered, so there is no point
-// waiting out the backoff of the others. It returns how many it moved.
+// waiting out the backoff of the others. Deliveries claimed by a node
+// (being sent) keep their claim. It returns how many it moved.
 func (db *DB) ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = ?
-			WHERE status = 'pending' AND url = ? AND next_attempt_at > ?`, now.UnixMilli(), url, now.UnixMilli())
+			WHERE status = 'pending' AND url = ? AND next_attempt_at > ? AND claimed_by IS NULL`, now.UnixMilli(), url, now.UnixMilli())
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,12 @@
 // has succeeded or been given up. Nothing here can slow presence down: the
 // bus subscriber only appends to memory, a writer stores batches, and a
 // bounded pool of senders does the HTTP.
+//
+// Several nodes may dispatch from one database: each claims the deliveries
+// it sends (store.ClaimWebhooks) for a lease longer than an attempt, so no
+// two nodes send one delivery at once and a line's next delivery waits for
+// the one before wherever it is being sent; a node that dies leaves its
+// claims to run out, then another node sends them.
 package webhook
 
 import (
@@ -55,12 +61,19 @@ const (
 	expediteAfter = 3
 	// pruneEvery is how often old finished deliveries are deleted.
 	pruneEvery = time.Hour
+	// recordTimeout bounds recording an attempt's outcome.
+	recordTimeout = 10 * time.Second
+	// leaseMargin is added to an attempt's timeout and recordTimeout to
+	// make a claim's lease, so that it outlasts the attempt even on a
+	// node whose clock is somewhat off.
+	leaseMargin = 10 * time.Second
 )
 
 // Store is what the dispatcher needs from the database (store.DB).
 type Store interface {
 	EnqueueWebhooks(ctx context.Context, ds []store.WebhookDelivery) error
-	DueWebhooks(ctx context.Context, now time.Time, url string, limit int) ([]store.WebhookDelivery, error)
+	ClaimWebhooks(ctx context.Context, now time.Time, url string, limit int, node string, until time.Time) ([]store.WebhookDelivery, error)
+	ReleaseWebhooks(ctx context.Context, node string, now time.Time) (int64, error)
 	NextWebhookAfter(ctx context.Context, t time.Time) (time.Time, bool, error)
 	RecordWebhookAttempt(ctx context.Context, id int64, a store.WebhookAttempt) error
 	ExpediteWebhooks(ctx context.Context, url string, now time.Time) (int64, error)
@@ -100,6 +113,18 @@ type Config struct {
 	Rand func() float64
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Node names this dispatcher in the claims it takes on deliveries;
+	// default a random name. Give a node the same name across restarts
+	// (serve derives it from the host and data directory) so that, after
+	// a crash, it takes back its claims at once instead of waiting for
+	// them to run out.
+	Node string
+	// Poll, when positive, is the longest the dispatcher waits before
+	// looking for due deliveries again: with several nodes dispatching
+	// from one database, so that a node picks up what another stored or
+	// left claimed when it died. Zero: only when this dispatcher stores
+	// deliveries or one it knows of falls due.
+	Poll time.Duration
 }
 
 // Stats are the dispatcher's counters, for /metrics.
@@ -130,6 +155,9 @@ type Dispatcher struct {
 	keep    time.Duration
 	rand    func() float64
 	ua      string
+	node    string
+	poll    time.Duration
+	lease   time.Duration // how long a claim holds: longer than an attempt and its record
 
 	ctx    context.Context // cancelled by Close: stops dispatching and sending
 	cancel context.CancelFunc
@@ -234,11 +262,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "Presence-Webhooks"
 	}
+	if cfg.Node == "" {
+		cfg.Node = newEventID()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
 		urls: urls, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
 		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, urlCap: max(1, cfg.Concurrency/len(urls)), backoff: cfg.Backoff,
 		maxAge: cfg.MaxAge, keep: cfg.Keep, rand: cfg.Rand, ua: cfg.UserAgent,
+		node: cfg.Node, poll: max(cfg.Poll, 0), lease: cfg.Timeout + recordTimeout + leaseMargin,
 		ctx: ctx, cancel: cancel,
 		subDone: make(chan struct{}), shown: map[string]bool{}, bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
@@ -265,6 +297,9 @@ func CheckURL(u string) error {
 // connect.
 func (d *Dispatcher) Start(ctx context.Context) error {
 	now := d.clock.Now()
+	if _, err := d.store.ReleaseWebhooks(ctx, d.node, now); err != nil { // left by a crash
+		return fmt.Errorf("webhook: start: %w", err)
+	}
 	if n, err := d.store.AbandonWebhooks(ctx, d.urls, now); err != nil {
 		return fmt.Errorf("webhook: start: %w", err)
 	} else if n > 0 {
@@ -308,7 +343,8 @@ func (d *Dispatcher) Stats() Stats {
 // Close stops taking events, queues user.offline for each of offline
 // (the users online when the server stops: the engine publishes no event
 // for them), stores what is queued, and stops sending; attempts in flight
-// are abandoned and resume at the next start. It waits for all of it
+// are abandoned, their claims released for another node or the next
+// start. It waits for all of it
 // until ctx is done. Only the first call does anything.
 func (d *Dispatcher) Close(ctx context.Context, offline []presence.Status) error {
 	d.closeOnce.Do(func() { d.closeErr = d.close(ctx, offline) })
@@ -342,6 +378,9 @@ func (d *Dispatcher) close(ctx context.Context, offline []presence.Status) error
 	case <-done:
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("webhook: waiting for attempts in flight: %w", ctx.Err()))
+	}
+	if _, rerr := d.store.ReleaseWebhooks(ctx, d.node, d.clock.Now()); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("webhook: releasing claims (they run out on their own): %w", rerr))
 	}
 	d.mu.Lock()
 	if d.timer != nil {

@@ -60,7 +60,7 @@ func (d *Dispatcher) dispatch() {
 		if room <= 0 {
 			continue
 		}
-		heads, err := d.store.DueWebhooks(d.ctx, now, u, room+perURL[u])
+		heads, err := d.store.ClaimWebhooks(d.ctx, now, u, room, d.node, now.Add(d.lease))
 		if err != nil {
 			if d.ctx.Err() == nil {
 				d.log.Warn("webhook: reading due deliveries failed", "err", err)
@@ -92,6 +92,8 @@ func (d *Dispatcher) dispatch() {
 			d.log.Warn("webhook: reading the next due delivery failed", "err", err)
 			d.arm(now.Add(storeRetry), now)
 		}
+	case d.poll > 0 && (!ok || next.Sub(now) > d.poll):
+		d.arm(now.Add(d.poll), now)
 	case ok:
 		d.arm(next, now)
 	}
@@ -135,11 +137,11 @@ func (d *Dispatcher) attempt(del store.WebhookDelivery) {
 			res.Status, res.Next = store.WebhookPending, next
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	if err := d.store.RecordWebhookAttempt(ctx, del.ID, res); err != nil {
-		// It is still pending in the database: hold it back for a while
-		// rather than resend it at once.
+		// It is still pending and claimed in the database: sent again
+		// when the claim runs out.
 		d.log.Warn("webhook: recording an attempt failed", "id", del.ID, "err", err)
 		d.clock.AfterFunc(storeRetry, func() { d.finish(del.ID) })
 		return

@@ -48,32 +48,37 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	return backupAvatars(ctx, dst, filepath.Join(data, "avatars"), stdout)
 }
 
-// backupAvatars copies the uploaded avatars the backup at dst uses from
-// dir into dst.avatars/. Avatars are files named by their hash, so they
-// never change; one replaced between the database copy and this (and
-// deleted as unused) is reported and left out.
+// backupAvatars reports the uploaded avatars the backup at dst holds,
+// and copies beside it (into dst.avatars/) those it does not: a database
+// not yet started by a version that keeps avatars in it (migration 0013)
+// still has them as files in dir. An avatar file replaced between the
+// database copy and this (and deleted as unused) is reported and left
+// out.
 func backupAvatars(ctx context.Context, dst, dir string, stdout io.Writer) error {
 	db, err := store.Open(dst)
 	if err != nil {
 		return err
 	}
+	defer db.Close()
 	used, err := db.UploadedAvatars(ctx)
-	db.Close()
 	if err != nil {
 		return fmt.Errorf("backup: avatars: %w", err)
 	}
-	if len(used) == 0 {
-		return nil
-	}
 	out := dst + ".avatars"
-	if err := os.Mkdir(out, 0o700); err != nil {
-		return fmt.Errorf("backup: avatars: %w", err)
-	}
-	copied, missing := 0, 0
+	stored, copied, missing := 0, 0, 0
 	for _, u := range used {
 		name := strings.TrimPrefix(u, store.UploadedAvatarPrefix)
 		if !avatar.ValidName(name) {
 			continue
+		}
+		if _, err := db.AvatarPNG(ctx, name); err == nil {
+			stored++
+			continue
+		}
+		if copied == 0 {
+			if err := os.MkdirAll(out, 0o700); err != nil {
+				return fmt.Errorf("backup: avatars: %w", err)
+			}
 		}
 		err := copyFile(filepath.Join(dir, name), filepath.Join(out, name))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -85,16 +90,23 @@ func backupAvatars(ctx context.Context, dst, dir string, stdout io.Writer) error
 		}
 		copied++
 	}
-	fmt.Fprintf(stdout, "backed up %d avatars to %s\n", copied, out)
+	if stored+copied > 0 {
+		fmt.Fprintf(stdout, "backed up %d avatars\n", stored+copied)
+	}
+	if copied > 0 {
+		fmt.Fprintf(stdout, "%d of them are files kept by an earlier version, copied to %s\n", copied, out)
+	}
 	if missing > 0 {
 		fmt.Fprintf(stdout, "%d avatars changed during the backup and are not in it (those users show their initial after a restore)\n", missing)
 	}
 	return nil
 }
 
-// restoreAvatars copies the avatars of a backup (FILE.avatars/, if any)
-// into dir; files already there are the same bytes (named by hash) and
-// are kept.
+// restoreAvatars copies the avatar files beside a backup (FILE.avatars/,
+// made by earlier versions, or for a database they had not yet moved
+// into itself) into dir, where the server moves them into the database at
+// its next start; files already there are the same bytes (named by hash)
+// and are kept.
 func restoreAvatars(src, dir string, stdout io.Writer) error {
 	entries, err := os.ReadDir(src + ".avatars")
 	if errors.Is(err, fs.ErrNotExist) {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"image/color"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -356,4 +359,131 @@ func TestServe_PostgresHardKill(t *testing.T) {
 	if u := persisted(t, db, "alice"); u.IsOnline || u.LastSeen.IsZero() {
 		t.Fatalf("alice after restart: online=%v last_seen=%v", u.IsOnline, u.LastSeen)
 	}
+}
+
+// TestServe_PostgresSharedLimitsAndAvatars: two nodes on one PostgreSQL
+// database, no shared disk and no stickiness: a login brake reached on
+// node a holds on node b; an avatar uploaded on node a is served, with the
+// same bytes and caching, by node b, and removing it on node b ends it on
+// node a; the upload limit per user counts uploads on both nodes.
+func TestServe_PostgresSharedLimitsAndAvatars(t *testing.T) {
+	dbURL := storetest.URL(t)
+	a, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL))
+	b, _ := inProcess(t, fastArgs(dataDir(t), "--database-url", dbURL))
+	tokB := mustToken(t, a, "bob")
+	mustToken(t, a, "alice")
+
+	t.Run("LoginBrake", func(t *testing.T) {
+		login := func(base, password string) int {
+			t.Helper()
+			code, _ := postJSON(t, base+"/api/auth/token/", `{"username":"alice","password":"`+password+`"}`)
+			return code
+		}
+		for i := range 10 { // the failures one address may make against one account
+			if code := login(a, "wrong"); code != http.StatusUnauthorized {
+				t.Fatalf("failure %d on node a = %d, want 401", i+1, code)
+			}
+		}
+		if code := login(b, "wrong"); code != http.StatusTooManyRequests {
+			t.Fatalf("the 11th failure, on node b = %d, want 429: node a's brake holds there", code)
+		}
+		if code := login(b, "password1"); code != http.StatusTooManyRequests {
+			t.Fatalf("the right password on node b while braked = %d, want 429", code)
+		}
+	})
+
+	t.Run("Avatars", func(t *testing.T) {
+		data := portrait(color.RGBA{14, 165, 233, 255}, color.RGBA{30, 58, 138, 255}, color.RGBA{254, 215, 170, 255})
+		client := signInClient(t, a, "bob")
+		if code := uploadAvatar(t, client, a, data); code != http.StatusSeeOther {
+			t.Fatalf("upload on node a = %d", code)
+		}
+		mustDial(t, a, tokB) // who is online is each node's own (until part 2): ask node a
+		url := onlineAvatar(t, a, mustToken(t, b, "carol"))
+		if !strings.HasPrefix(url, a+"/avatars/") {
+			t.Fatalf("avatar on node a = %q", url)
+		}
+		url = strings.Replace(url, a, b, 1) // the same path on node b
+		codeA, fromA := getBytes(t, strings.Replace(url, b, a, 1))
+		codeB, fromB := getBytes(t, url)
+		if codeA != 200 || codeB != 200 || !bytes.Equal(fromA, fromB) || len(fromB) == 0 {
+			t.Fatalf("node a %d (%d bytes), node b %d (%d bytes)", codeA, len(fromA), codeB, len(fromB))
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") || resp.Header.Get("ETag") == "" {
+			t.Fatalf("node b's caching headers: %v", resp.Header)
+		}
+		clientB := signInClient(t, b, "bob")
+		req, _ := http.NewRequest("POST", b+"/settings/avatar/remove", nil)
+		req.Header.Set("Origin", b)
+		resp, err = clientB.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if code, _ := getBytes(t, strings.Replace(url, b, a, 1)); code != http.StatusNotFound {
+			t.Fatalf("removed on node b, still served by node a: %d", code)
+		}
+
+		// Ten uploads at first (then 60 an hour): the one above and nine
+		// more, on both nodes; then neither node takes another.
+		for i := range 9 {
+			node, c := a, client
+			if i%2 == 0 {
+				node, c = b, clientB
+			}
+			if code := uploadAvatar(t, c, node, data); code != http.StatusSeeOther {
+				t.Fatalf("upload %d = %d", i+2, code)
+			}
+		}
+		for _, node := range []struct {
+			base string
+			c    *http.Client
+		}{{a, client}, {b, clientB}} {
+			if code := uploadAvatar(t, node.c, node.base, data); code != http.StatusTooManyRequests {
+				t.Fatalf("the 11th upload on %s = %d, want 429", node.base, code)
+			}
+		}
+	})
+}
+
+// signInClient signs name (password1) in through node base's login form
+// and returns the browser-like client holding the session.
+func signInClient(tb testing.TB, base, name string) *http.Client {
+	tb.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(base+"/login", url.Values{"username": {name}, "password": {"password1"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		tb.Fatalf("sign %s in on %s: %s", name, base, resp.Status)
+	}
+	return client
+}
+
+// uploadAvatar posts data as the signed-in client's avatar on node base
+// and returns the status.
+func uploadAvatar(tb testing.TB, client *http.Client, base string, data []byte) int {
+	tb.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("avatar", "me.png")
+	fw.Write(data)
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/settings/avatar", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", base)
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

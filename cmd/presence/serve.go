@@ -167,7 +167,7 @@ func addDataFlag(fs *flag.FlagSet, p *string) {
 
 // addDatabaseURLFlag adds --database-url (PRESENCE_DATABASE_URL).
 func addDatabaseURLFlag(fs *flag.FlagSet, p *string) {
-	fs.StringVar(p, "database-url", "", "PostgreSQL database (postgres://user:password@host:5432/db?sslmode=require) instead of SQLite in --data; session keys and avatars stay in --data")
+	fs.StringVar(p, "database-url", "", "PostgreSQL database (postgres://user:password@host:5432/db?sslmode=require) instead of SQLite in --data; session keys stay in --data")
 }
 
 // storeFlags say where the database is: SQLite in the data directory, or
@@ -368,7 +368,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Webhooks subscribe before anyone can connect, and resume what the
 	// previous run left pending.
-	hooks, err := cfg.webhooks.start(ctx, db, engine, log)
+	hooks, err := cfg.webhooks.start(ctx, db, cfg.data, engine, log)
 	if err != nil {
 		return err
 	}

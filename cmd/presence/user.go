@@ -74,8 +74,8 @@ func runCopy(ctx context.Context, data storeFlags, path string, stdout io.Writer
 	for _, t := range tables {
 		fmt.Fprintf(stdout, "copied %d rows of %s\n", counts[t], t)
 	}
-	fmt.Fprintf(stdout, "copied %s into PostgreSQL; copy %s and %s to every node's --data too\n",
-		path, filepath.Join(filepath.Dir(path), "avatars"), filepath.Join(filepath.Dir(path), "session.keys"))
+	fmt.Fprintf(stdout, "copied %s into PostgreSQL; copy %s to every node's --data too (and %s, if there is one, to one node's: it moves those avatar files into the database at start)\n",
+		path, filepath.Join(filepath.Dir(path), "session.keys"), filepath.Join(filepath.Dir(path), "avatars"))
 	return nil
 }
 

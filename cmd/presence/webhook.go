@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
@@ -52,13 +57,36 @@ func (w *webhookFlags) validate() error {
 	return nil
 }
 
+// webhookPoll is how often a node on PostgreSQL looks for deliveries
+// other nodes stored, or left claimed when they died.
+const webhookPoll = 5 * time.Second
+
+// webhookNode names this node in its claims on deliveries: the same name
+// across restarts of one installation (host and data directory), so that
+// after a crash it takes back its claims at once.
+func webhookNode(data string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(data); err == nil {
+		data = abs
+	}
+	sum := sha256.Sum256([]byte(host + "\x00" + data))
+	return host + "/" + hex.EncodeToString(sum[:6])
+}
+
 // start runs the dispatcher on the engine's bus, resuming what a previous
-// run left pending; nil without --webhook-url.
-func (w *webhookFlags) start(ctx context.Context, db *store.DB, engine *presence.Engine, log *slog.Logger) (*webhook.Dispatcher, error) {
+// run left pending; nil without --webhook-url. On PostgreSQL several
+// nodes may dispatch: each polls for what the others stored.
+func (w *webhookFlags) start(ctx context.Context, db *store.DB, data string, engine *presence.Engine, log *slog.Logger) (*webhook.Dispatcher, error) {
 	if len(w.urls) == 0 {
 		return nil, nil
 	}
+	var poll time.Duration
+	if db.Dialect() == store.Postgres {
+		poll = webhookPoll
+	}
 	d, err := webhook.New(webhook.Config{
+		Node:      webhookNode(data),
+		Poll:      poll,
 		URLs:      w.urls,
 		Secret:    w.secret,
 		Store:     db,
