@@ -170,33 +170,36 @@ func (n *Node) ID() string { return n.id }
 // left behind, subscribes to the other nodes' changes, reads who is online
 // everywhere, and starts announcing engine's changes and the node's
 // heartbeat. engine must have been created with this Node as its Bus,
-// Directory and Recorder. When Redis cannot be reached Start returns an
+// Directory and Recorder. It returns the users that went offline because a
+// previous run of this node left them behind (a crash), for whatever must
+// tell the world once. When Redis cannot be reached Start returns an
 // error: a node starts in a known state or not at all.
-func (n *Node) Start(ctx context.Context, engine *presence.Engine) error {
+func (n *Node) Start(ctx context.Context, engine *presence.Engine) ([]presence.Status, error) {
 	n.engine = engine
 	if err := announceScript.Load(ctx, n.rdb).Err(); err != nil {
-		return fmt.Errorf("cluster: load scripts: %w", err)
+		return nil, fmt.Errorf("cluster: load scripts: %w", err)
 	}
 	if err := heartbeatScript.Load(ctx, n.rdb).Err(); err != nil {
-		return fmt.Errorf("cluster: load scripts: %w", err)
+		return nil, fmt.Errorf("cluster: load scripts: %w", err)
 	}
 	// What a previous run of this node left (it crashed, or lost Redis
 	// before it could leave): nobody is connected here yet.
-	if _, err := n.removeEdges(ctx, n.id, n.clock.Now(), false); err != nil {
-		return fmt.Errorf("cluster: clear this node's old edges: %w", err)
+	left, err := n.removeEdges(ctx, n.id, n.clock.Now(), true)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: clear this node's old edges: %w", err)
 	}
 	ps := n.rdb.Subscribe(ctx, n.channel, n.settings)
 	if _, err := ps.Receive(ctx); err != nil { // the first subscription
 		ps.Close()
-		return fmt.Errorf("cluster: subscribe: %w", err)
+		return nil, fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	if err := n.resync(ctx); err != nil {
 		ps.Close()
-		return fmt.Errorf("cluster: read who is online: %w", err)
+		return nil, fmt.Errorf("cluster: read who is online: %w", err)
 	}
 	if _, err := n.heartbeat(ctx); err != nil {
 		ps.Close()
-		return fmt.Errorf("cluster: heartbeat: %w", err)
+		return nil, fmt.Errorf("cluster: heartbeat: %w", err)
 	}
 	n.ps = ps
 	n.wg.Add(4)
@@ -204,7 +207,7 @@ func (n *Node) Start(ctx context.Context, engine *presence.Engine) error {
 	go n.announcer()
 	go n.liveness()
 	go n.settingsPublisher()
-	return nil
+	return left, nil
 }
 
 // Close leaves the cluster: it sends what is still pending, removes this

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/presencehq/presence/cluster"
 	"github.com/presencehq/presence/cluster/clustertest"
 	"github.com/presencehq/presence/presence"
@@ -35,7 +34,7 @@ func MustStartNode(tb testing.TB, r *clustertest.Redis, id string, clock *presen
 	}
 	e := presence.New(presence.Config{Clock: clock, Bus: n, Directory: n, Recorder: n, Grace: 5 * time.Second, Deadline: -1})
 	events := n.Subscribe(1024)
-	if err := n.Start(context.Background(), e); err != nil {
+	if _, err := n.Start(context.Background(), e); err != nil {
 		tb.Fatal(err)
 	}
 	nd := &node{Node: n, engine: e, events: events, rec: rec}

@@ -113,6 +113,11 @@ type Config struct {
 	Rand func() float64
 	// UserAgent is sent with every request.
 	UserAgent string
+	// OthersServing says that other nodes may be serving users while
+	// this one starts (several nodes sharing presence): Start then does
+	// not take the users a receiver was last told came online for ghosts
+	// of a crash. What a restarted node held is given to Offline instead.
+	OthersServing bool
 	// Node names this dispatcher in the claims it takes on deliveries;
 	// default a random name. Give a node the same name across restarts
 	// (serve derives it from the host and data directory) so that, after
@@ -156,8 +161,10 @@ type Dispatcher struct {
 	rand    func() float64
 	ua      string
 	node    string
-	poll    time.Duration
-	lease   time.Duration // how long a claim holds: longer than an attempt and its record
+	// othersServing: Config.OthersServing.
+	othersServing bool
+	poll          time.Duration
+	lease         time.Duration // how long a claim holds: longer than an attempt and its record
 
 	ctx    context.Context // cancelled by Close: stops dispatching and sending
 	cancel context.CancelFunc
@@ -270,7 +277,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		urls: urls, secret: cfg.Secret, store: cfg.Store, bus: cfg.Bus, clock: cfg.Clock, log: cfg.Log,
 		client: cfg.Client, timeout: cfg.Timeout, conc: cfg.Concurrency, urlCap: max(1, cfg.Concurrency/len(urls)), backoff: cfg.Backoff,
 		maxAge: cfg.MaxAge, keep: cfg.Keep, rand: cfg.Rand, ua: cfg.UserAgent,
-		node: cfg.Node, poll: max(cfg.Poll, 0), lease: cfg.Timeout + recordTimeout + leaseMargin,
+		node: cfg.Node, othersServing: cfg.OthersServing, poll: max(cfg.Poll, 0), lease: cfg.Timeout + recordTimeout + leaseMargin,
 		ctx: ctx, cancel: cancel,
 		subDone: make(chan struct{}), shown: map[string]bool{}, bufSignal: make(chan struct{}, 1), stopWriter: make(chan struct{}),
 		writerDone: make(chan struct{}), wake: make(chan struct{}, 1), loopDone: make(chan struct{}),
@@ -305,8 +312,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	} else if n > 0 {
 		d.log.Warn("webhook: gave up pending deliveries to URLs no longer configured", "count", n)
 	}
-	if err := d.offlineLeftOnline(ctx, now); err != nil {
-		return fmt.Errorf("webhook: start: %w", err)
+	if !d.othersServing {
+		if err := d.offlineLeftOnline(ctx, now); err != nil {
+			return fmt.Errorf("webhook: start: %w", err)
+		}
 	}
 	n, err := d.store.PendingWebhooks(ctx)
 	if err != nil {
@@ -327,6 +336,16 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.pruneOld()
 	d.poke()
 	return nil
+}
+
+// Offline queues a user.offline, now, for each of users: those a
+// restarted node of a cluster held when it went down, which no event
+// announces to it. Call it after Start.
+func (d *Dispatcher) Offline(users []presence.Status) {
+	now := d.clock.Now()
+	for _, s := range users {
+		d.add(presence.Event{UserID: s.UserID, Username: s.Username, PublicID: s.PublicID, LastSeen: now}, now)
+	}
 }
 
 // Stats returns the counters.

@@ -368,7 +368,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Webhooks subscribe before anyone can connect, and resume what the
 	// previous run left pending.
-	hooks, err := cfg.webhooks.start(ctx, db, cfg.data, engine, log)
+	hooks, err := cfg.webhooks.start(ctx, db, cfg.data, engine, !alone, log)
 	if err != nil {
 		return err
 	}
@@ -384,8 +384,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if node != nil {
 		// After the webhooks subscribed: the users online elsewhere,
 		// read at the start, are known to them (and not theirs to send).
-		if err := node.Start(ctx, engine); err != nil {
+		left, err := node.Start(ctx, engine)
+		if err != nil {
 			return err
+		}
+		if hooks != nil && !alone {
+			hooks.Offline(left) // alone, the dispatcher found them itself
 		}
 		defer node.Close(context.Background()) // on an early return; a no-op after the one below
 	}

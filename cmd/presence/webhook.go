@@ -76,7 +76,9 @@ func webhookNode(data string) string {
 // start runs the dispatcher on the engine's bus, resuming what a previous
 // run left pending; nil without --webhook-url. On PostgreSQL several
 // nodes may dispatch: each polls for what the others stored.
-func (w *webhookFlags) start(ctx context.Context, db *store.DB, data string, engine *presence.Engine, log *slog.Logger) (*webhook.Dispatcher, error) {
+// othersServing: other nodes of a cluster may be serving users (see
+// webhook.Config.OthersServing).
+func (w *webhookFlags) start(ctx context.Context, db *store.DB, data string, engine *presence.Engine, othersServing bool, log *slog.Logger) (*webhook.Dispatcher, error) {
 	if len(w.urls) == 0 {
 		return nil, nil
 	}
@@ -85,15 +87,16 @@ func (w *webhookFlags) start(ctx context.Context, db *store.DB, data string, eng
 		poll = webhookPoll
 	}
 	d, err := webhook.New(webhook.Config{
-		Node:      webhookNode(data),
-		Poll:      poll,
-		URLs:      w.urls,
-		Secret:    w.secret,
-		Store:     db,
-		Bus:       engine.Bus(),
-		Clock:     engine.Clock(),
-		Log:       log,
-		UserAgent: "Presence-Webhooks/" + version(),
+		Node:          webhookNode(data),
+		OthersServing: othersServing,
+		Poll:          poll,
+		URLs:          w.urls,
+		Secret:        w.secret,
+		Store:         db,
+		Bus:           engine.Bus(),
+		Clock:         engine.Clock(),
+		Log:           log,
+		UserAgent:     "Presence-Webhooks/" + version(),
 	})
 	if err != nil {
 		return nil, err
