@@ -121,9 +121,25 @@ func (n *Node) recordOrigin(id int64, c *redis.Cmd) {
 	if err != nil {
 		return
 	}
-	was := false
+	was, wasHistory := false, false
 	if o, err := parseAggregate(old); err == nil {
-		was = o.shown()
+		was, wasHistory = o.shown(), o.inHistory()
+	}
+	if n.sessions != nil && a.inHistory() != wasHistory {
+		if a.inHistory() {
+			n.mu.Lock()
+			device := n.devices[id]
+			delete(n.devices, id)
+			n.mu.Unlock()
+			if device == "" {
+				device = presence.DeviceUnknown
+			}
+			n.sessions.RecordSessionStart(id, n.clock.Now(), device)
+		} else if a.online {
+			n.sessions.RecordSessionEnd(id, n.clock.Now())
+		} else {
+			n.sessions.RecordSessionEnd(id, a.lastSeen)
+		}
 	}
 	switch {
 	case a.shown() == was:
@@ -301,6 +317,12 @@ func aggregateOf(st presence.Status) aggregate {
 // shown reports whether the user counts as online in the database (online
 // and not invisible), as a single engine records it.
 func (a aggregate) shown() bool { return a.online && a.mode != presence.ModeInvisible }
+
+// inHistory reports whether the user's time now goes into their history
+// (as presence.SessionRecorder says: online as their friends see them).
+func (a aggregate) inHistory() bool {
+	return a.shown() && a.visibility != presence.VisibleNobody
+}
 
 // status is the aggregate as a snapshot entry.
 func (a aggregate) status(id int64) presence.Status {

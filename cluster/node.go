@@ -47,6 +47,10 @@ type Config struct {
 	// whole cluster; activity and settings pass straight through. nil:
 	// nothing is persisted.
 	Recorder presence.Recorder
+	// Sessions records users' online sessions (history), once for the
+	// whole cluster, by the node that decides each start and end; the
+	// engine's own session records are dropped. nil: no history.
+	Sessions presence.SessionRecorder
 	// Clock is the clock of last-seen times (default presence.SystemClock).
 	Clock presence.Clock
 	// Log receives warnings (default slog.Default()).
@@ -65,6 +69,7 @@ type Node struct {
 	id       string
 	prefix   string
 	rec      presence.Recorder
+	sessions presence.SessionRecorder
 	clock    presence.Clock
 	log      *slog.Logger
 	out      *presence.LocalBus
@@ -76,9 +81,10 @@ type Node struct {
 
 	heartbeatEvery, deadAfter time.Duration
 
-	mu    sync.Mutex
-	dirty map[int64]time.Time // users whose view here changed → last seen of their latest offline event
-	wake  chan struct{}
+	mu      sync.Mutex
+	dirty   map[int64]time.Time // users whose view here changed → last seen of their latest offline event
+	devices map[int64]string    // the device kind of each user's latest session start here
+	wake    chan struct{}
 
 	rmu   sync.RWMutex
 	users map[int64]*entry // the replica: every user seen online since start
@@ -151,6 +157,8 @@ func New(cfg Config) (*Node, error) {
 		channel:    cfg.Prefix + "events",
 		settings:   cfg.Prefix + "settings",
 		dirty:      make(map[int64]time.Time),
+		devices:    make(map[int64]string),
+		sessions:   cfg.Sessions,
 		wake:       make(chan struct{}, 1),
 		users:      make(map[int64]*entry),
 		reassert:   make(chan struct{}, 1),
@@ -360,6 +368,19 @@ func (n *Node) RecordSettings(userID int64, s presence.Settings) {
 		n.log.Warn("cluster: settings change not sent to other nodes: queue full", "user", userID)
 	}
 }
+
+// RecordSessionStart implements presence.SessionRecorder: the engine's
+// session starts are not recorded as such (the cluster records one per
+// user), but their device kind is kept for the cluster's record.
+func (n *Node) RecordSessionStart(userID int64, _ time.Time, device string) {
+	n.mu.Lock()
+	n.devices[userID] = device
+	n.mu.Unlock()
+}
+
+// RecordSessionEnd implements presence.SessionRecorder: dropped, like
+// RecordSessionStart.
+func (n *Node) RecordSessionEnd(int64, time.Time) {}
 
 type settingsMsg struct {
 	Node       string              `json:"node"`

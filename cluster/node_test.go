@@ -27,12 +27,12 @@ var testStart = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 func MustStartNode(tb testing.TB, r *clustertest.Redis, id string, clock *presence.FakeClock) *node {
 	tb.Helper()
 	rec := &recorder{}
-	n, err := cluster.New(cluster.Config{Redis: r.Client(), NodeID: id, Prefix: "t:", Recorder: rec, Clock: clock,
+	n, err := cluster.New(cluster.Config{Redis: r.Client(), NodeID: id, Prefix: "t:", Recorder: rec, Sessions: rec, Clock: clock,
 		HeartbeatEvery: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := presence.New(presence.Config{Clock: clock, Bus: n, Directory: n, Recorder: n, Grace: 5 * time.Second, Deadline: -1})
+	e := presence.New(presence.Config{Clock: clock, Bus: n, Directory: n, Recorder: n, Sessions: n, Grace: 5 * time.Second, Deadline: -1})
 	events := n.Subscribe(1024)
 	if _, err := n.Start(context.Background(), e); err != nil {
 		tb.Fatal(err)
@@ -87,6 +87,16 @@ func (r *recorder) RecordStatus(id int64, online bool, lastSeen time.Time) {
 	r.status = append(r.status, fmt.Sprintf("%d:%v", id, online))
 }
 func (r *recorder) RecordActivity(int64, time.Time) {}
+func (r *recorder) RecordSessionStart(id int64, _ time.Time, device string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = append(r.status, fmt.Sprintf("%d:session", id))
+}
+func (r *recorder) RecordSessionEnd(id int64, _ time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status = append(r.status, fmt.Sprintf("%d:end", id))
+}
 func (r *recorder) records() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -142,10 +152,11 @@ func TestTwoNodes_OneUserIsOnePresence(t *testing.T) {
 			t.Fatalf("node %s: alice still online", nd.ID())
 		}
 	}
-	// Recorded once each way, by the node that decided it.
+	// Recorded once each way, by the node that decided it, and one
+	// history session, not one per node.
 	got := append(a.rec.records(), b.rec.records()...)
-	if strings.Join(got, " ") != "1:true 1:false" {
-		t.Fatalf("recorded %v, want one online and one offline", got)
+	if strings.Join(got, " ") != "1:session 1:true 1:end 1:false" {
+		t.Fatalf("recorded %v, want one online and one offline, one session", got)
 	}
 }
 

@@ -83,6 +83,6 @@ func portOf(addr string) string {
 
 // newClusterNode creates the node that stands between the engine and the
 // batcher; Start joins it once the engine exists.
-func (c *clusterFlags) newNode(rdb *redis.Client, id string, rec presence.Recorder, log *slog.Logger) (*cluster.Node, error) {
-	return cluster.New(cluster.Config{Redis: rdb, NodeID: id, Prefix: c.prefix, Recorder: rec, Log: log.With("node", id)})
+func (c *clusterFlags) newNode(rdb *redis.Client, id string, rec presence.Recorder, sessions presence.SessionRecorder, log *slog.Logger) (*cluster.Node, error) {
+	return cluster.New(cluster.Config{Redis: rdb, NodeID: id, Prefix: c.prefix, Recorder: rec, Sessions: sessions, Log: log.With("node", id)})
 }

@@ -341,10 +341,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var node *cluster.Node
 	engineCfg := presence.Config{Recorder: batcher}
 	if rdb != nil {
-		if node, err = cfg.cluster.newNode(rdb, nodeID, batcher, log); err != nil {
+		if node, err = cfg.cluster.newNode(rdb, nodeID, batcher, history, log); err != nil {
 			return err
 		}
 		engineCfg = presence.Config{Recorder: node, Bus: node, Directory: node}
+		if history != nil {
+			history = node // the node records one history for the cluster
+		}
 	}
 	engine := presence.New(presence.Config{
 		Recorder:        engineCfg.Recorder,
