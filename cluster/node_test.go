@@ -298,3 +298,28 @@ func TestSettingsReachOtherNodes(t *testing.T) {
 		t.Fatal("a: an invisible user is online to everyone")
 	}
 }
+
+func TestRedisDown_NodeServesItsOwn(t *testing.T) {
+	r := clustertest.MustStart(t)
+	clock := presence.NewFakeClock(testStart)
+	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
+	if _, err := b.engine.Connect(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees alice", func() bool { return a.engine.IsOnline(1) })
+	r.Stop()
+	eventually(t, "a degraded", func() bool { return a.Err() != nil })
+	// Bob comes to a while Redis is away: a's own viewers see him.
+	bob := presence.User{ID: 2, Username: "bob"}
+	if _, err := a.engine.Connect(bob, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees bob without Redis", func() bool { return a.engine.IsOnline(2) })
+	if !a.engine.IsOnline(1) {
+		t.Fatal("a forgot alice (on b) while Redis is away")
+	}
+	// Redis is back: b learns of bob within a heartbeat or two.
+	r.Restart()
+	eventually(t, "b sees bob once Redis is back", func() bool { return b.engine.IsOnline(2) && b.Err() == nil })
+	eventually(t, "a sees alice after the full read", func() bool { return a.engine.IsOnline(1) && a.Err() == nil })
+}
