@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,6 +28,7 @@ func (n *Node) announcer() {
 			n.doReassert(n.ctx)
 		}
 		n.flush(n.ctx)
+		n.flushRooms(n.ctx)
 	}
 }
 
@@ -224,7 +226,25 @@ func (n *Node) doReassert(ctx context.Context) {
 		}
 		n.mu.Unlock()
 	}
+	n.mu.Lock()
+	for _, m := range n.engine.LocalRoomMembers() {
+		n.dirtyRooms[roomKey{m.Room, m.UserID}] = m.PublicID
+	}
+	n.mu.Unlock()
+	if members, err := n.rdb.SMembers(ctx, n.key("nr", n.id)).Result(); err == nil {
+		n.mu.Lock()
+		for _, m := range members {
+			u, room, _ := strings.Cut(m, "\n")
+			if id, err := strconv.ParseInt(u, 10, 64); err == nil {
+				if _, ok := n.dirtyRooms[roomKey{room, id}]; !ok {
+					n.dirtyRooms[roomKey{room, id}] = ""
+				}
+			}
+		}
+		n.mu.Unlock()
+	}
 	n.flush(ctx)
+	n.flushRooms(ctx)
 	if err := n.resync(ctx); err != nil && ctx.Err() == nil {
 		n.setDegraded(err)
 	}

@@ -65,16 +65,17 @@ type Config struct {
 // three Config fields, then call Start with the engine. Caller must call
 // Close.
 type Node struct {
-	rdb      *redis.Client
-	id       string
-	prefix   string
-	rec      presence.Recorder
-	sessions presence.SessionRecorder
-	clock    presence.Clock
-	log      *slog.Logger
-	out      *presence.LocalBus
-	channel  string // aggregates
-	settings string // settings changes
+	rdb          *redis.Client
+	id           string
+	prefix       string
+	rec          presence.Recorder
+	sessions     presence.SessionRecorder
+	clock        presence.Clock
+	log          *slog.Logger
+	out          *presence.LocalBus
+	channel      string // aggregates
+	settings     string // settings changes
+	roomsChannel string // room entries and exits
 
 	engine *presence.Engine
 	epoch  string // Redis's data epoch at the last full read (announcer only)
@@ -84,11 +85,16 @@ type Node struct {
 	mu      sync.Mutex
 	dirty   map[int64]time.Time // users whose view here changed → last seen of their latest offline event
 	devices map[int64]string    // the device kind of each user's latest session start here
-	wake    chan struct{}
+	// dirtyRooms are memberships whose state here changed → public id.
+	dirtyRooms map[roomKey]string
+	wake       chan struct{}
 
 	rmu   sync.RWMutex
 	users map[int64]*entry // the replica: every user seen online since start
 	count int              // users online in the replica
+	// rooms and userRooms are the replica of room membership (rooms.go).
+	rooms     map[string]map[int64]string // room → user → public id
+	userRooms map[int64]map[string]struct{}
 
 	degraded   atomic.Bool
 	lastErr    atomic.Pointer[string]
@@ -153,16 +159,20 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		rdb: cfg.Redis, id: cfg.NodeID, prefix: cfg.Prefix, rec: cfg.Recorder, clock: cfg.Clock, log: cfg.Log,
-		out:        presence.NewLocalBus(),
-		channel:    cfg.Prefix + "events",
-		settings:   cfg.Prefix + "settings",
-		dirty:      make(map[int64]time.Time),
-		devices:    make(map[int64]string),
-		sessions:   cfg.Sessions,
-		wake:       make(chan struct{}, 1),
-		users:      make(map[int64]*entry),
-		reassert:   make(chan struct{}, 1),
-		settingsCh: make(chan []byte, 1024),
+		out:          presence.NewLocalBus(),
+		channel:      cfg.Prefix + "events",
+		settings:     cfg.Prefix + "settings",
+		roomsChannel: cfg.Prefix + "rooms",
+		dirtyRooms:   make(map[roomKey]string),
+		rooms:        make(map[string]map[int64]string),
+		userRooms:    make(map[int64]map[string]struct{}),
+		dirty:        make(map[int64]time.Time),
+		devices:      make(map[int64]string),
+		sessions:     cfg.Sessions,
+		wake:         make(chan struct{}, 1),
+		users:        make(map[int64]*entry),
+		reassert:     make(chan struct{}, 1),
+		settingsCh:   make(chan []byte, 1024),
 
 		heartbeatEvery: cfg.HeartbeatEvery,
 		deadAfter:      cfg.DeadAfter,
@@ -190,13 +200,19 @@ func (n *Node) Start(ctx context.Context, engine *presence.Engine) ([]presence.S
 	if err := heartbeatScript.Load(ctx, n.rdb).Err(); err != nil {
 		return nil, fmt.Errorf("cluster: load scripts: %w", err)
 	}
+	if err := roomScript.Load(ctx, n.rdb).Err(); err != nil {
+		return nil, fmt.Errorf("cluster: load scripts: %w", err)
+	}
 	// What a previous run of this node left (it crashed, or lost Redis
 	// before it could leave): nobody is connected here yet.
 	left, err := n.removeEdges(ctx, n.id, n.clock.Now(), true)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: clear this node's old edges: %w", err)
 	}
-	ps := n.rdb.Subscribe(ctx, n.channel, n.settings)
+	if err := n.removeRoomEdges(ctx, n.id); err != nil {
+		return nil, fmt.Errorf("cluster: clear this node's old room edges: %w", err)
+	}
+	ps := n.rdb.Subscribe(ctx, n.channel, n.settings, n.roomsChannel)
 	if _, err := ps.Receive(ctx); err != nil { // the first subscription
 		ps.Close()
 		return nil, fmt.Errorf("cluster: subscribe: %w", err)
@@ -229,7 +245,10 @@ func (n *Node) Close(ctx context.Context) ([]presence.Status, error) {
 	n.once.Do(func() {
 		n.stop()
 		n.flush(ctx) // the last changes the engine published
-		offline, err = n.removeEdges(ctx, n.id, n.clock.Now(), true)
+		err = n.removeRoomEdges(ctx, n.id)
+		var rerr error
+		offline, rerr = n.removeEdges(ctx, n.id, n.clock.Now(), true)
+		err = errors.Join(err, rerr)
 		if zerr := n.rdb.ZRem(ctx, n.key("nodes"), n.id).Err(); err == nil && zerr != nil {
 			err = fmt.Errorf("cluster: leave: %w", zerr)
 		}

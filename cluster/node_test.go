@@ -32,7 +32,7 @@ func MustStartNode(tb testing.TB, r *clustertest.Redis, id string, clock *presen
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := presence.New(presence.Config{Clock: clock, Bus: n, Directory: n, Recorder: n, Sessions: n, Grace: 5 * time.Second, Deadline: -1})
+	e := presence.New(presence.Config{Clock: clock, Bus: n, Directory: n, Rooms: n, Recorder: n, Sessions: n, Grace: 5 * time.Second, Deadline: -1})
 	events := n.Subscribe(1024)
 	if _, err := n.Start(context.Background(), e); err != nil {
 		tb.Fatal(err)
@@ -154,8 +154,11 @@ func TestTwoNodes_OneUserIsOnePresence(t *testing.T) {
 	}
 	// Recorded once each way, by the node that decided it, and one
 	// history session, not one per node.
-	got := append(a.rec.records(), b.rec.records()...)
-	if strings.Join(got, " ") != "1:session 1:true 1:end 1:false" {
+	// (The origin records after its call returns, maybe after the
+	// event arrived.)
+	records := func() string { return strings.Join(append(a.rec.records(), b.rec.records()...), " ") }
+	eventually(t, "the offline record", func() bool { return len(records()) >= len("1:session 1:true 1:end 1:false") })
+	if got := records(); got != "1:session 1:true 1:end 1:false" {
 		t.Fatalf("recorded %v, want one online and one offline, one session", got)
 	}
 }
@@ -322,4 +325,77 @@ func TestRedisDown_NodeServesItsOwn(t *testing.T) {
 	r.Restart()
 	eventually(t, "b sees bob once Redis is back", func() bool { return b.engine.IsOnline(2) && b.Err() == nil })
 	eventually(t, "a sees alice after the full read", func() bool { return a.engine.IsOnline(1) && a.Err() == nil })
+}
+
+func TestRoomsAcrossNodes(t *testing.T) {
+	r := clustertest.MustStart(t)
+	clock := presence.NewFakeClock(testStart)
+	a, b := MustStartNode(t, r, "a", clock), MustStartNode(t, r, "b", clock)
+	watch := b.engine.WatchRooms(16)
+	defer watch.Close()
+	bob := presence.User{ID: 2, Username: "bob"}
+	ca, err := a.engine.Connect(alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := b.engine.Connect(bob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.SetRoom("doc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.SetRoom("doc"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*node{a, b} {
+		eventually(t, "alice (on a) and bob (on b) in doc on node "+nd.ID(), func() bool {
+			m := nd.engine.RoomMembers("doc")
+			return len(m) == 2 && m[0].Username == "alice" && m[1].Username == "bob" && nd.engine.InRoom("doc", 1)
+		})
+	}
+	if got := b.engine.RoomsOf(1); len(got) != 1 || got[0] != "doc" {
+		t.Fatalf("b: RoomsOf(alice) = %v", got)
+	}
+	// A second tab of alice's in the room, on b: nothing to announce.
+	ca2, err := b.engine.Connect(alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca2.SetRoom("doc"); err != nil {
+		t.Fatal(err)
+	}
+	// Alice's tab on a leaves the room: she is still in it from b.
+	if err := ca.SetRoom(""); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(6 * time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if !a.engine.InRoom("doc", 1) {
+		t.Fatal("alice left doc on a although her tab on b is in it")
+	}
+	ca2.Close()
+	clock.Advance(6 * time.Second)
+	eventually(t, "alice out of doc on a", func() bool { return !a.engine.InRoom("doc", 1) })
+	var evs []string
+	for len(evs) < 3 {
+		select {
+		case ev := <-watch.C:
+			evs = append(evs, fmt.Sprintf("%d:%v", ev.UserID, ev.In))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("b's room watch got %v, want entries of alice and bob, then alice's exit", evs)
+		}
+	}
+	if evs[2] != "1:false" || !(evs[0] == "1:true" && evs[1] == "2:true" || evs[0] == "2:true" && evs[1] == "1:true") {
+		t.Fatalf("b's room watch got %v, want entries of alice and bob, then alice's exit", evs)
+	}
+	if rooms, members := a.engine.RoomCounts(); rooms != 1 || members != 1 {
+		t.Fatalf("a: %d rooms, %d members; want doc with bob", rooms, members)
+	}
+	// b dies: bob leaves doc for a once b is reaped.
+	b.Crash()
+	eventually(t, "bob out of doc after b died", func() bool {
+		rooms, _ := a.engine.RoomCounts()
+		return rooms == 0 && !a.engine.InRoom("doc", 2)
+	})
 }

@@ -45,9 +45,12 @@ func (n *Node) subscriber(ps *redis.PubSub) {
 				}
 			}
 		case *redis.Message:
-			if m.Channel == n.channel {
+			switch m.Channel {
+			case n.channel:
 				n.handleEvent(m.Payload)
-			} else {
+			case n.roomsChannel:
+				n.handleRoom(m.Payload)
+			default:
 				n.handleSettings(m.Payload)
 			}
 		}
@@ -232,7 +235,7 @@ func (n *Node) resync(ctx context.Context) error {
 			n.applyRead(chunk[i], seq, a, force)
 		}
 	}
-	return nil
+	return n.resyncRooms(ctx)
 }
 
 // applyRead applies an aggregate read (not received): it replaces the
@@ -312,6 +315,10 @@ func (n *Node) reap(ctx context.Context, node string, last time.Time) {
 	n.log.Warn("cluster: node silent; removing its edges", "node", node, "last_heartbeat", last)
 	if _, err := n.removeEdges(ctx, node, last, false); err != nil {
 		n.log.Warn("cluster: reaping a dead node", "node", node, "err", err)
+		return
+	}
+	if err := n.removeRoomEdges(ctx, node); err != nil {
+		n.log.Warn("cluster: reaping a dead node's rooms", "node", node, "err", err)
 		return
 	}
 	n.rdb.ZRem(ctx, n.key("nodes"), node)

@@ -102,6 +102,9 @@ type Config struct {
 	// count of Counts answer from it, and the engine keeps only this
 	// node's connections (LocalState). nil: this engine is the truth.
 	Directory Directory
+	// Rooms, when set, holds room membership across nodes (see
+	// RoomDirectory).
+	Rooms RoomDirectory
 }
 
 // Directory is who is online across several nodes (package cluster keeps
@@ -118,6 +121,27 @@ type Directory interface {
 	Count() int
 }
 
+// RoomDirectory is who is in which room across several nodes (package
+// cluster keeps one on Redis). When Config.Rooms is set, the engine tells
+// it of its own connections' room entries and exits instead of its
+// watches (AnnounceRoom), the directory feeds the cluster's to the watches
+// (EmitRoom), and the room queries answer from it.
+type RoomDirectory interface {
+	// AnnounceRoom is told that this engine's own membership of a user in
+	// a room changed. The engine calls it with its lock held: it must not
+	// block or call back into the engine.
+	AnnounceRoom(ev RoomEvent)
+	// RoomMemberIDs returns the ids of the users in room on any node.
+	RoomMemberIDs(room string) []int64
+	// RoomsOf returns the rooms the user is in on any node, sorted.
+	RoomsOf(userID int64) []string
+	// InRoom reports whether the user is in room on any node.
+	InRoom(room string, userID int64) bool
+	// RoomCounts returns how many rooms have members and how many
+	// memberships there are, on all nodes.
+	RoomCounts() (rooms, members int)
+}
+
 // Engine tracks live connections and derives per-user presence from them.
 // Create it with New; it is safe for concurrent use. Caller must call Close.
 type Engine struct {
@@ -131,6 +155,7 @@ type Engine struct {
 	maxConns  int
 	awayAfter time.Duration
 	dir       Directory
+	roomDir   RoomDirectory
 
 	mu       sync.Mutex
 	users    map[int64]*userState
@@ -211,6 +236,7 @@ func New(cfg Config) *Engine {
 		maxConns:  cfg.MaxConnsPerUser,
 		awayAfter: max(cfg.AwayAfter, 0),
 		dir:       cfg.Directory,
+		roomDir:   cfg.Rooms,
 		users:     make(map[int64]*userState),
 		settings:  make(map[int64]*settingsState),
 		rooms:     make(map[string]map[int64]*roomMember),

@@ -131,9 +131,30 @@ func (e *Engine) dropWatch(w *RoomWatch) {
 	w.once.Do(func() { close(w.ch) })
 }
 
-// emitRoom delivers ev to every watch without blocking. Caller must hold
-// e.mu.
+// emitRoom announces a change of this engine's own membership: to the
+// RoomDirectory when there is one (which comes back through EmitRoom once
+// it is the cluster's change), else to every watch. Caller must hold e.mu.
 func (e *Engine) emitRoom(ev RoomEvent) {
+	if e.roomDir != nil {
+		e.roomDir.AnnounceRoom(ev)
+		return
+	}
+	e.deliverRoom(ev)
+}
+
+// EmitRoom delivers a room change decided across nodes to every watch
+// (the RoomDirectory's side of Config.Rooms).
+func (e *Engine) EmitRoom(ev RoomEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		e.deliverRoom(ev)
+	}
+}
+
+// deliverRoom delivers ev to every watch without blocking. Caller must hold
+// e.mu.
+func (e *Engine) deliverRoom(ev RoomEvent) {
 	for w := range e.roomWatches {
 		select {
 		case w.ch <- ev:
@@ -280,6 +301,17 @@ func (e *Engine) closeRooms() {
 // period after they left, and hidden users: filter with Status.Hidden or
 // CanSee), ordered by username (case-insensitive).
 func (e *Engine) RoomMembers(room string) []Status {
+	if e.roomDir != nil {
+		ids := e.roomDir.RoomMemberIDs(room)
+		out := make([]Status, 0, len(ids))
+		for _, id := range ids {
+			if st, ok := e.State(id); ok {
+				out = append(out, st)
+			}
+		}
+		sortStatuses(out)
+		return out
+	}
 	e.mu.Lock()
 	out := make([]Status, 0, len(e.rooms[room]))
 	for id := range e.rooms[room] {
@@ -295,6 +327,9 @@ func (e *Engine) RoomMembers(room string) []Status {
 // RoomMemberIDs returns the ids of the users in room (see RoomMembers),
 // in no particular order: cheaper than RoomMembers when only ids matter.
 func (e *Engine) RoomMemberIDs(room string) []int64 {
+	if e.roomDir != nil {
+		return e.roomDir.RoomMemberIDs(room)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make([]int64, 0, len(e.rooms[room]))
@@ -306,6 +341,15 @@ func (e *Engine) RoomMemberIDs(room string) []int64 {
 
 // InRoom reports whether the user is in room (see RoomMembers).
 func (e *Engine) InRoom(room string, userID int64) bool {
+	if e.roomDir != nil {
+		_, online := e.State(userID)
+		return online && e.roomDir.InRoom(room, userID)
+	}
+	return e.LocalInRoom(room, userID)
+}
+
+// LocalInRoom is InRoom from this engine's own connections only.
+func (e *Engine) LocalInRoom(room string, userID int64) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	_, ok := e.rooms[room][userID]
@@ -314,6 +358,9 @@ func (e *Engine) InRoom(room string, userID int64) bool {
 
 // RoomsOf returns the rooms the user is in, sorted.
 func (e *Engine) RoomsOf(userID int64) []string {
+	if e.roomDir != nil {
+		return e.roomDir.RoomsOf(userID)
+	}
 	e.mu.Lock()
 	out := make([]string, 0, len(e.userRooms[userID]))
 	for room := range e.userRooms[userID] {
@@ -327,12 +374,29 @@ func (e *Engine) RoomsOf(userID int64) []string {
 // RoomCounts returns how many rooms have members and how many memberships
 // (user, room) there are.
 func (e *Engine) RoomCounts() (rooms, members int) {
+	if e.roomDir != nil {
+		return e.roomDir.RoomCounts()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, m := range e.rooms {
 		members += len(m)
 	}
 	return len(e.rooms), members
+}
+
+// LocalRoomMembers returns every (room, user) membership held by this
+// engine's own connections (or in their grace period here), as entries.
+func (e *Engine) LocalRoomMembers() []RoomEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []RoomEvent
+	for room, members := range e.rooms {
+		for id, m := range members {
+			out = append(out, RoomEvent{Room: room, UserID: id, PublicID: m.user.PublicID, In: true})
+		}
+	}
+	return out
 }
 
 // sortStatuses orders by username (case-insensitive), then id.

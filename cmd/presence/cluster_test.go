@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,7 +44,7 @@ func TestServe_ThreeNodes(t *testing.T) {
 		tok[name] = mustToken(t, n1.base, name)
 	}
 	watch := mustDial(t, n3.base, tok["viewer"]) // the original protocol's events, on n3
-	mustDial(t, n1.base, tok["alice"])
+	alice := mustDial(t, n1.base, tok["alice"])
 	bob := mustDial(t, n2.base, tok["bob"])
 	mustDial(t, n3.base, tok["carol"])
 	mustDial(t, n3.base, tok["erin"]) // erin has a tab on n3 and one on n1
@@ -64,6 +66,17 @@ func TestServe_ThreeNodes(t *testing.T) {
 	}
 	if heard["erin:true"] != 1 {
 		t.Errorf("erin, with a tab on two nodes, came online %d times on n3's socket, want 1", heard["erin:true"])
+	}
+	// Rooms: alice (n1) and bob (n2) in one room, as every node sees it.
+	for _, c := range []*websocket.Conn{alice, bob} {
+		if err := c.WriteJSON(map[string]string{"type": "room", "room": "/docs/plan"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range nodes {
+		eventually(t, "alice and bob in the room on every node", 10*time.Second, func() bool {
+			return slices.Equal(roomNames(t, p.base, tok["dave"], "/docs/plan"), []string{"alice", "bob"})
+		})
 	}
 	// The widget of n2 shows the users of n1 and n3.
 	out, err := runCmd(t, "", map[string]string{"PRESENCE_DATABASE_URL": dbURL}, "user", "embed-token", "--data", t.TempDir(), "viewer")
@@ -112,6 +125,25 @@ func TestServe_ThreeNodes(t *testing.T) {
 			return code == 200 && h.Status == "ok" && h.Checks["redis"] == "ok"
 		})
 	}
+}
+
+// roomNames returns the usernames /api/rooms/online/ lists for room.
+func roomNames(tb testing.TB, base, token, room string) []string {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/rooms/online/?room="+url.QueryEscape(room), nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := testClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []struct{ Username string }
+	json.NewDecoder(resp.Body).Decode(&list)
+	names := []string{}
+	for _, u := range list {
+		names = append(names, u.Username)
+	}
+	return names
 }
 
 // readEvents reads user.status.changed messages for d and counts them by

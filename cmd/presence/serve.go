@@ -344,7 +344,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if node, err = cfg.cluster.newNode(rdb, nodeID, batcher, history, log); err != nil {
 			return err
 		}
-		engineCfg = presence.Config{Recorder: node, Bus: node, Directory: node}
+		engineCfg = presence.Config{Recorder: node, Bus: node, Directory: node, Rooms: node}
 		if history != nil {
 			history = node // the node records one history for the cluster
 		}
@@ -353,6 +353,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Recorder:        engineCfg.Recorder,
 		Bus:             engineCfg.Bus,
 		Directory:       engineCfg.Directory,
+		Rooms:           engineCfg.Rooms,
 		Sessions:        history,
 		Grace:           orNone(cfg.grace),
 		Deadline:        orNone(cfg.deadline),
