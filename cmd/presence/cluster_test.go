@@ -183,3 +183,25 @@ func widgetList(tb testing.TB, base, embed string) string {
 	}
 	return string(b)
 }
+
+// TestServe_RedisFlags: PRESENCE_REDIS_URL is --redis, which needs a
+// shared PostgreSQL database, and is refused by the demo.
+func TestServe_RedisFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"ErrDatabaseRequired", []string{"serve", "--data", t.TempDir()}, map[string]string{"PRESENCE_REDIS_URL": "redis://127.0.0.1:6379"}, "--redis needs --database-url"},
+		{"ErrDemo", []string{"serve", "--demo", "--redis", "redis://127.0.0.1:6379"}, nil, "--demo runs alone"},
+		{"ErrBadURL", []string{"serve", "--data", t.TempDir(), "--database-url", "postgres://x/y", "--redis", "http://nope"}, nil, "--redis:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runCmd(t, "", tc.env, tc.args...)
+			if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+				t.Fatalf("err = %v, out = %q; want %q", err, out, tc.want)
+			}
+		})
+	}
+}

@@ -91,7 +91,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 
 // envNames lists the flags whose environment variable is not their name
 // in capitals: a repeatable flag's variable takes a comma-separated list.
-var envNames = map[string]string{"webhook-url": "PRESENCE_WEBHOOK_URLS"}
+var envNames = map[string]string{"webhook-url": "PRESENCE_WEBHOOK_URLS", "redis": "PRESENCE_REDIS_URL"}
 
 // envName is the environment variable of a flag.
 func envName(flagName string) string {
