@@ -27,6 +27,7 @@ func (n *Node) announcer() {
 		case <-n.reassert:
 			n.doReassert(n.ctx)
 		}
+		n.flushSettings(n.ctx)
 		n.flush(n.ctx)
 		n.flushRooms(n.ctx)
 	}
@@ -55,10 +56,6 @@ func (n *Node) flush(ctx context.Context) {
 		n.mu.Unlock()
 		if len(batch) == 0 {
 			return
-		}
-		if n.degraded.Load() {
-			n.applyLocally(batch)
-			continue
 		}
 		if err := n.send(ctx, batch); err != nil {
 			if ctx.Err() == nil {
@@ -243,6 +240,7 @@ func (n *Node) doReassert(ctx context.Context) {
 		}
 		n.mu.Unlock()
 	}
+	n.flushSettings(ctx)
 	n.flush(ctx)
 	n.flushRooms(ctx)
 	if err := n.resync(ctx); err != nil && ctx.Err() == nil {

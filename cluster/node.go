@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,19 +86,23 @@ type Node struct {
 	devices map[int64]string    // the device kind of each user's latest session start here
 	// dirtyRooms are memberships whose state here changed → public id.
 	dirtyRooms map[roomKey]string
-	wake       chan struct{}
+	// dirtySettings are settings changed here, not yet in Redis.
+	dirtySettings map[int64][]byte
+	wake          chan struct{}
 
 	rmu   sync.RWMutex
 	users map[int64]*entry // the replica: every user seen online since start
 	count int              // users online in the replica
+	// settingsVer is the version of each user's settings applied here
+	// (settings.go).
+	settingsVer map[int64]int64
 	// rooms and userRooms are the replica of room membership (rooms.go).
 	rooms     map[string]map[int64]string // room → user → public id
 	userRooms map[int64]map[string]struct{}
 
-	degraded   atomic.Bool
-	lastErr    atomic.Pointer[string]
-	reassert   chan struct{}
-	settingsCh chan []byte
+	degraded atomic.Bool
+	lastErr  atomic.Pointer[string]
+	reassert chan struct{}
 
 	stats struct {
 		announces, roundTrips, published, received, stale, gaps, resyncs, reaped, reasserts atomic.Int64
@@ -159,20 +162,21 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		rdb: cfg.Redis, id: cfg.NodeID, prefix: cfg.Prefix, rec: cfg.Recorder, clock: cfg.Clock, log: cfg.Log,
-		out:          presence.NewLocalBus(),
-		channel:      cfg.Prefix + "events",
-		settings:     cfg.Prefix + "settings",
-		roomsChannel: cfg.Prefix + "rooms",
-		dirtyRooms:   make(map[roomKey]string),
-		rooms:        make(map[string]map[int64]string),
-		userRooms:    make(map[int64]map[string]struct{}),
-		dirty:        make(map[int64]time.Time),
-		devices:      make(map[int64]string),
-		sessions:     cfg.Sessions,
-		wake:         make(chan struct{}, 1),
-		users:        make(map[int64]*entry),
-		reassert:     make(chan struct{}, 1),
-		settingsCh:   make(chan []byte, 1024),
+		out:           presence.NewLocalBus(),
+		channel:       cfg.Prefix + "events",
+		settings:      cfg.Prefix + "settings",
+		roomsChannel:  cfg.Prefix + "rooms",
+		dirtyRooms:    make(map[roomKey]string),
+		dirtySettings: make(map[int64][]byte),
+		settingsVer:   make(map[int64]int64),
+		rooms:         make(map[string]map[int64]string),
+		userRooms:     make(map[int64]map[string]struct{}),
+		dirty:         make(map[int64]time.Time),
+		devices:       make(map[int64]string),
+		sessions:      cfg.Sessions,
+		wake:          make(chan struct{}, 1),
+		users:         make(map[int64]*entry),
+		reassert:      make(chan struct{}, 1),
 
 		heartbeatEvery: cfg.HeartbeatEvery,
 		deadAfter:      cfg.DeadAfter,
@@ -203,6 +207,9 @@ func (n *Node) Start(ctx context.Context, engine *presence.Engine) ([]presence.S
 	if err := roomScript.Load(ctx, n.rdb).Err(); err != nil {
 		return nil, fmt.Errorf("cluster: load scripts: %w", err)
 	}
+	if err := settingsScript.Load(ctx, n.rdb).Err(); err != nil {
+		return nil, fmt.Errorf("cluster: load scripts: %w", err)
+	}
 	// What a previous run of this node left (it crashed, or lost Redis
 	// before it could leave): nobody is connected here yet.
 	left, err := n.removeEdges(ctx, n.id, n.clock.Now(), true)
@@ -221,16 +228,15 @@ func (n *Node) Start(ctx context.Context, engine *presence.Engine) ([]presence.S
 		ps.Close()
 		return nil, fmt.Errorf("cluster: read who is online: %w", err)
 	}
-	if _, err := n.heartbeat(ctx); err != nil {
+	if _, _, err := n.heartbeat(ctx); err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("cluster: heartbeat: %w", err)
 	}
 	n.ps = ps
-	n.wg.Add(4)
+	n.wg.Add(3)
 	go n.subscriber(ps)
 	go n.announcer()
 	go n.liveness()
-	go n.settingsPublisher()
 	return left, nil
 }
 
@@ -366,27 +372,28 @@ func (n *Node) Count() int {
 // RecordStatus implements presence.Recorder. The engine's own online and
 // offline records are dropped: a user's first and last node record them,
 // once, from the aggregate (see announce).
-func (n *Node) RecordStatus(int64, bool, time.Time) {}
+//
+// Going offline here still marks the user's edge for the announcer: the
+// engine publishes nothing when a hidden user (invisible, or visible to
+// some) leaves, since others already see them offline, yet their edge
+// must go.
+func (n *Node) RecordStatus(userID int64, online bool, lastSeen time.Time) {
+	if online {
+		return
+	}
+	n.mu.Lock()
+	if _, ok := n.dirty[userID]; !ok || !lastSeen.IsZero() {
+		n.dirty[userID] = lastSeen
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
 
 // RecordActivity implements presence.Recorder.
 func (n *Node) RecordActivity(userID int64, at time.Time) { n.rec.RecordActivity(userID, at) }
-
-// RecordSettings implements presence.SettingsRecorder: the settings are
-// persisted and sent to the other nodes, whose engines apply them.
-func (n *Node) RecordSettings(userID int64, s presence.Settings) {
-	if sr, ok := n.rec.(presence.SettingsRecorder); ok {
-		sr.RecordSettings(userID, s)
-	}
-	b, err := json.Marshal(settingsMsg{Node: n.id, User: userID, Mode: s.Mode, Text: s.Text, Emoji: s.Emoji, Expires: s.Expires, Visibility: s.Visibility})
-	if err != nil {
-		return
-	}
-	select {
-	case n.settingsCh <- b:
-	default:
-		n.log.Warn("cluster: settings change not sent to other nodes: queue full", "user", userID)
-	}
-}
 
 // RecordSessionStart implements presence.SessionRecorder: the engine's
 // session starts are not recorded as such (the cluster records one per
@@ -399,16 +406,10 @@ func (n *Node) RecordSessionStart(userID int64, _ time.Time, device string) {
 
 // RecordSessionEnd implements presence.SessionRecorder: dropped, like
 // RecordSessionStart.
-func (n *Node) RecordSessionEnd(int64, time.Time) {}
-
-type settingsMsg struct {
-	Node       string              `json:"node"`
-	User       int64               `json:"user"`
-	Mode       presence.Mode       `json:"mode"`
-	Text       string              `json:"text,omitempty"`
-	Emoji      string              `json:"emoji,omitempty"`
-	Expires    time.Time           `json:"expires,omitzero"`
-	Visibility presence.Visibility `json:"visibility"`
+func (n *Node) RecordSessionEnd(userID int64, _ time.Time) {
+	n.mu.Lock()
+	delete(n.devices, userID)
+	n.mu.Unlock()
 }
 
 func (n *Node) key(parts ...string) string { return n.prefix + strings.Join(parts, ":") }
@@ -428,11 +429,36 @@ type nopRecorder struct{}
 func (nopRecorder) RecordStatus(int64, bool, time.Time) {}
 func (nopRecorder) RecordActivity(int64, time.Time)     {}
 
-// Alone reports whether no other node has sent a heartbeat within
-// DeadAfter: the cluster is starting (or restarting) with this node. Call
-// it before Start. What the shared database says is online can then be
-// reset, as a single node does at start-up; with other nodes alive it is
-// their users.
+// joinScript registers a node in the sorted set of nodes and reports
+// whether no other node sent a heartbeat within the given time; a node
+// alone also takes the reset lock (see Alone), which nodes that are not
+// alone wait on.
+//
+// KEYS: 1 the nodes' sorted set, 2 the reset lock. ARGV: 1 this node, 2
+// silence in milliseconds after which a node is dead, 3 how long the lock
+// lasts at most, in milliseconds.
+var joinScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[2]), '+inf')
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+for _, id in ipairs(live) do
+  if id ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1
+`)
+
+// resetLockFor bounds how long others wait for the first node's reset.
+const resetLockFor = 60 * time.Second
+
+// Alone registers nodeID among the live nodes and reports whether no other
+// node has sent a heartbeat within DeadAfter: the cluster is starting (or
+// restarting) with this node. Of nodes that start together, exactly one is
+// alone. Call it before Start. The node alone should reset what the shared
+// database says is online, as a single node does at start-up, then call
+// ResetDone; the others call WaitReset before they serve, so that the
+// reset cannot erase their users.
 func Alone(ctx context.Context, rdb *redis.Client, prefix, nodeID string, deadAfter time.Duration) (bool, error) {
 	if prefix == "" {
 		prefix = "presence:"
@@ -440,18 +466,42 @@ func Alone(ctx context.Context, rdb *redis.Client, prefix, nodeID string, deadAf
 	if deadAfter <= 0 {
 		deadAfter = DeadAfter
 	}
-	now, err := rdb.Time(ctx).Result()
+	alone, err := joinScript.Run(ctx, rdb, []string{prefix + "nodes", prefix + "resetting"}, nodeID, deadAfter.Milliseconds(), resetLockFor.Milliseconds()).Int()
 	if err != nil {
-		return false, fmt.Errorf("cluster: %w", err)
+		return false, fmt.Errorf("cluster: join: %w", err)
 	}
-	live, err := rdb.ZRangeByScore(ctx, prefix+"nodes", &redis.ZRangeBy{Min: strconv.FormatInt(now.Add(-deadAfter).UnixMilli(), 10), Max: "+inf"}).Result()
-	if err != nil {
-		return false, fmt.Errorf("cluster: %w", err)
+	return alone == 1, nil
+}
+
+// ResetDone releases the reset lock Alone took.
+func ResetDone(ctx context.Context, rdb *redis.Client, prefix string) error {
+	if prefix == "" {
+		prefix = "presence:"
 	}
-	for _, id := range live {
-		if id != nodeID {
-			return false, nil
+	if err := rdb.Del(ctx, prefix+"resetting").Err(); err != nil {
+		return fmt.Errorf("cluster: reset done: %w", err)
+	}
+	return nil
+}
+
+// WaitReset waits until no node holds the reset lock (at most
+// resetLockFor, the lock's own life), or ctx is done.
+func WaitReset(ctx context.Context, rdb *redis.Client, prefix string) error {
+	if prefix == "" {
+		prefix = "presence:"
+	}
+	for {
+		n, err := rdb.Exists(ctx, prefix+"resetting").Result()
+		if err != nil {
+			return fmt.Errorf("cluster: wait for the first node's reset: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: wait for the first node's reset: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return true, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -75,20 +74,6 @@ func (n *Node) handleEvent(payload string) {
 	n.apply(parts[0], id, seq, a, false)
 }
 
-// handleSettings applies another node's change of a user's settings to
-// this node's engine, which announces what it changes here.
-func (n *Node) handleSettings(payload string) {
-	var m settingsMsg
-	if err := json.Unmarshal([]byte(payload), &m); err != nil {
-		n.log.Warn("cluster: malformed settings change", "err", err)
-		return
-	}
-	if m.Node == n.id {
-		return
-	}
-	n.engine.ApplySettings(m.User, presence.Settings{Mode: m.Mode, Text: m.Text, Emoji: m.Emoji, Expires: m.Expires, Visibility: m.Visibility})
-}
-
 // apply installs a user's aggregate in the replica and publishes, on the
 // node's bus, the events a single engine would have published for the
 // change: what others see, and what the user sees of themselves. An
@@ -98,6 +83,11 @@ func (n *Node) handleSettings(payload string) {
 func (n *Node) apply(origin string, id int64, seq int64, a aggregate, force bool) {
 	n.rmu.Lock()
 	defer n.rmu.Unlock()
+	n.applyLocked(origin, id, seq, a, force)
+}
+
+// applyLocked is apply. Caller must hold n.rmu for writing.
+func (n *Node) applyLocked(origin string, id int64, seq int64, a aggregate, force bool) {
 	en := n.users[id]
 	if en == nil {
 		if !a.online {
@@ -210,18 +200,19 @@ func (n *Node) resync(ctx context.Context) error {
 		pipe := n.rdb.Pipeline()
 		cmds := make([]*redis.SliceCmd, len(chunk))
 		for i, id := range chunk {
-			cmds[i] = pipe.HMGet(ctx, n.userKey(id), "seq", "agg")
+			cmds[i] = pipe.HMGet(ctx, n.userKey(id), "seq", "agg", "origin")
 		}
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 			return fmt.Errorf("resync: %w", err)
 		}
 		for i, c := range cmds {
 			vals, err := c.Result()
-			if err != nil || len(vals) != 2 {
+			if err != nil || len(vals) != 3 {
 				continue
 			}
 			seqS, _ := vals[0].(string)
 			aggS, _ := vals[1].(string)
+			origin, _ := vals[2].(string)
 			seq, _ := strconv.ParseInt(seqS, 10, 64)
 			a, err := parseAggregate(aggS)
 			if err != nil { // Redis knows nothing of the user (it lost its data)
@@ -232,25 +223,24 @@ func (n *Node) resync(ctx context.Context) error {
 				}
 				n.rmu.RUnlock()
 			}
-			n.applyRead(chunk[i], seq, a, force)
+			n.applyRead(origin, chunk[i], seq, a, force)
 		}
+	}
+	if err := n.resyncSettings(ctx); err != nil {
+		return err
 	}
 	return n.resyncRooms(ctx)
 }
 
 // applyRead applies an aggregate read (not received): it replaces the
 // replica's unless the replica already holds a later one.
-func (n *Node) applyRead(id, seq int64, a aggregate, force bool) {
-	if !force {
-		n.rmu.RLock()
-		en := n.users[id]
-		newer := en != nil && en.seq > seq
-		n.rmu.RUnlock()
-		if newer {
-			return
-		}
+func (n *Node) applyRead(origin string, id, seq int64, a aggregate, force bool) {
+	n.rmu.Lock()
+	defer n.rmu.Unlock()
+	if en := n.users[id]; !force && en != nil && en.seq > seq {
+		return // a live aggregate came after the read
 	}
-	n.apply("", id, seq, a, true)
+	n.applyLocked(origin, id, seq, a, true)
 }
 
 // liveness refreshes this node's heartbeat, reaps dead nodes, and notices
@@ -265,14 +255,23 @@ func (n *Node) liveness() {
 			return
 		case <-t.C:
 		}
-		dead, err := n.heartbeat(n.ctx)
+		dead, rejoined, err := n.heartbeat(n.ctx)
 		if err != nil {
 			if n.ctx.Err() == nil {
 				n.setDegraded(err)
 			}
 			continue
 		}
-		if n.degraded.Swap(false) {
+		if rejoined {
+			// Our entry was gone: a survivor took us for dead and
+			// removed our edges (it removes the entry last).
+			n.log.Warn("cluster: this node was reaped while alive; re-asserting its edges")
+			n.degraded.Store(false)
+			select {
+			case n.reassert <- struct{}{}:
+			default:
+			}
+		} else if n.degraded.Swap(false) {
 			n.log.Info("cluster: Redis is back; re-asserting this node's edges")
 			select {
 			case n.reassert <- struct{}{}:
@@ -293,17 +292,19 @@ type deadNode struct {
 }
 
 // heartbeat runs the heartbeat script and returns the dead nodes.
-func (n *Node) heartbeat(ctx context.Context) ([]deadNode, error) {
+func (n *Node) heartbeat(ctx context.Context) ([]deadNode, bool, error) {
 	res, err := heartbeatScript.Run(ctx, n.rdb, []string{n.key("nodes")}, n.id, n.deadAfter.Milliseconds()).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("heartbeat: %w", err)
+	if err != nil || len(res) == 0 {
+		return nil, false, fmt.Errorf("heartbeat: %w", err)
 	}
+	added := res[0] == "1"
+	res = res[1:]
 	var dead []deadNode
 	for i := 0; i+1 < len(res); i += 2 {
 		ms, _ := strconv.ParseFloat(res[i+1], 64)
 		dead = append(dead, deadNode{res[i], time.UnixMilli(int64(ms)).UTC()})
 	}
-	return dead, nil
+	return dead, added, nil
 }
 
 // reap removes a dead node's edges, if no other survivor is doing it.
@@ -322,19 +323,4 @@ func (n *Node) reap(ctx context.Context, node string, last time.Time) {
 		return
 	}
 	n.rdb.ZRem(ctx, n.key("nodes"), node)
-}
-
-// settingsPublisher sends this node's settings changes to the others.
-func (n *Node) settingsPublisher() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case b := <-n.settingsCh:
-			if err := n.rdb.Publish(n.ctx, n.settings, b).Err(); err != nil && n.ctx.Err() == nil {
-				n.log.Warn("cluster: settings change not sent to other nodes", "err", err)
-			}
-		}
-	}
 }

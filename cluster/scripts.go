@@ -61,15 +61,19 @@ if key == oldkey then
   redis.call('HSET', KEYS[1], 'agg', enc)
   return {0, 0, enc, old}
 end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'agg', enc, 'key', key)
+local t = redis.call('TIME')
+local seq = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local prev = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if seq <= prev then seq = prev + 1 end
+seq = string.format('%.0f', seq)
+redis.call('HSET', KEYS[1], 'agg', enc, 'key', key, 'seq', seq, 'origin', ARGV[6])
 if online then
   redis.call('SADD', KEYS[3], ARGV[2])
 else
   redis.call('SREM', KEYS[3], ARGV[2])
 end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. ARGV[2] .. '\n' .. seq .. '\n' .. enc)
-return {1, seq, enc, old}
+return {1, tonumber(seq), enc, old}
 `)
 
 // heartbeatScript refreshes the node's entry in the sorted set of nodes, on
@@ -82,6 +86,8 @@ return {1, seq, enc, old}
 var heartbeatScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'WITHSCORES')
+local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'WITHSCORES')
+table.insert(dead, 1, tostring(added))
+return dead
 `)

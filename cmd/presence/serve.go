@@ -296,6 +296,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if ghosts > 0 {
 			log.Info("reset users left online by the previous run", "count", ghosts)
 		}
+		if rdb != nil {
+			if err := cluster.ResetDone(ctx, rdb, cfg.cluster.prefix); err != nil {
+				return err
+			}
+		}
+	} else if err := cluster.WaitReset(ctx, rdb, cfg.cluster.prefix); err != nil {
+		return err
 	}
 	var demoPeople []demoPerson
 	var demoNames []string
