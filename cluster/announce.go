@@ -92,13 +92,17 @@ func (n *Node) send(ctx context.Context, batch []pending) error {
 			}
 			continue
 		}
+		// What a call decided is recorded even when another call of the
+		// pipeline failed: the re-assertion would find it done.
+		for i, c := range cmds {
+			if c.Err() == nil {
+				n.recordOrigin(batch[i].id, c)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("announce: %w", err)
 		}
 		n.stats.announces.Add(int64(len(batch)))
-		for i, c := range cmds {
-			n.recordOrigin(batch[i].id, c)
-		}
 		return nil
 	}
 }
@@ -167,14 +171,15 @@ func (n *Node) removeEdges(ctx context.Context, node string, lastSeen time.Time,
 		cmds := make([]*redis.Cmd, len(chunk))
 		for i, s := range chunk {
 			id, _ := strconv.ParseInt(s, 10, 64)
-			cmds[i] = announceScript.Eval(ctx, pipe, []string{n.userKey(id), nodeKey, n.key("online")},
+			cmds[i] = announceScript.EvalSha(ctx, pipe, []string{n.userKey(id), nodeKey, n.key("online")},
 				node, id, "", lastSeen.UnixMilli(), n.channel, n.id)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return offline, fmt.Errorf("remove edges of %s: %w", node, err)
-		}
+		_, execErr := pipe.Exec(ctx)
 		n.stats.roundTrips.Add(1)
 		for i, c := range cmds {
+			if c.Err() != nil {
+				continue
+			}
 			id, _ := strconv.ParseInt(chunk[i], 10, 64)
 			n.recordOrigin(id, c)
 			if !collect {
@@ -189,6 +194,9 @@ func (n *Node) removeEdges(ctx context.Context, node string, lastSeen time.Time,
 					}
 				}
 			}
+		}
+		if execErr != nil {
+			return offline, fmt.Errorf("remove edges of %s: %w", node, execErr)
 		}
 	}
 	if node != n.id {

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,6 +103,9 @@ type Node struct {
 	userRooms map[int64]map[string]struct{}
 
 	degraded atomic.Bool
+	clash    atomic.Bool // another process uses this node id
+	reaping  atomic.Bool // a reap is running
+	token    string      // this process's claim on the node id
 	lastErr  atomic.Pointer[string]
 	reassert chan struct{}
 
@@ -118,6 +123,7 @@ type Node struct {
 // entry is one user in the replica.
 type entry struct {
 	seq       int64
+	offAt     time.Time // when the user went offline (replica sweep)
 	online    bool
 	st        presence.Status
 	lastSeen  time.Time
@@ -182,6 +188,9 @@ func New(cfg Config) (*Node, error) {
 		deadAfter:      cfg.DeadAfter,
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	b := make([]byte, 12)
+	rand.Read(b)
+	n.token = hex.EncodeToString(b)
 	return n, nil
 }
 
@@ -198,17 +207,13 @@ func (n *Node) ID() string { return n.id }
 // error: a node starts in a known state or not at all.
 func (n *Node) Start(ctx context.Context, engine *presence.Engine) ([]presence.Status, error) {
 	n.engine = engine
-	if err := announceScript.Load(ctx, n.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("cluster: load scripts: %w", err)
+	if err := n.loadScripts(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	if err := heartbeatScript.Load(ctx, n.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("cluster: load scripts: %w", err)
-	}
-	if err := roomScript.Load(ctx, n.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("cluster: load scripts: %w", err)
-	}
-	if err := settingsScript.Load(ctx, n.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("cluster: load scripts: %w", err)
+	// This process now owns the node id (a previous run's claim is
+	// replaced; a second live process would notice, see heartbeatScript).
+	if err := n.rdb.Set(ctx, n.key("owner", n.id), n.token, 0).Err(); err != nil {
+		return nil, fmt.Errorf("cluster: claim the node id: %w", err)
 	}
 	// What a previous run of this node left (it crashed, or lost Redis
 	// before it could leave): nobody is connected here yet.
@@ -228,7 +233,7 @@ func (n *Node) Start(ctx context.Context, engine *presence.Engine) ([]presence.S
 		ps.Close()
 		return nil, fmt.Errorf("cluster: read who is online: %w", err)
 	}
-	if _, _, err := n.heartbeat(ctx); err != nil {
+	if _, _, _, err := n.heartbeat(ctx); err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("cluster: heartbeat: %w", err)
 	}
@@ -253,13 +258,37 @@ func (n *Node) Close(ctx context.Context) ([]presence.Status, error) {
 		n.flush(ctx) // the last changes the engine published
 		err = n.removeRoomEdges(ctx, n.id)
 		var rerr error
-		offline, rerr = n.removeEdges(ctx, n.id, n.clock.Now(), true)
+		now := n.clock.Now()
+		offline, rerr = n.removeEdges(ctx, n.id, now, true)
+		if rerr != nil {
+			// Redis cannot say who else holds them: record this node's
+			// users offline rather than leave them online in the
+			// database for good (a node that still holds one records
+			// them online again when it re-asserts).
+			for _, id := range n.engine.LocalUsers() {
+				n.rec.RecordStatus(id, false, now)
+				if n.sessions != nil {
+					n.sessions.RecordSessionEnd(id, now)
+				}
+			}
+		}
 		err = errors.Join(err, rerr)
 		if zerr := n.rdb.ZRem(ctx, n.key("nodes"), n.id).Err(); err == nil && zerr != nil {
 			err = fmt.Errorf("cluster: leave: %w", zerr)
 		}
 	})
 	return offline, err
+}
+
+// loadScripts loads every Lua script into Redis, so that EVALSHA finds
+// them.
+func (n *Node) loadScripts(ctx context.Context) error {
+	for _, sc := range []*redis.Script{announceScript, heartbeatScript, roomScript, settingsScript} {
+		if err := sc.Load(ctx, n.rdb).Err(); err != nil {
+			return fmt.Errorf("load scripts: %w", err)
+		}
+	}
+	return nil
 }
 
 // stop ends the node's goroutines.
@@ -274,6 +303,9 @@ func (n *Node) stop() {
 // Err returns why the node is degraded (Redis unreachable: it serves its
 // own connections only), or nil.
 func (n *Node) Err() error {
+	if n.clash.Load() {
+		return errors.New("another process uses this --node-id")
+	}
 	if !n.degraded.Load() {
 		return nil
 	}

@@ -184,13 +184,17 @@ func TestNoRedisCommandsPerPing(t *testing.T) {
 		t.Fatalf("%d announcements after 1 connection and 1000 pings, want 1", st.Announces)
 	}
 	for cmd, calls := range after {
-		if d := calls - before[cmd]; d > 0 && cmd != "evalsha" && cmd != "info" && cmd != "hello" && cmd != "client|setinfo" && cmd != "zadd" && cmd != "zrangebyscore" && cmd != "time" {
+		if d := calls - before[cmd]; d > 0 && cmd != "evalsha" && cmd != "info" && cmd != "get" && cmd != "hello" && cmd != "client|setinfo" && cmd != "zadd" && cmd != "zrangebyscore" && cmd != "time" {
 			t.Errorf("%s ran %d times during 1000 pings", cmd, d)
 		}
 	}
-	// Each heartbeat is one EVALSHA that runs TIME, ZADD and ZRANGEBYSCORE;
-	// anything beyond those is a ping reaching Redis.
+	// Each heartbeat is one EVALSHA that runs TIME, ZADD, GET (the node
+	// id's owner) and ZRANGEBYSCORE; anything beyond those is a ping
+	// reaching Redis.
 	beats := after["zadd"] - before["zadd"]
+	if d := after["get"] - before["get"]; d != beats {
+		t.Fatalf("%d GET for %d heartbeats during 1000 pings", d, beats)
+	}
 	if d := after["evalsha"] - before["evalsha"]; d != beats {
 		t.Fatalf("%d EVALSHA for %d heartbeats during 1000 pings: pings reach Redis", d, beats)
 	}
@@ -396,5 +400,16 @@ func TestRoomsAcrossNodes(t *testing.T) {
 	eventually(t, "bob out of doc after b died", func() bool {
 		rooms, _ := a.engine.RoomCounts()
 		return rooms == 0 && !a.engine.InRoom("doc", 2)
+	})
+}
+
+func TestNodeIDClash(t *testing.T) {
+	r := clustertest.MustStart(t)
+	clock := presence.NewFakeClock(testStart)
+	first := MustStartNode(t, r, "a", clock)
+	MustStartNode(t, r, "a", clock) // a second process given the same --node-id
+	eventually(t, "the first process reports the clash", func() bool {
+		err := first.Err()
+		return err != nil && strings.Contains(err.Error(), "--node-id")
 	})
 }

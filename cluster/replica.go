@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,10 @@ import (
 	"github.com/presencehq/presence/presence"
 )
 
+// subscriberIdle is how long the subscription may stay quiet before the
+// node pings through it.
+const subscriberIdle = 15 * time.Second
+
 // subscriber applies the aggregates and settings other nodes publish. When
 // its connection is cut it reconnects; the subscription's renewal makes the
 // node re-assert its edges and read everything again, since whatever was
@@ -22,7 +28,17 @@ func (n *Node) subscriber(ps *redis.PubSub) {
 	defer n.wg.Done()
 	defer ps.Close()
 	for {
-		msg, err := ps.Receive(n.ctx)
+		msg, err := ps.ReceiveTimeout(n.ctx, subscriberIdle)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// Quiet for a while: make sure the connection is alive (a
+			// half-open one would leave the replica silently stale).
+			if perr := ps.Ping(n.ctx); perr == nil {
+				continue
+			} else {
+				err = perr
+			}
+		}
 		if err != nil {
 			if n.ctx.Err() != nil {
 				return
@@ -118,7 +134,9 @@ func (n *Node) applyLocked(origin string, id int64, seq int64, a aggregate, forc
 	en.online = a.online
 	if a.online {
 		en.st = a.status(id)
+		en.offAt = time.Time{}
 	} else {
+		en.offAt = n.clock.Now()
 		en.lastSeen = a.lastSeen
 		if a.username != "" {
 			en.st.Username, en.st.PublicID = a.username, a.publicID
@@ -255,13 +273,20 @@ func (n *Node) liveness() {
 			return
 		case <-t.C:
 		}
-		dead, rejoined, err := n.heartbeat(n.ctx)
+		dead, rejoined, clash, err := n.heartbeat(n.ctx)
 		if err != nil {
 			if n.ctx.Err() == nil {
 				n.setDegraded(err)
 			}
 			continue
 		}
+		if clash != n.clash.Load() {
+			n.clash.Store(clash)
+			if clash {
+				n.log.Error("cluster: another process started with this --node-id; their edges overwrite each other's: give each node its own", "node", n.id)
+			}
+		}
+		n.sweepReplica()
 		if rejoined {
 			// Our entry was gone: a survivor took us for dead and
 			// removed our edges (it removes the entry last).
@@ -278,10 +303,37 @@ func (n *Node) liveness() {
 			default:
 			}
 		}
-		for _, d := range dead {
-			if d.node != n.id {
-				n.reap(n.ctx, d.node, d.last)
-			}
+		if len(dead) > 0 && n.reaping.CompareAndSwap(false, true) {
+			// Apart, so that a long reap does not delay this node's own
+			// heartbeat.
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				defer n.reaping.Store(false)
+				for _, d := range dead {
+					if d.node != n.id {
+						n.reap(n.ctx, d.node, d.last)
+					}
+				}
+			}()
+		}
+	}
+}
+
+// forgetAfter is how long the replica keeps a user who went offline (to
+// recognise a late, older aggregate of theirs) before it forgets them.
+const forgetAfter = time.Minute
+
+// sweepReplica forgets users offline for longer than forgetAfter, so the
+// replica holds the users online plus those who left lately, not every
+// user ever seen.
+func (n *Node) sweepReplica() {
+	cutoff := n.clock.Now().Add(-forgetAfter)
+	n.rmu.Lock()
+	defer n.rmu.Unlock()
+	for id, en := range n.users {
+		if !en.online && !en.offAt.IsZero() && en.offAt.Before(cutoff) {
+			delete(n.users, id)
 		}
 	}
 }
@@ -291,20 +343,24 @@ type deadNode struct {
 	last time.Time
 }
 
-// heartbeat runs the heartbeat script and returns the dead nodes.
-func (n *Node) heartbeat(ctx context.Context) ([]deadNode, bool, error) {
-	res, err := heartbeatScript.Run(ctx, n.rdb, []string{n.key("nodes")}, n.id, n.deadAfter.Milliseconds()).StringSlice()
-	if err != nil || len(res) == 0 {
-		return nil, false, fmt.Errorf("heartbeat: %w", err)
+// heartbeat runs the heartbeat script and returns the dead nodes, whether
+// this node's entry had to be added back (it was reaped), and whether
+// another process claims this node id.
+func (n *Node) heartbeat(ctx context.Context) (dead []deadNode, rejoined, clash bool, err error) {
+	res, err := heartbeatScript.Run(ctx, n.rdb, []string{n.key("nodes"), n.key("owner", n.id)}, n.id, n.deadAfter.Milliseconds(), n.token).StringSlice()
+	if err == nil && len(res) < 2 {
+		err = fmt.Errorf("%d values", len(res))
 	}
-	added := res[0] == "1"
-	res = res[1:]
-	var dead []deadNode
+	if err != nil {
+		return nil, false, false, fmt.Errorf("heartbeat: %w", err)
+	}
+	rejoined, clash = res[0] == "1", res[1] == "1"
+	res = res[2:]
 	for i := 0; i+1 < len(res); i += 2 {
 		ms, _ := strconv.ParseFloat(res[i+1], 64)
 		dead = append(dead, deadNode{res[i], time.UnixMilli(int64(ms)).UTC()})
 	}
-	return dead, added, nil
+	return dead, rejoined, clash, nil
 }
 
 // reap removes a dead node's edges, if no other survivor is doing it.
@@ -314,6 +370,10 @@ func (n *Node) reap(ctx context.Context, node string, last time.Time) {
 		return
 	}
 	n.log.Warn("cluster: node silent; removing its edges", "node", node, "last_heartbeat", last)
+	if err := n.loadScripts(ctx); err != nil { // Redis may have restarted since
+		n.log.Warn("cluster: reaping a dead node", "node", node, "err", err)
+		return
+	}
 	if _, err := n.removeEdges(ctx, node, last, false); err != nil {
 		n.log.Warn("cluster: reaping a dead node", "node", node, "err", err)
 		return

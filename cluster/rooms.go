@@ -191,7 +191,7 @@ func (n *Node) removeRoomEdges(ctx context.Context, node string) error {
 			if !ok || err != nil {
 				continue
 			}
-			roomScript.Eval(ctx, pipe, n.roomKeys(node, id, room), node, id, room, "0", "", n.roomsChannel)
+			roomScript.EvalSha(ctx, pipe, n.roomKeys(node, id, room), node, id, room, "0", "", n.roomsChannel)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("remove room edges of %s: %w", node, err)

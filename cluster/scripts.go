@@ -69,8 +69,10 @@ seq = string.format('%.0f', seq)
 redis.call('HSET', KEYS[1], 'agg', enc, 'key', key, 'seq', seq, 'origin', ARGV[6])
 if online then
   redis.call('SADD', KEYS[3], ARGV[2])
+  redis.call('PERSIST', KEYS[1])
 else
   redis.call('SREM', KEYS[3], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], 86400)
 end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. ARGV[2] .. '\n' .. seq .. '\n' .. enc)
 return {1, tonumber(seq), enc, old}
@@ -81,13 +83,25 @@ return {1, tonumber(seq), enc, old}
 // silent for longer than the given time, with their last heartbeat (Unix
 // milliseconds).
 //
-// KEYS: 1 the nodes' sorted set. ARGV: 1 this node, 2 silence in
-// milliseconds after which a node is dead.
+// It also checks that this process still owns the node id: each process
+// writes a random token under the id when it starts, so a second process
+// started with the same --node-id is noticed (the first then reports the
+// clash; their edges would overwrite each other's).
+//
+// KEYS: 1 the nodes' sorted set, 2 the node id's owner token. ARGV: 1 this
+// node, 2 silence in milliseconds after which a node is dead, 3 this
+// process's token. It returns {added, clash, dead node, its last
+// heartbeat, ...}.
 var heartbeatScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+local owner = redis.call('GET', KEYS[2])
+local clash = '0'
+if owner and owner ~= ARGV[3] then clash = '1' end
+if not owner then redis.call('SET', KEYS[2], ARGV[3]) end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'WITHSCORES')
+table.insert(dead, 1, clash)
 table.insert(dead, 1, tostring(added))
 return dead
 `)
