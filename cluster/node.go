@@ -263,8 +263,9 @@ func (n *Node) Close(ctx context.Context) ([]presence.Status, error) {
 		if rerr != nil {
 			// Redis cannot say who else holds them: record this node's
 			// users offline rather than leave them online in the
-			// database for good (a node that still holds one records
-			// them online again when it re-asserts).
+			// database for good. (One still connected to another node
+			// is shown online there all the same; the database's flag
+			// is right again at their next change.)
 			for _, id := range n.engine.LocalUsers() {
 				n.rec.RecordStatus(id, false, now)
 				if n.sessions != nil {
