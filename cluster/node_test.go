@@ -413,3 +413,29 @@ func TestNodeIDClash(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "--node-id")
 	})
 }
+
+// BenchmarkEdgeChange: users coming online on one node until the other
+// node's replica has them all: what one edge change costs end to end
+// (Lua call, pipeline, pub/sub, replica), and Redis's own CPU per call
+// (INFO commandstats).
+func BenchmarkEdgeChange(b *testing.B) {
+	r := clustertest.MustStart(b)
+	clock := presence.NewFakeClock(testStart)
+	a, other := MustStartNode(b, r, "a", clock), MustStartNode(b, r, "b", clock)
+	before := r.Commands(b)
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := a.engine.Connect(presence.User{ID: int64(i + 1), Username: fmt.Sprint("u", i)}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for other.Count() < b.N {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	after := r.Commands(b)
+	st := a.Stats()
+	b.ReportMetric(float64(st.Announces)/float64(st.RoundTrips), "edges/round-trip")
+	b.ReportMetric(float64(after["publish"]-before["publish"])/float64(b.N), "publish/edge")
+	b.ReportMetric(r.MicrosPerCall(b, "evalsha"), "redis-µs/evalsha")
+}

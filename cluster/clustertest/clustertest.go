@@ -111,3 +111,26 @@ func (r *Redis) Commands(tb testing.TB) map[string]int {
 
 // URL is the server's redis:// URL.
 func (r *Redis) URL() string { return "redis://" + r.Addr }
+
+// MicrosPerCall returns Redis's own time per call of cmd, in microseconds
+// (usec_per_call of INFO commandstats), over the server's life.
+func (r *Redis) MicrosPerCall(tb testing.TB, cmd string) float64 {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":"); ok {
+			for _, f := range strings.Split(rest, ",") {
+				if v, ok := strings.CutPrefix(f, "usec_per_call="); ok {
+					us, _ := strconv.ParseFloat(v, 64)
+					return us
+				}
+			}
+		}
+	}
+	return 0
+}
