@@ -54,6 +54,7 @@ type config struct {
 	pingRate, pingSecs  float64
 	rounds, connectConc int
 	skipStorm           bool
+	skipSlow            bool
 	roundGap            time.Duration
 	crash               bool
 	crashClosed         float64
@@ -84,6 +85,7 @@ func run(args []string) error {
 	fs.IntVar(&c.connectConc, "conc", 256, "connections in flight per worker")
 	fs.DurationVar(&c.roundGap, "round-gap", 250*time.Millisecond, "quiet time before each one-change round, longer than the server's 50 ms coalescing window, so a round measures one change and not the tail of the previous one")
 	fs.BoolVar(&c.skipStorm, "skip-storm", false, "skip the storm phase (with -events a storm is N² messages by design)")
+	fs.BoolVar(&c.skipSlow, "skip-slow", false, "skip the slow-consumer phase (6), e.g. for quick fan-out runs")
 	fs.BoolVar(&c.crash, "crash", true, "end with a SIGKILL under load, a restart and every tab reconnecting on its own")
 	fs.Float64Var(&c.crashClosed, "crash-closed", 0.1, "fraction of tabs closed while the killed server is down")
 	fs.Float64Var(&c.statuses, "statuses", 0, "fraction of users (0-1) given a mode (away or dnd, alternately) and a custom status text and emoji before they connect, so the widget's tiles carry modes and statuses (issue 12)")
@@ -400,9 +402,11 @@ func coordinate(c config) error {
 	// Phase 6: a slow consumer. Control rounds with a probe that changes
 	// the shown list, then the same rounds while one stream has stopped
 	// reading: it must be cut off, and the others must not notice.
-	logf("phase 6: slow consumer")
-	if err := slowConsumer(c, base, workers, firstTok, stalledTok, &r); err != nil {
-		return err
+	if !c.skipSlow {
+		logf("phase 6: slow consumer")
+		if err := slowConsumer(c, base, workers, firstTok, stalledTok, &r); err != nil {
+			return err
+		}
 	}
 
 	// Phase 7: hold everything open.
