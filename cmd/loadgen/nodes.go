@@ -53,14 +53,16 @@ type nodesReport struct {
 	PublishesPerChange      float64
 
 	// Storm: every tab's WebSocket closes, then all reconnect at once.
-	StormConnectSeconds       float64
-	StormConvergedAfterLastMS float64
-	StormConvergedPerNodeMS   []float64
-	StormSeconds              float64 // first connect until converged
-	StormPublishes            int64
-	StormPublishesPerSec      float64
-	StormRedisCmdsPerSec      float64
-	StormStreamBytesPerSec    float64 // read by all the widgets' streams
+	ConnectFailedWS, ConnectFailedSSE int64 // failed dials (redialled) in the first connect
+	StormFailedDials                  int64 // failed dials (redialled) in the storm
+	StormConnectSeconds               float64
+	StormConvergedAfterLastMS         float64
+	StormConvergedPerNodeMS           []float64
+	StormSeconds                      float64 // first connect until converged
+	StormPublishes                    int64
+	StormPublishesPerSec              float64
+	StormRedisCmdsPerSec              float64
+	StormStreamBytesPerSec            float64 // read by all the widgets' streams
 
 	// Pings: Redis commands while every tab pings, against an idle window
 	// of the same length just before (heartbeats, other Redis users).
@@ -71,7 +73,8 @@ type nodesReport struct {
 	RedisCmdsPings      int64
 	RedisCmdsIdleSecs   float64
 	RedisCmdsPingSecs   float64
-	RedisCmdsPerPing    float64
+	RedisCmdsPerPing    float64          // (commands in the ping window − the heartbeats') / pings
+	RedisHeartbeatCmds  int64            // commands in the ping window explained by heartbeats
 	RedisIdleByCommand  map[string]int64 // calls per command in the idle window
 	RedisPingsByCommand map[string]int64 // and in the ping window
 	EdgeChangesInPings  int64            // all nodes
@@ -289,49 +292,36 @@ func coordinateNodes(c config) (err error) {
 	probeTok := tokens[c.tabs]
 	tokens = tokens[:c.tabs]
 
-	// Tab j goes to node j mod N; each node's tabs are split over as few
-	// workers as -per-worker allows, each worker dialling from its own
-	// 127.0.0.x.
-	byNode := make([][]string, c.nodes)
-	for j, t := range tokens {
-		byNode[j%c.nodes] = append(byNode[j%c.nodes], t)
-	}
 	var workers []*workerProc
-	var workerNode []int // index into nodes
+	parts, workerNode := spreadTabs(tokens, c.nodes, c.perWorker)
 	self, _ := os.Executable()
-	for ni, toks := range byNode {
-		nodes[ni].tabs = len(toks)
-		nw := (len(toks) + c.perWorker - 1) / c.perWorker
-		size := (len(toks) + nw - 1) / nw
-		for k := 0; k < len(toks); k += size {
-			part := toks[k:min(len(toks), k+size)]
-			i := len(workers)
-			tf := filepath.Join(dir, fmt.Sprintf("tokens-%d", i))
-			if err := os.WriteFile(tf, []byte(strings.Join(part, "\n")), 0o600); err != nil {
-				return err
-			}
-			r.Streams += (len(part) + c.tabsPerBrowser - 1) / c.tabsPerBrowser
-			if 2+i > 254 {
-				return fmt.Errorf("too many workers for 127.0.0.x source addresses")
-			}
-			args := []string{"-worker", "-base", nodes[ni].base, "-source", fmt.Sprintf("127.0.0.%d", 2+i), "-tokens", tf, "-tabs-per-browser", strconv.Itoa(c.tabsPerBrowser)}
-			if c.events {
-				args = append(args, "-events")
-			}
-			cmd := exec.Command(self, args...)
-			cmd.Stderr = os.Stderr
-			in, _ := cmd.StdinPipe()
-			outp, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				return err
-			}
-			sc := bufio.NewScanner(outp)
-			sc.Buffer(make([]byte, 1<<20), 64<<20)
-			w := &workerProc{cmd: cmd, in: in, out: sc}
-			workers = append(workers, w)
-			workerNode = append(workerNode, ni)
-			defer func() { w.call(command{Cmd: "stop"}); cmd.Wait() }()
+	for i, part := range parts {
+		ni := workerNode[i]
+		nodes[ni].tabs += len(part)
+		tf := filepath.Join(dir, fmt.Sprintf("tokens-%d", i))
+		if err := os.WriteFile(tf, []byte(strings.Join(part, "\n")), 0o600); err != nil {
+			return err
 		}
+		r.Streams += (len(part) + c.tabsPerBrowser - 1) / c.tabsPerBrowser
+		if 2+i > 254 {
+			return fmt.Errorf("%d workers: more than 127.0.0.2–254 can give source addresses to", len(parts))
+		}
+		args := []string{"-worker", "-base", nodes[ni].base, "-source", fmt.Sprintf("127.0.0.%d", 2+i), "-tokens", tf, "-tabs-per-browser", strconv.Itoa(c.tabsPerBrowser)}
+		if c.events {
+			args = append(args, "-events")
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		outp, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(outp)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		w := &workerProc{cmd: cmd, in: in, out: sc}
+		workers = append(workers, w)
+		defer func() { w.call(command{Cmd: "stop"}); cmd.Wait() }()
 	}
 	r.Workers = len(workers)
 	r.PerNode = make([]nodeFigures, c.nodes)
@@ -343,19 +333,12 @@ func coordinateNodes(c config) (err error) {
 	// Every tab's WebSocket, then every browser's stream; every widget on
 	// every node must show every tab.
 	logf("%d WebSockets over %d nodes (%d workers)", c.tabs, c.nodes, len(workers))
-	reps, err := all(workers, command{Cmd: "ws-connect", Conc: c.connectConc})
-	if err != nil {
+	if _, _, r.ConnectFailedWS, err = connectAll(workers, "ws", c.connectConc); err != nil {
 		return err
-	}
-	if _, _, failed := span(reps); failed > 0 {
-		return fmt.Errorf("%d WebSockets failed to connect", failed)
 	}
 	logf("%d SSE streams", r.Streams)
-	if reps, err = all(workers, command{Cmd: "sse-connect", Conc: c.connectConc}); err != nil {
+	if _, _, r.ConnectFailedSSE, err = connectAll(workers, "sse", c.connectConc); err != nil {
 		return err
-	}
-	if _, _, failed := span(reps); failed > 0 {
-		return fmt.Errorf("%d SSE streams failed to connect", failed)
 	}
 	if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60}); err != nil {
 		return err
@@ -446,7 +429,8 @@ func coordinateNodes(c config) (err error) {
 	if err != nil {
 		return err
 	}
-	if reps, err = all(workers, command{Cmd: "pings", Rate: c.pingRate, Seconds: c.pingSecs}); err != nil {
+	reps, err := all(workers, command{Cmd: "pings", Rate: c.pingRate, Seconds: c.pingSecs})
+	if err != nil {
 		return err
 	}
 	cmd3, _, per3, err := redisCalls(rdb)
@@ -462,8 +446,15 @@ func coordinateNodes(c config) (err error) {
 	}
 	r.PingsPerSec = float64(r.Pings) / c.pingSecs
 	r.Pong = summarize(pl)
-	extra := float64(r.RedisCmdsPings) - float64(r.RedisCmdsIdle)*r.RedisCmdsPingSecs/r.RedisCmdsIdleSecs
-	r.RedisCmdsPerPing = extra / float64(max(1, r.Pings))
+	// Heartbeats: one EVALSHA per node every 2 s, with the commands its
+	// script runs (as many per EVALSHA as in the idle window). With no
+	// edge change during the pings, every EVALSHA is a heartbeat.
+	perBeat := 1.0
+	if n := r.RedisIdleByCommand["evalsha"]; n > 0 {
+		perBeat = float64(r.RedisCmdsIdle) / float64(n)
+	}
+	r.RedisHeartbeatCmds = int64(float64(r.RedisPingsByCommand["evalsha"]) * perBeat)
+	r.RedisCmdsPerPing = float64(r.RedisCmdsPings-r.RedisHeartbeatCmds) / float64(max(1, r.Pings))
 	for i, n := range nodes {
 		m := readClusterMetrics(n.base)
 		r.EdgeChangesInPings += int64(m.edges)
@@ -515,6 +506,33 @@ func coordinateNodes(c config) (err error) {
 	return os.WriteFile(c.out, append(b, '\n'), 0o644)
 }
 
+// connectAll opens every tab's WebSocket (kind "ws") or stream ("sse")
+// and dials the failed ones again, as a browser would, up to ten times a
+// second apart. It returns when the first and the last succeeded and how
+// many dials failed.
+func connectAll(workers []*workerProc, kind string, conc int) (first, last, failed int64, err error) {
+	reps, err := all(workers, command{Cmd: kind + "-connect", Conc: conc})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	first, last, f := span(reps)
+	failed = f
+	for try := 0; f > 0; try++ {
+		if try == 10 {
+			return first, last, failed, fmt.Errorf("%d %s connections still failing after 10 redials", f, kind)
+		}
+		logf("%d %s connections failed; dialling them again", f, kind)
+		time.Sleep(time.Second)
+		if reps, err = all(workers, command{Cmd: kind + "-redial", Conc: conc}); err != nil {
+			return first, last, failed, err
+		}
+		_, l, ff := span(reps)
+		last, f = max(last, l), ff
+		failed += ff
+	}
+	return first, last, failed, nil
+}
+
 // nodesStorm closes every WebSocket, waits for every widget to show
 // nobody, then reconnects every tab on every node at once: time from the
 // last connect until every widget on every node shows them all, and what
@@ -540,16 +558,14 @@ func nodesStorm(c config, nodes []*node, workers []*workerProc, workerNode []int
 	if err != nil {
 		return err
 	}
-	reps, err := all(workers, command{Cmd: "ws-connect", Conc: c.connectConc})
+	first, last, failed, err := connectAll(workers, "ws", c.connectConc)
 	if err != nil {
-		return err
+		return fmt.Errorf("storm: %w", err)
 	}
-	first, last, failed := span(reps)
-	if failed > 0 {
-		return fmt.Errorf("storm: %d WebSockets failed", failed)
-	}
+	r.StormFailedDials = failed
 	r.StormConnectSeconds = float64(last-first) / 1e9
-	if reps, err = all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60}); err != nil {
+	reps, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60})
+	if err != nil {
 		return err
 	}
 	cmds1, pub1, _, err := redisCalls(rdb)
@@ -635,6 +651,28 @@ func nodeDeath(c config, nodes []*node, workers []*workerProc, workerNode []int,
 	return nil
 }
 
+// spreadTabs gives tab j to node j mod nodes, and splits each node's tabs
+// evenly over as few workers as perWorker allows. It returns each
+// worker's tokens and node.
+func spreadTabs(tokens []string, nodes, perWorker int) (parts [][]string, nodeOf []int) {
+	byNode := make([][]string, nodes)
+	for j, t := range tokens {
+		byNode[j%nodes] = append(byNode[j%nodes], t)
+	}
+	for ni, toks := range byNode {
+		if len(toks) == 0 {
+			continue
+		}
+		nw := (len(toks) + perWorker - 1) / perWorker
+		size := (len(toks) + nw - 1) / nw
+		for k := 0; k < len(toks); k += size {
+			parts = append(parts, toks[k:min(len(toks), k+size)])
+			nodeOf = append(nodeOf, ni)
+		}
+	}
+	return parts, nodeOf
+}
+
 // deletePrefix removes the run's keys from Redis (a killed node leaves
 // its own; the survivors' shutdown removes theirs).
 func deletePrefix(rdb *redis.Client, prefix string) {
@@ -669,12 +707,13 @@ func printNodes(r nodesReport) {
 	row("  widgets on n1", st(r.FanoutLocal))
 	row("  widgets on other nodes", st(r.FanoutRemote))
 	row("bytes per widget per change", fmt.Sprintf("%.0f B; %.1f PUBLISH per change", r.BytesPerWidgetPerChange, r.PublishesPerChange))
-	row("storm: all WS connected in", fmt.Sprintf("%.2f s", r.StormConnectSeconds))
+	row("first connect: failed dials (redialled)", fmt.Sprintf("%d WebSockets, %d streams", r.ConnectFailedWS, r.ConnectFailedSSE))
+	row("storm: all WS connected in", fmt.Sprintf("%.2f s (%d failed dials redialled)", r.StormConnectSeconds, r.StormFailedDials))
 	row("storm: converged after last connect", fmt.Sprintf("%.0f ms (per node %.0f ms)", r.StormConvergedAfterLastMS, r.StormConvergedPerNodeMS))
 	row("storm: Redis", fmt.Sprintf("%d PUBLISH, %.0f PUBLISH/s, %.0f commands/s over %.2f s; widgets read %.1f MB/s", r.StormPublishes, r.StormPublishesPerSec, r.StormRedisCmdsPerSec, r.StormSeconds, r.StormStreamBytesPerSec/1e6))
 	row("pings handled", fmt.Sprintf("%.0f/s (%d), pong %s", r.PingsPerSec, r.Pings, st(r.Pong)))
-	row("Redis commands per ping", fmt.Sprintf("%.4f (%d in %.1f s of pings %v, %d in %.1f s idle %v); edge changes during pings: %d",
-		r.RedisCmdsPerPing, r.RedisCmdsPings, r.RedisCmdsPingSecs, r.RedisPingsByCommand, r.RedisCmdsIdle, r.RedisCmdsIdleSecs, r.RedisIdleByCommand, r.EdgeChangesInPings))
+	row("Redis commands per ping", fmt.Sprintf("%.4f (%d in %.1f s of pings %v, of them %d heartbeats'; %d in %.1f s idle %v); edge changes during pings: %d",
+		r.RedisCmdsPerPing, r.RedisCmdsPings, r.RedisCmdsPingSecs, r.RedisPingsByCommand, r.RedisHeartbeatCmds, r.RedisCmdsIdle, r.RedisCmdsIdleSecs, r.RedisIdleByCommand, r.EdgeChangesInPings))
 	if r.DeathUsers > 0 {
 		row("node death: widgets show its users gone", fmt.Sprintf("%.2f s after SIGKILL (%d users; per widget %s); %d edges reaped",
 			r.DeathConvergedSecs, r.DeathUsers, st(r.DeathConverged), r.DeathReapedEdges))

@@ -158,6 +158,12 @@ func (w *worker) do(c command) reply {
 		return w.connect(c.Conc, w.openWS)
 	case "sse-connect":
 		return w.connect(c.Conc, w.openSSE)
+	case "ws-redial":
+		// -nodes: dial again the tabs whose WebSocket failed, as
+		// presence.js would.
+		return w.connectTabs(w.missing(func(t *tab) bool { return !t.wsUp.Load() }), c.Conc, w.openWS)
+	case "sse-redial":
+		return w.connectTabs(w.missing(func(t *tab) bool { return !t.follower && !t.sseUp.Load() }), c.Conc, w.openSSE)
 	case "ws-close":
 		for _, t := range w.tabs {
 			t.closing.Store(true)
@@ -206,6 +212,22 @@ func (w *worker) do(c command) reply {
 // connect opens one connection per tab with conc in flight and reports when
 // the first and the last finished.
 func (w *worker) connect(conc int, open func(*tab) error) reply {
+	return w.connectTabs(w.tabs, conc, open)
+}
+
+// missing returns the tabs for which lacks is true.
+func (w *worker) missing(lacks func(*tab) bool) []*tab {
+	var out []*tab
+	for _, t := range w.tabs {
+		if lacks(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// connectTabs is connect for some of the worker's tabs.
+func (w *worker) connectTabs(tabs []*tab, conc int, open func(*tab) error) reply {
 	if conc <= 0 {
 		conc = 256
 	}
@@ -213,7 +235,7 @@ func (w *worker) connect(conc int, open func(*tab) error) reply {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	var first, last atomic.Int64
-	for _, t := range w.tabs {
+	for _, t := range tabs {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -235,7 +257,7 @@ func (w *worker) connect(conc int, open func(*tab) error) reply {
 		}()
 	}
 	wg.Wait()
-	return reply{Tabs: len(w.tabs), FirstAt: first.Load(), LastAt: last.Load(), Failed: failed.Load()}
+	return reply{Tabs: len(tabs), FirstAt: first.Load(), LastAt: last.Load(), Failed: failed.Load()}
 }
 
 func (w *worker) openWS(t *tab) error {
