@@ -340,8 +340,8 @@ func coordinateNodes(c config) (err error) {
 	if _, _, r.ConnectFailedSSE, err = connectAll(workers, "sse", c.connectConc); err != nil {
 		return err
 	}
-	if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60}); err != nil {
-		return err
+	if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 180}); err != nil {
+		return fmt.Errorf("%w; nodes: %s", err, nodesState(nodes))
 	}
 	settle()
 	for i, n := range nodes {
@@ -377,7 +377,7 @@ func coordinateNodes(c config) (err error) {
 		}
 		reps, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs + 1), Seconds: 10})
 		if err != nil {
-			return fmt.Errorf("round %d: %w", i, err)
+			return fmt.Errorf("round %d: %w; nodes: %s", i, err, nodesState(nodes))
 		}
 		for wi, rep := range reps {
 			l := since(t0, []reply{rep})
@@ -506,6 +506,21 @@ func coordinateNodes(c config) (err error) {
 	return os.WriteFile(c.out, append(b, '\n'), 0o644)
 }
 
+// nodesState is what each live node's /metrics says, for an error.
+func nodesState(nodes []*node) string {
+	var b strings.Builder
+	for _, n := range nodes {
+		if n.dead {
+			continue
+		}
+		m := metrics(n.base)
+		fmt.Fprintf(&b, "%s: %.0f users online, %.0f websockets, %.0f streams, %.0f edge changes, %.0f received, %.0f gaps, %.0f resyncs; ", n.id,
+			m["presence_users_online"], m["presence_websockets_open"], m["presence_sse_subscribers"], m["presence_cluster_edge_changes_total"],
+			m["presence_cluster_changes_received_total"], m["presence_cluster_sequence_gaps_total"], m["presence_cluster_resyncs_total"])
+	}
+	return b.String()
+}
+
 // connectAll opens every tab's WebSocket (kind "ws") or stream ("sse")
 // and dials the failed ones again, as a browser would, up to ten times a
 // second apart. It returns when the first and the last succeeded and how
@@ -543,7 +558,7 @@ func nodesStorm(c config, nodes []*node, workers []*workerProc, workerNode []int
 		return err
 	}
 	if _, err := all(workers, command{Cmd: "await-total", Target: 0, Seconds: 60 + c.grace.Seconds()}); err != nil {
-		return err
+		return fmt.Errorf("storm: everyone gone: %w; nodes: %s", err, nodesState(nodes))
 	}
 	time.Sleep(time.Second)
 	before := make([]clusterMetrics, len(nodes))
@@ -564,9 +579,9 @@ func nodesStorm(c config, nodes []*node, workers []*workerProc, workerNode []int
 	}
 	r.StormFailedDials = failed
 	r.StormConnectSeconds = float64(last-first) / 1e9
-	reps, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 60})
+	reps, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 120})
 	if err != nil {
-		return err
+		return fmt.Errorf("storm: %w; nodes: %s", err, nodesState(nodes))
 	}
 	cmds1, pub1, _, err := redisCalls(rdb)
 	if err != nil {
@@ -639,7 +654,7 @@ func nodeDeath(c config, nodes []*node, workers []*workerProc, workerNode []int,
 	// the pings ended loses nothing.
 	reps, err := all(survivors, command{Cmd: "await-total", Target: int64(c.tabs - r.DeathUsers), Seconds: 60})
 	if err != nil {
-		return fmt.Errorf("after %s's death: %w", nodes[victim].id, err)
+		return fmt.Errorf("after %s's death: %w; nodes: %s", nodes[victim].id, err, nodesState(nodes))
 	}
 	r.DeathConverged = summarize(since(killed.UnixNano(), reps))
 	r.DeathConvergedSecs = r.DeathConverged.MaxMS / 1000

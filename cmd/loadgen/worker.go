@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -516,7 +517,7 @@ func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 			break
 		}
 		if time.Now().After(deadline) {
-			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v", ok, open, target, timeout)}
+			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v (shown: %s)", ok, open, target, timeout, w.shown())}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -527,6 +528,28 @@ func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 		}
 	}
 	return reply{Times: times}
+}
+
+// shown summarizes the counts the widgets show, most frequent first.
+func (w *worker) shown() string {
+	n := map[int64]int{}
+	for _, t := range w.tabs {
+		if !t.gone.Load() && !t.follower {
+			n[t.total.Load()]++
+		}
+	}
+	var out []string
+	for len(n) > 0 && len(out) < 5 {
+		var best int64
+		for v, c := range n {
+			if c > n[best] || (c == n[best] && v < best) {
+				best = v
+			}
+		}
+		out = append(out, fmt.Sprintf("%d×%d", n[best], best))
+		delete(n, best)
+	}
+	return strings.Join(out, ", ")
 }
 
 // probeCollect waits for every tab's WebSocket to see the probe's event.
