@@ -11,7 +11,9 @@
 // fresh data dir, spreads the tabs over worker processes (each its own
 // 127.0.0.x source address, since one process may hold 20,000 files and one
 // address has ~28,000 ephemeral ports), runs the phases and stops
-// everything. Every loop is bounded in count and time.
+// everything. With -nodes N it starts N servers sharing presence through
+// Redis on one PostgreSQL database instead (nodes.go). Every loop is
+// bounded in count and time.
 package main
 
 import (

@@ -204,6 +204,9 @@ func fileLimit() int {
 	return int(rl.Max)
 }
 
+// coordinateNodes is coordinate for -nodes N above 1: N servers on one
+// fresh PostgreSQL database and one Redis prefix, the tabs spread over
+// them, and the phases of docs/PERFORMANCE.md's "Issue 14: three nodes".
 func coordinateNodes(c config) (err error) {
 	r := nodesReport{Nodes: c.nodes, Tabs: c.tabs, LoadAverage: loadavg()}
 	perNode := (c.tabs + c.nodes - 1) / c.nodes
