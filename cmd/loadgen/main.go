@@ -11,7 +11,9 @@
 // fresh data dir, spreads the tabs over worker processes (each its own
 // 127.0.0.x source address, since one process may hold 20,000 files and one
 // address has ~28,000 ephemeral ports), runs the phases and stops
-// everything. Every loop is bounded in count and time.
+// everything. With -nodes N it starts N servers sharing presence through
+// Redis on one PostgreSQL database instead (nodes.go). Every loop is
+// bounded in count and time.
 package main
 
 import (
@@ -62,6 +64,9 @@ type config struct {
 	friends             bool
 	friendsPerUser      int
 	statuses            float64
+	nodes               int    // -nodes N: N servers sharing presence through Redis (nodes.go)
+	databaseURL         string // -nodes: the shared PostgreSQL database (default: a fresh one)
+	redisURL            string // -nodes: the shared Redis
 }
 
 func run(args []string) error {
@@ -92,6 +97,9 @@ func run(args []string) error {
 	fs.IntVar(&c.tabsPerBrowser, "tabs-per-browser", 1, "tabs per simulated browser: each tab holds its WebSocket, but the browser's tabs share one SSE stream (held by its first tab), as presence.js does")
 	fs.BoolVar(&c.friends, "friends", false, "friends mode (friends.go): a ring of -tabs users with -friends-per-user friends each, every one with a friends-scoped widget stream; -rounds probes come and go")
 	fs.IntVar(&c.friendsPerUser, "friends-per-user", 50, "friends mode: friends of each user (even)")
+	fs.IntVar(&c.nodes, "nodes", 1, "server processes sharing presence through Redis on one PostgreSQL database (nodes.go); tabs go round-robin to them")
+	fs.StringVar(&c.databaseURL, "database-url", "", "with -nodes above 1: the PostgreSQL database the nodes share (default: a fresh loadgen_<pid> on postgres://postgres@127.0.0.1:5432, dropped after)")
+	fs.StringVar(&c.redisURL, "redis", "redis://127.0.0.1:6379", "with -nodes above 1: the Redis the nodes share (under a --redis-prefix of the run's own)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -209,6 +217,9 @@ func all(ws []*workerProc, c command) ([]reply, error) {
 func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...) }
 
 func coordinate(c config) error {
+	if c.nodes > 1 {
+		return coordinateNodes(c)
+	}
 	r := report{Tabs: c.tabs, TabsPerBrowser: c.tabsPerBrowser, EventsOnSockets: c.events}
 	dir, err := os.MkdirTemp("", "presence-loadgen-")
 	if err != nil {

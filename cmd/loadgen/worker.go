@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +159,12 @@ func (w *worker) do(c command) reply {
 		return w.connect(c.Conc, w.openWS)
 	case "sse-connect":
 		return w.connect(c.Conc, w.openSSE)
+	case "ws-redial":
+		// -nodes: dial again the tabs whose WebSocket failed, as
+		// presence.js would.
+		return w.connectTabs(w.missing(func(t *tab) bool { return !t.wsUp.Load() }), c.Conc, w.openWS)
+	case "sse-redial":
+		return w.connectTabs(w.missing(func(t *tab) bool { return !t.follower && !t.sseUp.Load() }), c.Conc, w.openSSE)
 	case "ws-close":
 		for _, t := range w.tabs {
 			t.closing.Store(true)
@@ -206,6 +213,22 @@ func (w *worker) do(c command) reply {
 // connect opens one connection per tab with conc in flight and reports when
 // the first and the last finished.
 func (w *worker) connect(conc int, open func(*tab) error) reply {
+	return w.connectTabs(w.tabs, conc, open)
+}
+
+// missing returns the tabs for which lacks is true.
+func (w *worker) missing(lacks func(*tab) bool) []*tab {
+	var out []*tab
+	for _, t := range w.tabs {
+		if lacks(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// connectTabs is connect for some of the worker's tabs.
+func (w *worker) connectTabs(tabs []*tab, conc int, open func(*tab) error) reply {
 	if conc <= 0 {
 		conc = 256
 	}
@@ -213,7 +236,7 @@ func (w *worker) connect(conc int, open func(*tab) error) reply {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	var first, last atomic.Int64
-	for _, t := range w.tabs {
+	for _, t := range tabs {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -235,7 +258,7 @@ func (w *worker) connect(conc int, open func(*tab) error) reply {
 		}()
 	}
 	wg.Wait()
-	return reply{Tabs: len(w.tabs), FirstAt: first.Load(), LastAt: last.Load(), Failed: failed.Load()}
+	return reply{Tabs: len(tabs), FirstAt: first.Load(), LastAt: last.Load(), Failed: failed.Load()}
 }
 
 func (w *worker) openWS(t *tab) error {
@@ -494,7 +517,7 @@ func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 			break
 		}
 		if time.Now().After(deadline) {
-			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v", ok, open, target, timeout)}
+			return reply{Err: fmt.Sprintf("%d of %d widgets show %d after %v (shown: %s)", ok, open, target, timeout, w.shown())}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -505,6 +528,28 @@ func (w *worker) awaitTotal(target int64, timeout time.Duration) reply {
 		}
 	}
 	return reply{Times: times}
+}
+
+// shown summarizes the counts the widgets show, most frequent first.
+func (w *worker) shown() string {
+	n := map[int64]int{}
+	for _, t := range w.tabs {
+		if !t.gone.Load() && !t.follower {
+			n[t.total.Load()]++
+		}
+	}
+	var out []string
+	for len(n) > 0 && len(out) < 5 {
+		var best int64
+		for v, c := range n {
+			if c > n[best] || (c == n[best] && v < best) {
+				best = v
+			}
+		}
+		out = append(out, fmt.Sprintf("%d×%d", n[best], best))
+		delete(n, best)
+	}
+	return strings.Join(out, ", ")
 }
 
 // probeCollect waits for every tab's WebSocket to see the probe's event.
