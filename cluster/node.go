@@ -27,7 +27,7 @@ const (
 	// removes its edges.
 	DeadAfter = 10 * time.Second
 	// reapLock is how long one survivor holds the right to reap a node.
-	reapLock = 15 * time.Second
+	reapLock = time.Minute
 	// batchSize bounds the announcements sent in one pipeline.
 	batchSize = 512
 )
