@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/presencehq/presence/cluster"
 	"github.com/presencehq/presence/cluster/clustertest"
@@ -438,4 +441,48 @@ func BenchmarkEdgeChange(b *testing.B) {
 	b.ReportMetric(float64(st.Announces)/float64(st.RoundTrips), "edges/round-trip")
 	b.ReportMetric(float64(after["publish"]-before["publish"])/float64(b.N), "publish/edge")
 	b.ReportMetric(r.MicrosPerCall(b, "evalsha"), "redis-µs/evalsha")
+}
+
+// BenchmarkPubSubDelivery: what Redis spends per pub/sub message delivered,
+// the cost that grows as changes × nodes (docs/SCALING.md, capacity
+// model): 100 subscriber connections (nodes) on one channel, ~200-byte
+// messages.
+func BenchmarkPubSubDelivery(b *testing.B) {
+	r := clustertest.MustStart(b)
+	ctx := context.Background()
+	const nodes = 100
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	for range nodes {
+		ps := r.Client().Subscribe(ctx, "bench")
+		if _, err := ps.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range ps.Channel(redis.WithChannelSize(1 << 16)) {
+				got.Add(1)
+			}
+		}()
+		b.Cleanup(func() { ps.Close() })
+	}
+	pub := r.Client()
+	msg := strings.Repeat("x", 200)
+	cpu0 := r.CPUSeconds(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 100 {
+		p := pub.Pipeline()
+		for j := i; j < min(i+100, b.N); j++ {
+			p.Publish(ctx, "bench", msg)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for got.Load() < int64(b.N)*nodes {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(1e6*(r.CPUSeconds(b)-cpu0)/float64(int64(b.N)*nodes), "redis-µs/delivery")
 }

@@ -134,3 +134,25 @@ func (r *Redis) MicrosPerCall(tb testing.TB, cmd string) float64 {
 	}
 	return 0
 }
+
+// CPUSeconds returns the CPU time (user and system) the server has used.
+func (r *Redis) CPUSeconds(tb testing.TB) float64 {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		for _, k := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return total
+}
