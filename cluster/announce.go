@@ -68,10 +68,9 @@ func (n *Node) flush(ctx context.Context) {
 
 // send announces the batch's current views in one pipeline.
 func (n *Node) send(ctx context.Context, batch []pending) error {
-	for attempt := 0; ; attempt++ {
-		pipe := n.rdb.Pipeline()
+	nodeKey := n.key("n", n.id)
+	cmds, err := n.runScripts(ctx, func(pipe redis.Pipeliner) []*redis.Cmd {
 		cmds := make([]*redis.Cmd, len(batch))
-		nodeKey := n.key("n", n.id)
 		for i, p := range batch {
 			v, lastSeen := "", p.lastSeen
 			if st, ok := n.engine.LocalState(p.id); ok {
@@ -83,28 +82,20 @@ func (n *Node) send(ctx context.Context, batch []pending) error {
 			cmds[i] = announceScript.EvalSha(ctx, pipe, []string{n.userKey(p.id), nodeKey, n.key("online")},
 				n.id, p.id, v, lastSeen.UnixMilli(), n.channel, n.id)
 		}
-		_, err := pipe.Exec(ctx)
-		n.stats.roundTrips.Add(1)
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
-			// Redis restarted, or its scripts were flushed.
-			if err := announceScript.Load(ctx, n.rdb).Err(); err != nil {
-				return err
-			}
-			continue
+		return cmds
+	})
+	// What a call decided is recorded even when another call of the
+	// pipeline failed: the re-assertion would find it done.
+	for i, c := range cmds {
+		if c.Err() == nil {
+			n.recordOrigin(batch[i].id, c)
 		}
-		// What a call decided is recorded even when another call of the
-		// pipeline failed: the re-assertion would find it done.
-		for i, c := range cmds {
-			if c.Err() == nil {
-				n.recordOrigin(batch[i].id, c)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("announce: %w", err)
-		}
-		n.stats.announces.Add(int64(len(batch)))
-		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("announce: %w", err)
+	}
+	n.stats.announces.Add(int64(len(batch)))
+	return nil
 }
 
 // recordOrigin persists what this node's call decided: a user's first
@@ -167,15 +158,15 @@ func (n *Node) removeEdges(ctx context.Context, node string, lastSeen time.Time,
 	var offline []presence.Status
 	for start := 0; start < len(ids); start += batchSize {
 		chunk := ids[start:min(start+batchSize, len(ids))]
-		pipe := n.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(chunk))
-		for i, s := range chunk {
-			id, _ := strconv.ParseInt(s, 10, 64)
-			cmds[i] = announceScript.EvalSha(ctx, pipe, []string{n.userKey(id), nodeKey, n.key("online")},
-				node, id, "", lastSeen.UnixMilli(), n.channel, n.id)
-		}
-		_, execErr := pipe.Exec(ctx)
-		n.stats.roundTrips.Add(1)
+		cmds, execErr := n.runScripts(ctx, func(pipe redis.Pipeliner) []*redis.Cmd {
+			cmds := make([]*redis.Cmd, len(chunk))
+			for i, s := range chunk {
+				id, _ := strconv.ParseInt(s, 10, 64)
+				cmds[i] = announceScript.EvalSha(ctx, pipe, []string{n.userKey(id), nodeKey, n.key("online")},
+					node, id, "", lastSeen.UnixMilli(), n.channel, n.id)
+			}
+			return cmds
+		})
 		for i, c := range cmds {
 			if c.Err() != nil {
 				continue
@@ -265,19 +256,25 @@ func (n *Node) applyLocally(batch []pending) {
 		if ok {
 			a = aggregateOf(st)
 		} else {
-			lastSeen := p.lastSeen
-			if lastSeen.IsZero() {
-				lastSeen = n.clock.Now()
-			}
-			a = aggregate{mode: presence.ModeOffline, lastSeen: lastSeen}
-			n.rmu.RLock()
-			if en := n.users[p.id]; en != nil {
-				a.username, a.publicID = en.st.Username, en.st.PublicID
-			}
-			n.rmu.RUnlock()
+			a = n.offline(p.id, p.lastSeen)
 		}
 		n.apply(n.id, p.id, -1, a, true)
 	}
+}
+
+// offline is the aggregate of a user gone offline at lastSeen (now when
+// zero), named as the replica last knew them.
+func (n *Node) offline(id int64, lastSeen time.Time) aggregate {
+	if lastSeen.IsZero() {
+		lastSeen = n.clock.Now()
+	}
+	a := aggregate{mode: presence.ModeOffline, lastSeen: lastSeen}
+	n.rmu.RLock()
+	if en := n.users[id]; en != nil {
+		a.username, a.publicID = en.st.Username, en.st.PublicID
+	}
+	n.rmu.RUnlock()
+	return a
 }
 
 // encodeView is how a node's view of a user is stored in Redis: a JSON array

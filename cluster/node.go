@@ -292,6 +292,35 @@ func (n *Node) loadScripts(ctx context.Context) error {
 	return nil
 }
 
+// runScripts sends the script calls queue adds to a pipeline in one round
+// trip and returns their commands. When Redis does not know a script (it
+// restarted, or its scripts were flushed) it loads them all and sends the
+// calls again, once.
+func (n *Node) runScripts(ctx context.Context, queue func(redis.Pipeliner) []*redis.Cmd) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := n.rdb.Pipeline()
+		cmds := queue(pipe)
+		_, err := pipe.Exec(ctx)
+		n.stats.roundTrips.Add(1)
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+			if err := n.loadScripts(ctx); err != nil {
+				return cmds, err
+			}
+			continue
+		}
+		return cmds, err
+	}
+}
+
+// signal wakes the goroutine waiting on ch, unless it is already due to
+// wake; it never blocks.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 // stop ends the node's goroutines.
 func (n *Node) stop() {
 	n.cancel()
@@ -358,10 +387,7 @@ func (n *Node) Publish(e presence.Event) {
 		n.dirty[e.UserID] = time.Time{}
 	}
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	signal(n.wake)
 }
 
 // Subscribe implements presence.Bus: the events are the cluster's, derived
@@ -419,10 +445,7 @@ func (n *Node) RecordStatus(userID int64, online bool, lastSeen time.Time) {
 		n.dirty[userID] = lastSeen
 	}
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	signal(n.wake)
 }
 
 // RecordActivity implements presence.Recorder.

@@ -54,10 +54,7 @@ func (n *Node) subscriber(ps *redis.PubSub) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == n.channel {
-				select {
-				case n.reassert <- struct{}{}:
-				default:
-				}
+				signal(n.reassert)
 			}
 		case *redis.Message:
 			switch m.Channel {
@@ -234,12 +231,7 @@ func (n *Node) resync(ctx context.Context) error {
 			seq, _ := strconv.ParseInt(seqS, 10, 64)
 			a, err := parseAggregate(aggS)
 			if err != nil { // Redis knows nothing of the user (it lost its data)
-				a = aggregate{mode: presence.ModeOffline, lastSeen: n.clock.Now()}
-				n.rmu.RLock()
-				if en := n.users[chunk[i]]; en != nil {
-					a.username, a.publicID = en.st.Username, en.st.PublicID
-				}
-				n.rmu.RUnlock()
+				a = n.offline(chunk[i], time.Time{})
 			}
 			n.applyRead(origin, chunk[i], seq, a, force)
 		}
@@ -292,16 +284,10 @@ func (n *Node) liveness() {
 			// removed our edges (it removes the entry last).
 			n.log.Warn("cluster: this node was reaped while alive; re-asserting its edges")
 			n.degraded.Store(false)
-			select {
-			case n.reassert <- struct{}{}:
-			default:
-			}
+			signal(n.reassert)
 		} else if n.degraded.Swap(false) {
 			n.log.Info("cluster: Redis is back; re-asserting this node's edges")
-			select {
-			case n.reassert <- struct{}{}:
-			default:
-			}
+			signal(n.reassert)
 		}
 		if len(dead) > 0 && n.reaping.CompareAndSwap(false, true) {
 			// Apart, so that a long reap does not delay this node's own
@@ -370,10 +356,6 @@ func (n *Node) reap(ctx context.Context, node string, last time.Time) {
 		return
 	}
 	n.log.Warn("cluster: node silent; removing its edges", "node", node, "last_heartbeat", last)
-	if err := n.loadScripts(ctx); err != nil { // Redis may have restarted since
-		n.log.Warn("cluster: reaping a dead node", "node", node, "err", err)
-		return
-	}
 	if _, err := n.removeEdges(ctx, node, last, false); err != nil {
 		n.log.Warn("cluster: reaping a dead node", "node", node, "err", err)
 		return

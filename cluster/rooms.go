@@ -70,10 +70,7 @@ func (n *Node) AnnounceRoom(ev presence.RoomEvent) {
 	n.mu.Lock()
 	n.dirtyRooms[roomKey{ev.Room, ev.UserID}] = ev.PublicID
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	signal(n.wake)
 }
 
 // RoomMemberIDs implements presence.RoomDirectory.
@@ -152,29 +149,22 @@ func (n *Node) flushRooms(ctx context.Context) {
 }
 
 func (n *Node) sendRooms(ctx context.Context, batch []roomKey, pids []string) error {
-	for attempt := 0; ; attempt++ {
-		pipe := n.rdb.Pipeline()
+	_, err := n.runScripts(ctx, func(pipe redis.Pipeliner) []*redis.Cmd {
+		cmds := make([]*redis.Cmd, len(batch))
 		for i, k := range batch {
 			in := "0"
 			if n.engine.LocalInRoom(k.room, k.user) {
 				in = "1"
 			}
-			roomScript.EvalSha(ctx, pipe, n.roomKeys(n.id, k.user, k.room), n.id, k.user, k.room, in, pids[i], n.roomsChannel)
+			cmds[i] = roomScript.EvalSha(ctx, pipe, n.roomKeys(n.id, k.user, k.room), n.id, k.user, k.room, in, pids[i], n.roomsChannel)
 		}
-		_, err := pipe.Exec(ctx)
-		n.stats.roundTrips.Add(1)
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
-			if err := roomScript.Load(ctx, n.rdb).Err(); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("announce rooms: %w", err)
-		}
-		n.stats.announces.Add(int64(len(batch)))
-		return nil
+		return cmds
+	})
+	if err != nil {
+		return fmt.Errorf("announce rooms: %w", err)
 	}
+	n.stats.announces.Add(int64(len(batch)))
+	return nil
 }
 
 // removeRoomEdges takes node out of every room it holds someone in.
@@ -184,19 +174,22 @@ func (n *Node) removeRoomEdges(ctx context.Context, node string) error {
 		return err
 	}
 	for start := 0; start < len(members); start += batchSize {
-		pipe := n.rdb.Pipeline()
-		for _, m := range members[start:min(start+batchSize, len(members))] {
-			u, room, ok := strings.Cut(m, "\n")
-			id, err := strconv.ParseInt(u, 10, 64)
-			if !ok || err != nil {
-				continue
+		chunk := members[start:min(start+batchSize, len(members))]
+		_, err := n.runScripts(ctx, func(pipe redis.Pipeliner) []*redis.Cmd {
+			var cmds []*redis.Cmd
+			for _, m := range chunk {
+				u, room, ok := strings.Cut(m, "\n")
+				id, err := strconv.ParseInt(u, 10, 64)
+				if !ok || err != nil {
+					continue
+				}
+				cmds = append(cmds, roomScript.EvalSha(ctx, pipe, n.roomKeys(node, id, room), node, id, room, "0", "", n.roomsChannel))
 			}
-			roomScript.EvalSha(ctx, pipe, n.roomKeys(node, id, room), node, id, room, "0", "", n.roomsChannel)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
+			return cmds
+		})
+		if err != nil {
 			return fmt.Errorf("remove room edges of %s: %w", node, err)
 		}
-		n.stats.roundTrips.Add(1)
 	}
 	return nil
 }

@@ -68,10 +68,7 @@ func (n *Node) RecordSettings(userID int64, s presence.Settings) {
 	n.mu.Lock()
 	n.dirtySettings[userID] = b
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	signal(n.wake)
 }
 
 // flushSettings sends the settings changed here. What cannot be sent stays
@@ -86,29 +83,19 @@ func (n *Node) flushSettings(ctx context.Context) {
 	n.dirtySettings = make(map[int64][]byte)
 	n.mu.Unlock()
 	ids := make([]int64, 0, len(pending))
-	pipe := n.rdb.Pipeline()
-	var cmds []*redis.Cmd
-	for id, b := range pending {
+	for id := range pending {
 		ids = append(ids, id)
-		cmds = append(cmds, settingsScript.EvalSha(ctx, pipe, []string{n.settingsKey(id)}, string(b), n.settings, n.id, id))
 	}
-	_, err := pipe.Exec(ctx)
-	n.stats.roundTrips.Add(1)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if settingsScript.Load(ctx, n.rdb).Err() == nil {
-			pipe = n.rdb.Pipeline()
-			cmds = cmds[:0]
-			for _, id := range ids {
-				cmds = append(cmds, settingsScript.EvalSha(ctx, pipe, []string{n.settingsKey(id)}, string(pending[id]), n.settings, n.id, id))
-			}
-			_, err = pipe.Exec(ctx)
+	cmds, err := n.runScripts(ctx, func(pipe redis.Pipeliner) []*redis.Cmd {
+		cmds := make([]*redis.Cmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = settingsScript.EvalSha(ctx, pipe, []string{n.settingsKey(id)}, string(pending[id]), n.settings, n.id, id)
 		}
-	}
-	var failed int
+		return cmds
+	})
 	for i, c := range cmds {
 		v, cerr := c.Text()
 		if cerr != nil {
-			failed++
 			n.mu.Lock()
 			if _, newer := n.dirtySettings[ids[i]]; !newer {
 				n.dirtySettings[ids[i]] = pending[ids[i]]

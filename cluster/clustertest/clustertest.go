@@ -88,23 +88,49 @@ func (r *Redis) Client() *redis.Client {
 	return c
 }
 
-// Commands returns how many times Redis ran each command (INFO commandstats).
-func (r *Redis) Commands(tb testing.TB) map[string]int {
+// info returns the "key:value" lines of an INFO section.
+func (r *Redis) info(tb testing.TB, section string) []string {
 	tb.Helper()
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer c.Close()
-	info, err := c.Info(context.Background(), "commandstats").Result()
+	text, err := c.Info(context.Background(), section).Result()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := map[string]int{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+	var lines []string
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// commandStat returns a field (calls, usec_per_call, ...) of each command's
+// INFO commandstats line.
+func (r *Redis) commandStat(tb testing.TB, field string) map[string]float64 {
+	tb.Helper()
+	out := map[string]float64{}
+	for _, line := range r.info(tb, "commandstats") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
 		if !ok {
 			continue
 		}
-		calls, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-		out[strings.TrimPrefix(name, "cmdstat_")] = calls
+		for _, f := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(f, field+"="); ok {
+				out[name], _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	return out
+}
+
+// Commands returns how many times Redis ran each command (INFO commandstats).
+func (r *Redis) Commands(tb testing.TB) map[string]int {
+	tb.Helper()
+	out := map[string]int{}
+	for name, calls := range r.commandStat(tb, "calls") {
+		out[name] = int(calls)
 	}
 	return out
 }
@@ -116,37 +142,14 @@ func (r *Redis) URL() string { return "redis://" + r.Addr }
 // (usec_per_call of INFO commandstats), over the server's life.
 func (r *Redis) MicrosPerCall(tb testing.TB, cmd string) float64 {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":"); ok {
-			for _, f := range strings.Split(rest, ",") {
-				if v, ok := strings.CutPrefix(f, "usec_per_call="); ok {
-					us, _ := strconv.ParseFloat(v, 64)
-					return us
-				}
-			}
-		}
-	}
-	return 0
+	return r.commandStat(tb, "usec_per_call")[cmd]
 }
 
 // CPUSeconds returns the CPU time (user and system) the server has used.
 func (r *Redis) CPUSeconds(tb testing.TB) float64 {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		line = strings.TrimSpace(line)
+	for _, line := range r.info(tb, "cpu") {
 		for _, k := range []string{"used_cpu_user:", "used_cpu_sys:"} {
 			if v, ok := strings.CutPrefix(line, k); ok {
 				f, _ := strconv.ParseFloat(v, 64)
