@@ -17,8 +17,10 @@ demo:
 	$(GO) run ./cmd/presence serve --demo $(ARGS)
 
 ## test: vet, every test with the race detector, then each fuzzer briefly
+## (cmd/presence alone takes ~10 min under -race with the browser tests:
+## past go test's default 10-minute timeout)
 test: vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
 ## test-postgres: the handler and webhook tests again on PostgreSQL (the
