@@ -136,6 +136,9 @@ type Config struct {
 	// closes the socket with 1008.
 	WSMessageRate  float64
 	WSMessageBurst int
+	// WSWriteWait is how long a write to a WebSocket may block before
+	// the socket is closed as not reading; 0 means 10 s.
+	WSWriteWait time.Duration
 	// LoginPerMinute limits password checks per client address per minute
 	// (429 beyond it); 0 means no limit. Failed checks of each account are
 	// limited too, per address and in all (see loginLimits).
@@ -318,6 +321,9 @@ func New(d Deps) (*Server, error) {
 		broker: broker,
 		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Clock, d.Log),
 		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
+	}
+	if d.Config.WSWriteWait > 0 {
+		s.ws.SetWriteWait(d.Config.WSWriteWait)
 	}
 	s.zones = newZoneRecorder(d.Store, d.Clock, zoneFlushInterval, d.Log)
 	avatars, err := newAvatars(d.Config.AvatarDir, d.Store, s.feed, d.Clock, d.Log)

@@ -481,10 +481,11 @@ func TestTokensNotLogged(t *testing.T) {
 }
 
 // TestWSUserStatus_SlowReader: a socket that wants events but stops
-// reading is cut off once its buffers and its message queue are full; a
-// reading socket receives every event, in order, and keeps working.
+// reading is closed once its buffers are full and a write has waited the
+// write deadline; a reading socket receives every event, in order, and
+// keeps working.
 func TestWSUserStatus_SlowReader(t *testing.T) {
-	ts := MustStartServer(t, handlers.Config{})
+	ts := MustStartServer(t, handlers.Config{WSWriteWait: 300 * time.Millisecond})
 	_, tokA := ts.MustCreateUser(t, "alice")
 	_, tokB := ts.MustCreateUser(t, "bob")
 	// The slow peer: a tiny receive window, and it never reads after the ack.
@@ -535,7 +536,7 @@ func TestWSUserStatus_SlowReader(t *testing.T) {
 
 	// Status events straight from the engine, until the slow socket is cut.
 	n := 0
-	for ; n < 20000; n++ {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); n++ {
 		if n%200 == 0 && metricValue(t, ts, "presence_websockets_slow_cut_total") > cut0 {
 			break
 		}

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -26,13 +28,6 @@ const (
 	// maxMessageSize is the largest frame a client may send; larger ones
 	// close the socket with 1009.
 	maxMessageSize = 4 << 10
-	// maxQueue is how many messages may wait for one socket. A socket that
-	// falls further behind is cut off with 1013 and resyncs on reconnect.
-	// Messages are encoded once and shared, so a slot costs 24 bytes; the
-	// queue must be deep enough that a burst of events, faster than one
-	// writer is scheduled, does not cut a healthy reader. A peer that is
-	// stuck for good is also caught by writeWait.
-	maxQueue = 4096
 	// closeGrace is how long the server waits for the peer's close reply.
 	closeGrace = time.Second
 )
@@ -43,7 +38,7 @@ const (
 	closeUnsupported = websocket.CloseUnsupportedData         // 1003: binary frame
 	closeBadData     = websocket.CloseInvalidFramePayloadData // 1007: invalid UTF-8
 	closePolicy      = websocket.ClosePolicyViolation         // 1008: too many connections, flooding, revoked credentials
-	closeTryLater    = websocket.CloseTryAgainLater           // 1013: too slow to keep up, or events were lost
+	closeTryLater    = websocket.CloseTryAgainLater           // 1013: events were lost
 )
 
 // reasonRevoked is the close reason of a socket whose credentials ended.
@@ -60,8 +55,8 @@ var (
 )
 
 var upgrader = websocket.Upgrader{
-	// Small buffers: a client message is a few bytes; writes borrow a
-	// buffer from the pool only while writing.
+	// Small buffers: a client message is a few bytes. The hub writes its
+	// own frames (wswrite.go); gorilla's writer only answers the upgrade.
 	ReadBufferSize:  512,
 	WriteBufferSize: 1024,
 	WriteBufferPool: &sync.Pool{},
@@ -70,24 +65,37 @@ var upgrader = websocket.Upgrader{
 }
 
 // Hub holds every open WebSocket so they can be counted, sent status
-// events and closed cleanly on shutdown. It subscribes to the bus once and
-// encodes each event once for every socket that wants events.
+// events and closed cleanly on shutdown. It subscribes to the bus once,
+// frames each event once into its event log (eventlog.go), and one writer
+// goroutine per CPU sends the log to the sockets that want events, each
+// socket from where it is (wswrite.go).
 type Hub struct {
 	conns  *ConnCap
 	engine *presence.Engine
-	log    *slog.Logger
+	logger *slog.Logger
 	rate   float64 // messages per second a socket may send, refilled
 	burst  float64 // messages a socket may send at once
+
+	log       *eventLog
+	writeWait time.Duration
 
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
 	closed  bool
 	wg      sync.WaitGroup
+	// shards are the event sockets of each writer goroutine; wake tells
+	// a writer that the log has grown.
+	shards  [][]*wsClient
+	wake    []chan struct{}
+	next    int // shard of the next event socket
+	writers sync.WaitGroup
+	// trimAt is the log's length at which it is next trimmed.
+	trimAt int
 
 	stop chan struct{}
 	done chan struct{}
 
-	accepted, kicked, received, slow, limited, gaps, revoked atomic.Int64
+	accepted, kicked, received, slow, limited, gaps, gapClosed, revoked atomic.Int64
 	// events counts status events fanned out; closedByRequest sockets
 	// closed by CloseConnection and CloseUser (connections.go).
 	events, closedByRequest atomic.Int64
@@ -99,13 +107,30 @@ type Hub struct {
 // rate messages a second, burst at once (rate <= 0: no limit); conns bounds
 // sockets together with the event streams. Caller must call Shutdown.
 func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *ConnCap) *Hub {
-	h := &Hub{conns: conns, engine: e, log: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
+	h := &Hub{conns: conns, engine: e, logger: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
+		log: newEventLog(), writeWait: writeWait, trimAt: minTrim,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	n := max(1, runtime.GOMAXPROCS(0))
+	h.shards = make([][]*wsClient, n)
+	h.wake = make([]chan struct{}, n)
+	for i := range n {
+		h.wake[i] = make(chan struct{}, 1)
+		h.writers.Add(1)
+		go h.writer(i)
+	}
 	// Subscribed before any socket can be accepted, so none misses the
 	// events of its own arrival.
 	go h.fanOut(e.Bus().Subscribe(busBuffer))
 	return h
 }
+
+// SetWriteWait sets how long a write to a peer may block before the
+// socket is closed as not reading (default 10 s). Call it before the
+// first Accept.
+func (h *Hub) SetWriteWait(d time.Duration) { h.writeWait = d }
+
+// minTrim is the least length of the event log before it is trimmed.
+const minTrim = 256
 
 // Len returns how many WebSockets are open.
 func (h *Hub) Len() int {
@@ -118,10 +143,11 @@ func (h *Hub) Len() int {
 // fan-out is busy. Beyond it the bus drops the subscription (see gap).
 const busBuffer = 4096
 
-// fanOut delivers each status event, encoded once, to every socket that
-// asked for events.
+// fanOut frames each status event once, adds it to the log and wakes the
+// writers. It never waits for a socket.
 func (h *Hub) fanOut(sub *presence.Subscription) {
 	defer close(h.done)
+	defer h.writers.Wait()
 	for {
 		select {
 		case ev, ok := <-sub.C:
@@ -133,15 +159,17 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 				h.gap()
 				continue
 			}
-			msg := statusMessage(ev)
+			h.log.add(ev.UserID, ev.Scope, wsFrame(opText, statusMessage(ev)))
 			h.events.Add(1)
-			h.mu.Lock()
-			for cl := range h.clients {
-				if cl.events && inScope(ev, cl.user.ID) {
-					cl.send(msg)
+			for _, w := range h.wake {
+				select {
+				case w <- struct{}{}:
+				default: // already woken: it reads the log from each socket's cursor
 				}
 			}
-			h.mu.Unlock()
+			if h.log.len() >= h.trimAt {
+				h.trim()
+			}
 		case <-h.stop:
 			sub.Close()
 			return
@@ -149,17 +177,21 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 	}
 }
 
-// inScope reports whether the user with this id may receive ev: a hidden
-// user's own truth goes to their own sockets, what others see of them to
-// everyone else.
-func inScope(ev presence.Event, userID int64) bool {
-	switch ev.Scope {
-	case presence.ScopeSelf:
-		return userID == ev.UserID
-	case presence.ScopeOthers:
-		return userID != ev.UserID
+// trim drops from the log what every event socket has been sent, and
+// sets the length at which to trim again: twice what is left, so that a
+// socket far behind (which keeps its entries) does not make every event
+// trim.
+func (h *Hub) trim() {
+	upTo := h.log.head.Load()
+	h.mu.Lock()
+	for _, shard := range h.shards {
+		for _, cl := range shard {
+			upTo = min(upTo, cl.cursor.Load())
+		}
 	}
-	return true
+	h.mu.Unlock()
+	h.log.trim(upTo)
+	h.trimAt = max(minTrim, 2*h.log.len())
 }
 
 // gap handles a dropped bus subscription: the fan-out fell so far behind
@@ -179,16 +211,21 @@ func (h *Hub) gap() {
 		}
 	}
 	h.mu.Unlock()
-	h.log.Warn("websocket fan-out fell behind the bus: events were lost; closed the sockets that wanted them (1013)", "sockets", n)
+	h.gapClosed.Add(int64(n))
+	h.logger.Warn("websocket fan-out fell behind the bus: events were lost; closed the sockets that wanted them (1013)", "sockets", n)
 }
 
 // wsClient is one open WebSocket. Its reader goroutine is the only
 // long-lived goroutine: writes happen on demand, by whoever finds the
-// socket idle (the reader for its own replies, a short-lived goroutine for
-// events and pings), so an idle socket costs one goroutine and no timer.
+// socket idle (a writer goroutine of the hub for events, without
+// blocking; the reader for its own replies; a short-lived goroutine for
+// pings and for what the peer did not take at once), so an idle socket
+// costs one goroutine and no timer.
 type wsClient struct {
 	hub    *Hub
 	conn   *websocket.Conn
+	nc     net.Conn        // the connection under conn, written directly
+	raw    syscall.RawConn // nc's descriptor for non-blocking writes; nil for TLS
 	user   presence.User
 	pc     *presence.Conn
 	events bool
@@ -205,11 +242,20 @@ type wsClient struct {
 	meta       ConnMeta
 	room       atomic.Pointer[string] // the room it is in now (nil or "": none)
 
+	// The socket's writer (whoever set writing) alone touches pend and
+	// moves cursor; shard and slot are guarded by the hub's mu.
 	mu      sync.Mutex
-	queue   [][]byte
+	extra   [][]byte // frames to write before more events: replies
 	pingDue bool
 	writing bool
 	done    bool
+	pend    net.Buffers   // the rest of a batch being written
+	cursor  atomic.Uint64 // the last entry of the event log written or being written
+	hint    *logEntry     // the entry at cursor, where the next walk of the log starts
+	// wsem is the write lock, held while frames are written: a close
+	// frame or a pong goes between batches, never into one.
+	wsem        chan struct{}
+	shard, slot int
 
 	closing atomic.Bool // cut: only the client's close frame is awaited
 
@@ -237,9 +283,13 @@ func (cl *wsClient) allow() bool {
 // keep-alive that does not read them should not cost N² deliveries.
 func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, u presence.User, events bool, meta ConnMeta) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": wireID(u.ID, u.PublicID)})
-	// The ack is queued first and the reader drains it as soon as it
+	// The ack is the first batch, which the reader writes as soon as it
 	// starts; writing is set so that nothing else writes before it.
-	cl := &wsClient{hub: h, conn: conn, user: u, events: events, queue: [][]byte{ack}, writing: true}
+	cl := &wsClient{hub: h, conn: conn, nc: conn.NetConn(), user: u, events: events,
+		pend: net.Buffers{wsFrame(opText, ack)}, writing: true, wsem: make(chan struct{}, 1)}
+	if sc, ok := cl.nc.(*net.TCPConn); ok {
+		cl.raw, _ = sc.SyscallConn()
+	}
 	h.describe(cl, r, meta)
 	if h.rate > 0 {
 		cl.limit = ratelimit.NewBucket(ratelimit.PerSecond(h.rate), int(h.burst), h.engine.Clock())
@@ -254,6 +304,14 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 		return
 	}
 	h.clients[cl] = struct{}{}
+	if events {
+		// From the log's end: it is sent what happens from now on.
+		cl.cursor.Store(h.log.head.Load())
+		cl.shard = h.next
+		h.next = (h.next + 1) % len(h.shards)
+		cl.slot = len(h.shards[cl.shard])
+		h.shards[cl.shard] = append(h.shards[cl.shard], cl)
+	}
 	h.wg.Add(1)
 	h.mu.Unlock()
 
@@ -263,7 +321,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 		if errors.Is(err, presence.ErrTooManyConnections) {
 			code, reason = closePolicy, "too many connections for this user"
 		}
-		closeWith(conn, code, reason)
+		cl.closeNow(code, reason)
 		cl.finish()
 		return
 	}
@@ -337,84 +395,23 @@ func (cl *wsClient) cut(code int, reason string) {
 	cl.mu.Unlock()
 	cl.closing.Store(true)
 	go func() {
-		cl.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
+		cl.control(closeFrame(code, reason), time.Now().Add(closeGrace))
 		cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
 	}()
 }
 
-// send queues msg from a goroutine that must not block (the hub).
-func (cl *wsClient) send(msg []byte) {
-	start, ok := cl.enqueue(msg)
-	if !ok {
-		return
-	}
-	if start {
-		go cl.drain()
-	}
-}
-
-// enqueue adds msg to the queue. It reports whether the caller must start
-// draining (nobody is writing) and whether the socket is still usable; a
-// socket whose queue is full is cut off as too slow.
-func (cl *wsClient) enqueue(msg []byte) (start, ok bool) {
+// enqueue adds a reply frame. It reports whether the caller must start
+// writing (nobody is) and whether the socket is still usable.
+func (cl *wsClient) enqueue(f []byte) (start, ok bool) {
 	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	if cl.done {
-		cl.mu.Unlock()
 		return false, false
 	}
-	if len(cl.queue) >= maxQueue {
-		cl.done = true // nothing more is queued, nor a second close started
-		cl.mu.Unlock()
-		cl.hub.slow.Add(1)
-		// The peer is not reading: offer the close frame briefly, then cut.
-		go closeWithin(cl.conn, closeTryLater, "too slow to keep up; reconnect", 100*time.Millisecond)
-		return false, false
-	}
-	cl.queue = append(cl.queue, msg)
+	cl.extra = append(cl.extra, f)
 	start = !cl.writing
 	cl.writing = true
-	cl.mu.Unlock()
 	return start, true
-}
-
-// drain writes until the queue is empty. Exactly one drain runs at a time.
-func (cl *wsClient) drain() {
-	for {
-		cl.mu.Lock()
-		if cl.done || (len(cl.queue) == 0 && !cl.pingDue) {
-			cl.writing = false
-			cl.queue = nil // let an idle socket hold no buffer
-			cl.mu.Unlock()
-			return
-		}
-		batch, ping := cl.queue, cl.pingDue
-		cl.queue, cl.pingDue = nil, false
-		cl.mu.Unlock()
-		for _, msg := range batch {
-			cl.conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := cl.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				cl.writeFailed(err)
-				return // writing stays true: nobody writes to a dead socket
-			}
-		}
-		if ping {
-			if err := cl.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				cl.writeFailed(err)
-				return
-			}
-		}
-	}
-}
-
-// writeFailed closes the connection after a failed write, unless the
-// socket is being cut: its close frame went out (the failure is gorilla's
-// ErrCloseSent) and the reader is waiting for the client's; closing now
-// could destroy the frame before the client reads it.
-func (cl *wsClient) writeFailed(err error) {
-	if errors.Is(err, websocket.ErrCloseSent) && cl.closing.Load() {
-		return
-	}
-	cl.conn.Close()
 }
 
 // finish releases everything the client holds. Only the first call acts.
@@ -433,6 +430,13 @@ func (cl *wsClient) finish() {
 		h := cl.hub
 		h.mu.Lock()
 		delete(h.clients, cl)
+		if cl.events {
+			shard := h.shards[cl.shard]
+			last := shard[len(shard)-1]
+			shard[cl.slot], last.slot = last, cl.slot
+			shard[len(shard)-1] = nil
+			h.shards[cl.shard] = shard[:len(shard)-1]
+		}
 		h.mu.Unlock()
 		h.conns.Release()
 		h.wg.Done()
@@ -444,6 +448,23 @@ func (cl *wsClient) readLoop() {
 	c := cl.conn
 	c.SetReadLimit(maxMessageSize)
 	c.SetPongHandler(func(string) error { cl.pc.Alive(); return nil })
+	// gorilla would answer pings and close frames with its own writer;
+	// they go between the hub's frames instead.
+	c.SetPingHandler(func(data string) error {
+		cl.control(wsFrame(opPong, []byte(data)), time.Now().Add(cl.hub.writeWait))
+		return nil
+	})
+	c.SetCloseHandler(func(code int, _ string) error {
+		if cl.closing.Load() {
+			return nil // our close frame went first: this is the reply
+		}
+		var payload []byte
+		if code != websocket.CloseNoStatusReceived {
+			payload = websocket.FormatCloseMessage(code, "")
+		}
+		cl.control(wsFrame(opClose, payload), time.Now().Add(cl.hub.writeWait))
+		return nil
+	})
 	cl.drain() // the ack, and anything queued behind it
 	for {
 		mt, data, err := c.ReadMessage()
@@ -456,11 +477,11 @@ func (cl *wsClient) readLoop() {
 		}
 		cl.pc.Alive()
 		if mt != websocket.TextMessage {
-			closeWith(c, closeUnsupported, "binary frames are not supported")
+			cl.closeNow(closeUnsupported, "binary frames are not supported")
 			return
 		}
 		if !utf8.Valid(data) {
-			closeWith(c, closeBadData, "text frame is not valid UTF-8")
+			cl.closeNow(closeBadData, "text frame is not valid UTF-8")
 			return
 		}
 		reply := msgRateLimited
@@ -470,18 +491,18 @@ func (cl *wsClient) readLoop() {
 		} else {
 			cl.hub.limited.Add(1)
 			if cl.denied++; float64(cl.denied) > 2*cl.hub.burst {
-				closeWith(c, closePolicy, "message rate limit exceeded")
+				cl.closeNow(closePolicy, "message rate limit exceeded")
 				return
 			}
 		}
 		// Replies are written by the reader itself when the socket is idle:
 		// a client that sends faster than it reads is slowed down by TCP
 		// backpressure, and one that never reads hits the write deadline.
-		start, ok := cl.enqueue(reply)
+		start, ok := cl.enqueue(replyFrame(reply))
 		if !ok {
-			// Cut as too slow: its close frame is on its way and the
-			// connection closes right after, which ends this loop.
-			// Returning now would close it first and lose the frame.
+			// Being cut: its close frame is on its way and the client's
+			// reply, or the read deadline, ends this loop. Returning now
+			// would close first and could lose the frame.
 			continue
 		}
 		if start {
@@ -541,9 +562,13 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	// whose buffers are full must not hold up everyone else's, nor the
 	// shutdown limit.
 	var frames sync.WaitGroup
-	msg := websocket.FormatCloseMessage(closeGoingAway, "server shutting down")
+	f := closeFrame(closeGoingAway, "server shutting down")
 	for _, cl := range clients {
-		frames.Go(func() { cl.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)) })
+		cl.mu.Lock()
+		cl.done = true // no frame after the close frame
+		cl.mu.Unlock()
+		cl.closing.Store(true)
+		frames.Go(func() { cl.control(f, time.Now().Add(closeGrace)) })
 	}
 	frames.Wait()
 	// Give peers a moment to answer the close handshake, then cut.
@@ -575,6 +600,14 @@ func closeWith(c *websocket.Conn, code int, reason string) { closeWithin(c, code
 func closeWithin(c *websocket.Conn, code int, reason string, wait time.Duration) {
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(wait))
 	c.Close()
+}
+
+// replyFrame frames a reply; the pong, the most frequent, is framed once.
+func replyFrame(reply []byte) []byte {
+	if len(reply) > 0 && &reply[0] == &msgPong[0] {
+		return framePong
+	}
+	return wsFrame(opText, reply)
 }
 
 func errorMessage(detail string) []byte {
@@ -671,8 +704,8 @@ type HubStats struct {
 	Open                                      int
 	Accepted, Kicked, Received, Slow, Limited int64
 	// Gaps counts the times the hub fell behind the bus and closed the
-	// sockets that wanted events (1013).
-	Gaps int64
+	// sockets that wanted events (1013); GapClosed counts those sockets.
+	Gaps, GapClosed int64
 	// Revoked counts sockets closed (1008) because their session ended
 	// or their token was revoked.
 	Revoked int64
@@ -685,7 +718,7 @@ type HubStats struct {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Open: h.Len(), Accepted: h.accepted.Load(), Kicked: h.kicked.Load(),
-		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), Revoked: h.revoked.Load(),
+		Received: h.received.Load(), Slow: h.slow.Load(), Limited: h.limited.Load(), Gaps: h.gaps.Load(), GapClosed: h.gapClosed.Load(), Revoked: h.revoked.Load(),
 		ClosedByRequest: h.closedByRequest.Load()}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -165,15 +166,15 @@ func TestHub_BusGap(t *testing.T) {
 	keepAlive := s.dial(t, "id=2&events=0")
 	events.statusOf(2)
 
-	// Hold the fan-out still (it takes the hub's lock for every event)
+	// Hold the fan-out still (it takes the event log's lock for every event)
 	// and publish more than it can hold: at most one event in its hands,
 	// two in the buffer, the fourth overflows and the bus drops it.
-	s.hub.mu.Lock()
+	s.hub.log.mu.Lock()
 	for i := range 5 {
 		s.bus.Publish(presence.Event{UserID: int64(100 + i), Username: "x", Online: true})
 	}
 	dropped := s.bus.Len() == 0
-	s.hub.mu.Unlock()
+	s.hub.log.mu.Unlock()
 	if !dropped {
 		t.Fatal("the bus did not drop the hub's subscription; the test did not make a gap")
 	}
@@ -241,4 +242,87 @@ func TestHub_ContextEnds(t *testing.T) {
 		}
 		break
 	}
+}
+
+// TestHub_LaggingSocketMerged: a socket that reads, but far slower than
+// events come, is not cut off: while it lags, each user's events merge
+// into the latest, and it ends up with every user's latest state, in
+// far fewer messages than were published (docs/PROTOCOL.md, "Merged
+// events").
+func TestHub_LaggingSocketMerged(t *testing.T) {
+	s := startHub(t, 1<<16)
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(32 << 10)
+		}
+		return c, err
+	}}
+	lag, _, err := d.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/?id=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lag.Close()
+	if _, ack, err := lag.ReadMessage(); err != nil || !strings.Contains(string(ack), "connection.ack") {
+		t.Fatalf("ack: %q %v", ack, err)
+	}
+
+	// 50 users change 400 times each while the socket reads nothing.
+	const users, changes = 50, 400
+	for i := range users * changes {
+		u := int64(100 + i%users)
+		last := i >= users*(changes-1)
+		online := i/users%2 == 0
+		if last {
+			online = u%2 == 0
+		}
+		s.bus.Publish(presence.Event{UserID: u, Username: "x", Online: online})
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.hub.log.head.Load() < users*changes; {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub did not take every event")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// Now it reads: a ping is the barrier after everything sent so far.
+	if err := lag.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	lag.SetReadDeadline(time.Now().Add(10 * time.Second))
+	latest := map[string]bool{}
+	n := 0
+	for {
+		_, data, err := lag.ReadMessage()
+		if err != nil {
+			t.Fatalf("lagging socket ended after %d messages: %v", n, err)
+		}
+		var m struct {
+			Type     string `json:"type"`
+			UserID   string `json:"user_id"`
+			IsOnline bool   `json:"is_online"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("message %d: %v", n, err)
+		}
+		if m.Type == "pong" && len(latest) == users {
+			break
+		}
+		if m.Type == "user.status.changed" && m.UserID != "1" { // not its own arrival
+			n++
+			latest[m.UserID] = m.IsOnline
+		}
+	}
+	for u := int64(100); u < 100+users; u++ {
+		if got, want := latest[strconv.FormatInt(u, 10)], u%2 == 0; got != want {
+			t.Fatalf("user %d: last is_online %v, want %v", u, got, want)
+		}
+	}
+	if n >= users*changes/2 {
+		t.Fatalf("lagging socket got %d of %d events: nothing was merged", n, users*changes)
+	}
+	if st := s.hub.Stats(); st.Slow != 0 || st.Open != 1 {
+		t.Fatalf("stats %+v: want no socket cut and one open", st)
+	}
+	t.Logf("%d events published, %d sent to the lagging socket", users*changes, n)
 }

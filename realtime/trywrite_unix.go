@@ -1,0 +1,49 @@
+//go:build unix
+
+package realtime
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// errWouldBlock means the kernel took none of a non-blocking write, or
+// the connection has no file descriptor to write to without blocking.
+var errWouldBlock = errors.New("websocket: write would block")
+
+// tryWrite writes bufs to the connection behind raw in one system call
+// that does not wait: it returns how many bytes the kernel took, which
+// may be fewer than all. raw nil (a TLS connection) takes nothing.
+func tryWrite(raw syscall.RawConn, bufs [][]byte) (int, error) {
+	if raw == nil {
+		return 0, errWouldBlock
+	}
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		if len(bufs) == 1 {
+			n, werr = unix.Write(int(fd), bufs[0])
+		} else {
+			n, werr = unix.Writev(int(fd), bufs)
+		}
+		return true // never wait here: the caller hands the rest on
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline of an earlier blocking write has passed; the
+		// blocking path sets a new one.
+		return 0, errWouldBlock
+	}
+	if err != nil {
+		return 0, err
+	}
+	if werr == unix.EAGAIN || werr == unix.EINTR {
+		return 0, errWouldBlock
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return max(n, 0), nil
+}
