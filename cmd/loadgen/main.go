@@ -121,20 +121,34 @@ func run(args []string) error {
 
 // report is everything measured; it is also written as JSON.
 type report struct {
-	Tabs, Workers              int
-	TabsPerBrowser             int
-	Streams                    int // SSE streams: one per simulated browser
-	EventsOnSockets            bool
-	ServerRSSBaseKiB           int64
-	WSConnectPerSec            float64
-	WSPerConnKiB               float64
-	SSEPerConnKiB              float64
-	PerTabKiB                  float64 // server RSS per tab: its WebSocket and its share of its browser's stream
-	GoroutinesPerTab           float64
-	StormConnectSeconds        float64
-	StormConvergedAfterLastMS  float64
-	FanoutSSE                  stats
-	FanoutWS                   *stats `json:",omitempty"`
+	Tabs, Workers    int
+	TabsPerBrowser   int
+	Streams          int // SSE streams: one per simulated browser
+	EventsOnSockets  bool
+	ServerRSSBaseKiB int64
+	WSConnectPerSec  float64
+	WSPerConnKiB     float64
+	SSEPerConnKiB    float64
+	PerTabKiB        float64 // server RSS per tab: its WebSocket and its share of its browser's stream
+	GoroutinesPerTab float64
+	// RampEventsQuietAfterMS: with -events, how long after the last
+	// connect of phase 1 the sockets went quiet.
+	RampEventsQuietAfterMS    float64 `json:",omitempty"`
+	StormConnectSeconds       float64
+	StormConvergedAfterLastMS float64
+	// With -events: the status events the sockets received from the
+	// first connect of the storm until they went quiet, when that was
+	// (after the last connect), and the sockets the server cut meanwhile
+	// (presence_websockets_slow_cut_total and the 1013s of a bus gap).
+	StormEvents             int64   `json:",omitempty"`
+	StormEventsQuietAfterMS float64 `json:",omitempty"`
+	StormSocketsCut         float64 `json:",omitempty"`
+	FanoutSSE               stats
+	FanoutWS                *stats `json:",omitempty"`
+	// FanoutWSArrival is FanoutWS timed by the kernel's receive stamps:
+	// when the event reached each client socket, before the loadgen's
+	// own reader ran (rxstamp_linux.go).
+	FanoutWSArrival            *stats `json:",omitempty"`
 	PingsPerSec                float64
 	Pong                       stats
 	PingPhaseDBTxPerSec        float64
@@ -317,6 +331,12 @@ func coordinate(c config) error {
 		return fmt.Errorf("%d WebSockets failed to connect", failed)
 	}
 	r.WSConnectPerSec = float64(c.tabs) / (float64(last-first) / 1e9)
+	if c.events {
+		// Connecting N sockets that want events is itself N²/2 of them.
+		if r.RampEventsQuietAfterMS, err = quietAfter(workers, last); err != nil {
+			return fmt.Errorf("phase 1: %w", err)
+		}
+	}
 	settle()
 	rss1 := rssKiB(pid)
 	r.WSPerConnKiB = float64(rss1-rss0) / float64(c.tabs)
@@ -351,7 +371,7 @@ func coordinate(c config) error {
 	// Phase 4: one change, many watchers. A probe user comes online; time
 	// until every widget (and, with --events, every socket) knows.
 	logf("phase 4: %d fan-out rounds", c.rounds)
-	var sseLat, wsLat []float64
+	var sseLat, wsLat, wsRx []float64
 	bytes0, err := streamBytes(workers)
 	if err != nil {
 		return err
@@ -376,6 +396,13 @@ func coordinate(c config) error {
 				return fmt.Errorf("round %d: %w", i, err)
 			}
 			wsLat = append(wsLat, since(start, reps)...)
+			for _, rep := range reps {
+				for _, t := range rep.RxTimes {
+					if t > 0 {
+						wsRx = append(wsRx, float64(max(0, t-start))/1e6)
+					}
+				}
+			}
 		}
 		probe.Close()
 		if _, err := all(workers, command{Cmd: "await-total", Target: int64(c.tabs), Seconds: 10 + c.grace.Seconds()}); err != nil {
@@ -391,6 +418,10 @@ func coordinate(c config) error {
 	if c.events {
 		s := summarize(wsLat)
 		r.FanoutWS = &s
+		if len(wsRx) > 0 {
+			a := summarize(wsRx)
+			r.FanoutWSArrival = &a
+		}
 	}
 
 	// Phase 5: pings from every tab.
@@ -554,6 +585,11 @@ func storm(c config, base string, workers []*workerProc, r *report) error {
 		return err
 	}
 	tx0, rows0, t0 := metric(base, "presence_db_write_transactions_total"), metric(base, "presence_db_presence_rows_written_total"), time.Now()
+	cut0 := metric(base, "presence_websockets_slow_cut_total") + metric(base, "presence_websockets_gap_closed_total")
+	ev0, err := statusEvents(workers)
+	if err != nil {
+		return err
+	}
 	reps, err := all(workers, command{Cmd: "ws-connect", Conc: c.connectConc})
 	if err != nil {
 		return err
@@ -579,7 +615,46 @@ func storm(c config, base string, workers []*workerProc, r *report) error {
 	r.StormDBTxPerSec = (metric(base, "presence_db_write_transactions_total") - tx0) / dt
 	r.StormRowsPerSec = (metric(base, "presence_db_presence_rows_written_total") - rows0) / dt
 
+	if c.events {
+		// Each connect is news to every socket already there: N²/2
+		// events.
+		if r.StormEventsQuietAfterMS, err = quietAfter(workers, last); err != nil {
+			return fmt.Errorf("storm: %w", err)
+		}
+		ev1, err := statusEvents(workers)
+		if err != nil {
+			return err
+		}
+		r.StormEvents = ev1 - ev0
+		r.StormSocketsCut = metric(base, "presence_websockets_slow_cut_total") + metric(base, "presence_websockets_gap_closed_total") - cut0
+	}
 	return nil
+}
+
+// quietAfter waits for every worker's sockets to go quiet, so that no
+// later phase measures behind a backlog of events, and returns how long
+// after last (unix ns) the last message came, in ms.
+func quietAfter(workers []*workerProc, last int64) (float64, error) {
+	reps, err := all(workers, command{Cmd: "ws-quiet", Seconds: 600})
+	if err != nil {
+		return 0, err
+	}
+	var quiet int64
+	for _, rep := range reps {
+		quiet = max(quiet, rep.LastAt)
+	}
+	return float64(quiet-last) / 1e6, nil
+}
+
+// statusEvents returns how many user.status.changed the workers' sockets
+// have received.
+func statusEvents(workers []*workerProc) (int64, error) {
+	reps, err := all(workers, command{Cmd: "ws-events"})
+	var n int64
+	for _, rep := range reps {
+		n += rep.Sent
+	}
+	return n, err
 }
 
 func span(reps []reply) (first, last, failed int64) {
@@ -608,18 +683,27 @@ func print(r report) {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("tabs (1 WS each; 1 SSE per browser)", fmt.Sprintf("%d in %d workers, %d per browser (%d streams), WS events: %v", r.Tabs, r.Workers, r.TabsPerBrowser, r.Streams, r.EventsOnSockets))
 	row("WS connect rate", fmt.Sprintf("%.0f/s", r.WSConnectPerSec))
+	if r.RampEventsQuietAfterMS > 0 {
+		row("  status events of the connects quiet after", fmt.Sprintf("%.1f s", r.RampEventsQuietAfterMS/1e3))
+	}
 	row("RSS per idle WebSocket", fmt.Sprintf("%.1f KiB", r.WSPerConnKiB))
 	row("RSS per idle SSE stream", fmt.Sprintf("%.1f KiB", r.SSEPerConnKiB))
 	row("RSS per tab", fmt.Sprintf("%.1f KiB (%d tabs per browser)", r.PerTabKiB, r.TabsPerBrowser))
 	row("goroutines per tab", fmt.Sprintf("%.2f", r.GoroutinesPerTab))
 	row("storm: all WS connected in", fmt.Sprintf("%.2f s", r.StormConnectSeconds))
 	row("storm: converged after last connect", fmt.Sprintf("%.0f ms", r.StormConvergedAfterLastMS))
+	if r.StormEvents > 0 {
+		row("storm: status events to sockets", fmt.Sprintf("%d, quiet %.1f s after the last connect, %.0f sockets cut", r.StormEvents, r.StormEventsQuietAfterMS/1e3, r.StormSocketsCut))
+	}
 	row("storm: DB tx/s, rows/s", fmt.Sprintf("%.1f, %.0f", r.StormDBTxPerSec, r.StormRowsPerSec))
 	row("one change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutSSE.P50MS, r.FanoutSSE.P99MS, r.FanoutSSE.MaxMS, r.FanoutSSE.N))
 	row("bytes per viewer per change", fmt.Sprintf("count only %.0f B, users shown %.0f B", r.CountChangeBytesPerViewer, r.ListChangeBytesPerViewer))
 	row("list change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.SlowControl.P50MS, r.SlowControl.P99MS, r.SlowControl.MaxMS, r.SlowControl.N))
 	if r.FanoutWS != nil {
 		row("one change → all sockets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWS.P50MS, r.FanoutWS.P99MS, r.FanoutWS.MaxMS, r.FanoutWS.N))
+		if a := r.FanoutWSArrival; a != nil {
+			row("  arrived at the sockets (kernel stamp)", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", a.P50MS, a.P99MS, a.MaxMS, a.N))
+		}
 	}
 	row("pings handled", fmt.Sprintf("%.0f/s", r.PingsPerSec))
 	row("pong latency", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms", r.Pong.P50MS, r.Pong.P99MS, r.Pong.MaxMS))

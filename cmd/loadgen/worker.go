@@ -43,6 +43,7 @@ type reply struct {
 	FirstAt   int64     `json:"first_at,omitempty"` // unix ns
 	LastAt    int64     `json:"last_at,omitempty"`  // unix ns
 	Times     []int64   `json:"times,omitempty"`    // unix ns, one per tab
+	RxTimes   []int64   `json:"rx_times,omitempty"` // probe-collect: the kernel's receive stamps, unix ns, one per tab
 	Pongs     int64     `json:"pongs,omitempty"`
 	Sent      int64     `json:"sent,omitempty"`
 	Latencies []float64 `json:"latencies,omitempty"` // ms
@@ -60,6 +61,7 @@ type tab struct {
 	totalAt  atomic.Int64           // when it changed to that value
 	probe    atomic.Pointer[[]byte] // `"username":"…"` of the user whose status event is timed
 	probeAt  atomic.Int64
+	probeRx  atomic.Int64 // the kernel's receive stamp of the probe's event (rxstamp_linux.go)
 	pmu      sync.Mutex
 	pending  []int64 // send times of unanswered pings
 	lat      []float64
@@ -92,6 +94,8 @@ type worker struct {
 	reconnect atomic.Bool  // crash phase: redial dropped connections
 	redials   atomic.Int64 // redial attempts, failed ones included
 	sseBytes  atomic.Int64 // bytes read on every tab's stream (see slow.go)
+	statuses  atomic.Int64 // user.status.changed read on every tab's WebSocket
+	lastWS    atomic.Int64 // unix ns of the last message read on any WebSocket
 }
 
 // Backoff of a redialling tab, as presence.js: min(max, min·2ⁿ) ±50%.
@@ -126,11 +130,21 @@ func runWorker(base, source string, events bool, tabsPerBrowser int, tokens []st
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
 	}
 	w := &worker{
-		base:     base,
-		events:   events,
-		dialer:   d,
-		http:     &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64, DisableCompression: true}},
-		wsDialer: &websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 30 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512},
+		base:   base,
+		events: events,
+		dialer: d,
+		http:   &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64, DisableCompression: true}},
+		wsDialer: &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return withRxStamps(c), nil
+		}, HandshakeTimeout: 30 * time.Second,
+			// 4 KiB, as a browser reads at least: with -events a socket
+			// receives batches of frames, and 512 bytes would cost a read
+			// system call per two frames.
+			ReadBufferSize: 4096, WriteBufferSize: 512},
 	}
 	for i, t := range tokens {
 		w.tabs = append(w.tabs, &tab{token: t, sseReady: make(chan struct{}), follower: i%tabsPerBrowser != 0})
@@ -176,10 +190,14 @@ func (w *worker) do(c command) reply {
 	case "await-total":
 		return w.awaitTotal(c.Target, time.Duration(c.Seconds*float64(time.Second)))
 	case "probe-reset":
-		marker := []byte(`"username":"` + c.Probe + `"`)
+		// Its coming online only: at 9,000 sockets the previous round's
+		// offline event may still be on its way, and must not be taken
+		// for this round's event.
+		marker := []byte(`"username":"` + c.Probe + `","is_online":true`)
 		for _, t := range w.tabs {
 			t.probe.Store(&marker)
 			t.probeAt.Store(0)
+			t.probeRx.Store(0)
 		}
 		return reply{}
 	case "probe-collect":
@@ -190,6 +208,10 @@ func (w *worker) do(c command) reply {
 		return reply{Drops: w.drops.Load()}
 	case "sse-bytes":
 		return reply{Sent: w.sseBytes.Load()}
+	case "ws-events":
+		return reply{Sent: w.statuses.Load()}
+	case "ws-quiet":
+		return w.quiet(time.Duration(c.Seconds * float64(time.Second)))
 	case "crash-prep":
 		// The first Target tabs will be closed during the outage; every
 		// other tab redials when its connections drop.
@@ -403,14 +425,24 @@ func (w *worker) awaitReconnect(timeout time.Duration) reply {
 }
 
 func (w *worker) readWS(t *tab, conn *websocket.Conn) {
+	// One buffer for every message of the tab: ReadMessage would allocate
+	// each one, and in a storm with -events that is N² allocations on the
+	// cores the server needs.
+	var buf bytes.Buffer
 	for {
-		_, msg, err := conn.ReadMessage()
+		_, r, err := conn.NextReader()
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		msg := buf.Bytes()
 		if err != nil {
 			t.wsUp.Store(false)
 			w.dropped(t, 0)
 			return
 		}
 		now := time.Now().UnixNano()
+		w.lastWS.Store(now)
 		switch {
 		case bytes.Contains(msg, []byte(`"pong"`)):
 			t.pongs.Add(1)
@@ -421,7 +453,9 @@ func (w *worker) readWS(t *tab, conn *websocket.Conn) {
 			}
 			t.pmu.Unlock()
 		case bytes.Contains(msg, []byte("user.status.changed")):
+			w.statuses.Add(1)
 			if p := t.probe.Load(); p != nil && t.probeAt.Load() == 0 && bytes.Contains(msg, *p) {
+				t.probeRx.Store(rxStamp(conn.NetConn()))
 				t.probeAt.Store(now)
 			}
 		}
@@ -571,10 +605,25 @@ func (w *worker) probeCollect(timeout time.Duration) reply {
 		time.Sleep(5 * time.Millisecond)
 	}
 	times := make([]int64, len(w.tabs))
+	rx := make([]int64, len(w.tabs))
 	for i, t := range w.tabs {
 		times[i] = t.probeAt.Load()
+		rx[i] = t.probeRx.Load()
 	}
-	return reply{Times: times}
+	return reply{Times: times, RxTimes: rx}
+}
+
+// quiet waits until no WebSocket of the worker has read anything for a
+// second, and reports when the last message came (LastAt).
+func (w *worker) quiet(timeout time.Duration) reply {
+	deadline := time.Now().Add(timeout)
+	for time.Since(time.Unix(0, w.lastWS.Load())) < time.Second {
+		if time.Now().After(deadline) {
+			return reply{Err: "sockets still receiving after " + timeout.String()}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return reply{LastAt: w.lastWS.Load()}
 }
 
 // pings makes every tab ping at rate per second for d, then reports pong
