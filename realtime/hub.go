@@ -257,7 +257,8 @@ type wsClient struct {
 	wsem        chan struct{}
 	shard, slot int
 
-	closing atomic.Bool // cut: only the client's close frame is awaited
+	closing   atomic.Bool // a close frame is sent (or being sent): only the client's is awaited
+	closeSent atomic.Bool // under wsem: the close frame is out; nothing more is written
 
 	// Message rate limit, used by the reader only; nil means no limit.
 	limit  *ratelimit.Bucket
@@ -391,12 +392,11 @@ func (cl *wsClient) cut(code int, reason string) {
 		cl.mu.Unlock()
 		return
 	}
-	cl.done = true
 	cl.mu.Unlock()
-	cl.closing.Store(true)
 	go func() {
-		cl.control(closeFrame(code, reason), time.Now().Add(closeGrace))
-		cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
+		if cl.sendClose(closeFrame(code, reason), time.Now().Add(closeGrace)) {
+			cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
+		}
 	}()
 }
 
@@ -455,14 +455,13 @@ func (cl *wsClient) readLoop() {
 		return nil
 	})
 	c.SetCloseHandler(func(code int, _ string) error {
-		if cl.closing.Load() {
-			return nil // our close frame went first: this is the reply
-		}
 		var payload []byte
 		if code != websocket.CloseNoStatusReceived {
 			payload = websocket.FormatCloseMessage(code, "")
 		}
-		cl.control(wsFrame(opClose, payload), time.Now().Add(cl.hub.writeWait))
+		// Our reply, unless our own close frame went first: then this
+		// was the reply.
+		cl.sendClose(wsFrame(opClose, payload), time.Now().Add(cl.hub.writeWait))
 		return nil
 	})
 	cl.drain() // the ack, and anything queued behind it
@@ -564,11 +563,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	var frames sync.WaitGroup
 	f := closeFrame(closeGoingAway, "server shutting down")
 	for _, cl := range clients {
-		cl.mu.Lock()
-		cl.done = true // no frame after the close frame
-		cl.mu.Unlock()
-		cl.closing.Store(true)
-		frames.Go(func() { cl.control(f, time.Now().Add(closeGrace)) })
+		frames.Go(func() { cl.sendClose(f, time.Now().Add(closeGrace)) })
 	}
 	frames.Wait()
 	// Give peers a moment to answer the close handshake, then cut.

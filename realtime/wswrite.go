@@ -227,12 +227,16 @@ func (cl *wsClient) drain() {
 	}
 }
 
-// write writes bufs whole under the write lock.
+// write writes bufs whole under the write lock; nothing, once a close
+// frame has gone out (RFC 6455 §5.5.1).
 func (cl *wsClient) write(bufs net.Buffers) error {
 	if err := cl.lock(time.Now().Add(cl.hub.writeWait)); err != nil {
 		return err
 	}
 	defer func() { <-cl.wsem }()
+	if cl.closeSent.Load() {
+		return nil
+	}
 	return cl.writeLocked(&bufs)
 }
 
@@ -259,6 +263,9 @@ func (cl *wsClient) writeLocked(bufs *net.Buffers) error {
 		cl.nc.SetWriteDeadline(time.Now().Add(cl.hub.writeWait))
 		n, err := bufs.WriteTo(cl.nc)
 		if err == nil {
+			// A deadline left set would fail the next non-blocking write
+			// once it passed.
+			cl.nc.SetWriteDeadline(time.Time{})
 			if cl.raw != nil && cl.pc != nil {
 				cl.pc.Alive()
 			}
@@ -288,26 +295,50 @@ func (cl *wsClient) lock(deadline time.Time) error {
 	}
 }
 
-// control writes one control frame (a close, or a pong to the peer's
-// ping) between the other frames, by deadline at most.
+// control writes one control frame (a pong to the peer's ping) between
+// the other frames, by deadline at most; nothing after a close frame.
 func (cl *wsClient) control(f []byte, deadline time.Time) error {
 	if err := cl.lock(deadline); err != nil {
 		return err
 	}
 	defer func() { <-cl.wsem }()
+	if cl.closeSent.Load() {
+		return nil
+	}
 	cl.nc.SetWriteDeadline(deadline)
 	_, err := cl.nc.Write(f)
+	cl.nc.SetWriteDeadline(time.Time{})
 	return err
+}
+
+// sendClose writes the socket's one close frame, by deadline at most, and
+// stops every write after it. It reports false when a close frame had
+// already gone out (or is going out): the server's own, or its reply to
+// the peer's.
+func (cl *wsClient) sendClose(f []byte, deadline time.Time) bool {
+	cl.mu.Lock()
+	cl.done = true // no more events are taken
+	cl.mu.Unlock()
+	if !cl.closing.CompareAndSwap(false, true) {
+		return false
+	}
+	if err := cl.lock(deadline); err != nil {
+		cl.closeSent.Store(true)
+		return true
+	}
+	defer func() { <-cl.wsem }()
+	cl.closeSent.Store(true)
+	cl.nc.SetWriteDeadline(deadline)
+	cl.nc.Write(f)
+	cl.nc.SetWriteDeadline(time.Time{})
+	return true
 }
 
 // closeNow sends a close frame with code and reason, then closes the
 // connection: for a peer that broke the protocol, whose close reply is
 // not awaited.
 func (cl *wsClient) closeNow(code int, reason string) {
-	cl.mu.Lock()
-	cl.done = true
-	cl.mu.Unlock()
-	cl.control(closeFrame(code, reason), time.Now().Add(cl.hub.writeWait))
+	cl.sendClose(closeFrame(code, reason), time.Now().Add(cl.hub.writeWait))
 	cl.conn.Close()
 }
 
