@@ -166,3 +166,19 @@ func TestEventLog_Hints(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumed(t *testing.T) {
+	bufs := [][]byte{[]byte("abc"), []byte("de"), []byte("f")}
+	for _, tc := range []struct {
+		n    int
+		want []string
+	}{{0, []string{"abc", "de", "f"}}, {2, []string{"c", "de", "f"}}, {3, []string{"de", "f"}}, {4, []string{"e", "f"}}, {5, []string{"f"}}, {6, nil}} {
+		var got []string
+		for _, b := range consumed(bufs, tc.n) {
+			got = append(got, string(b))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("consumed(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,9 +65,9 @@ var upgrader = websocket.Upgrader{
 
 // Hub holds every open WebSocket so they can be counted, sent status
 // events and closed cleanly on shutdown. It subscribes to the bus once,
-// frames each event once into its event log (eventlog.go), and one writer
-// goroutine per CPU sends the log to the sockets that want events, each
-// socket from where it is (wswrite.go).
+// frames each event once into its event log (eventlog.go), and its writer
+// sends the log to the sockets that want events, each socket from where
+// it is, in chunks of sockets that run in parallel (wswrite.go).
 type Hub struct {
 	conns  *ConnCap
 	engine *presence.Engine
@@ -83,12 +82,11 @@ type Hub struct {
 	clients map[*wsClient]struct{}
 	closed  bool
 	wg      sync.WaitGroup
-	// shards are the event sockets of each writer goroutine; wake tells
-	// a writer that the log has grown.
-	shards  [][]*wsClient
-	wake    []chan struct{}
-	next    int // shard of the next event socket
-	writers sync.WaitGroup
+	// eventSockets are the sockets that want events; wake tells the
+	// writer that the log has grown.
+	eventSockets []*wsClient
+	wake         chan struct{}
+	writerDone   chan struct{}
 	// trimAt is the log's length at which it is next trimmed.
 	trimAt int
 
@@ -109,15 +107,9 @@ type Hub struct {
 func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *ConnCap) *Hub {
 	h := &Hub{conns: conns, engine: e, logger: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		log: newEventLog(), writeWait: writeWait, trimAt: minTrim,
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	n := max(1, runtime.GOMAXPROCS(0))
-	h.shards = make([][]*wsClient, n)
-	h.wake = make([]chan struct{}, n)
-	for i := range n {
-		h.wake[i] = make(chan struct{}, 1)
-		h.writers.Add(1)
-		go h.writer(i)
-	}
+	go h.writer()
 	// Subscribed before any socket can be accepted, so none misses the
 	// events of its own arrival.
 	go h.fanOut(e.Bus().Subscribe(busBuffer))
@@ -147,7 +139,7 @@ const busBuffer = 4096
 // writers. It never waits for a socket.
 func (h *Hub) fanOut(sub *presence.Subscription) {
 	defer close(h.done)
-	defer h.writers.Wait()
+	defer func() { <-h.writerDone }()
 	for {
 		select {
 		case ev, ok := <-sub.C:
@@ -161,11 +153,9 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 			}
 			h.log.add(ev.UserID, ev.Scope, wsFrame(opText, statusMessage(ev)))
 			h.events.Add(1)
-			for _, w := range h.wake {
-				select {
-				case w <- struct{}{}:
-				default: // already woken: it reads the log from each socket's cursor
-				}
+			select {
+			case h.wake <- struct{}{}:
+			default: // already woken: it reads the log from each socket's cursor
 			}
 			if h.log.len() >= h.trimAt {
 				h.trim()
@@ -184,10 +174,8 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 func (h *Hub) trim() {
 	upTo := h.log.head.Load()
 	h.mu.Lock()
-	for _, shard := range h.shards {
-		for _, cl := range shard {
-			upTo = min(upTo, cl.cursor.Load())
-		}
+	for _, cl := range h.eventSockets {
+		upTo = min(upTo, cl.cursor.Load())
 	}
 	h.mu.Unlock()
 	h.log.trim(upTo)
@@ -243,7 +231,8 @@ type wsClient struct {
 	room       atomic.Pointer[string] // the room it is in now (nil or "": none)
 
 	// The socket's writer (whoever set writing) alone touches pend and
-	// moves cursor; shard and slot are guarded by the hub's mu.
+	// moves cursor; slot (its index in eventSockets) is guarded by the
+	// hub's mu.
 	mu      sync.Mutex
 	extra   [][]byte // frames to write before more events: replies
 	pingDue bool
@@ -254,8 +243,8 @@ type wsClient struct {
 	hint    *logEntry     // the entry at cursor, where the next walk of the log starts
 	// wsem is the write lock, held while frames are written: a close
 	// frame or a pong goes between batches, never into one.
-	wsem        chan struct{}
-	shard, slot int
+	wsem chan struct{}
+	slot int
 
 	closing   atomic.Bool // a close frame is sent (or being sent): only the client's is awaited
 	closeSent atomic.Bool // under wsem: the close frame is out; nothing more is written
@@ -308,10 +297,8 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 	if events {
 		// From the log's end: it is sent what happens from now on.
 		cl.cursor.Store(h.log.head.Load())
-		cl.shard = h.next
-		h.next = (h.next + 1) % len(h.shards)
-		cl.slot = len(h.shards[cl.shard])
-		h.shards[cl.shard] = append(h.shards[cl.shard], cl)
+		cl.slot = len(h.eventSockets)
+		h.eventSockets = append(h.eventSockets, cl)
 	}
 	h.wg.Add(1)
 	h.mu.Unlock()
@@ -431,11 +418,11 @@ func (cl *wsClient) finish() {
 		h.mu.Lock()
 		delete(h.clients, cl)
 		if cl.events {
-			shard := h.shards[cl.shard]
-			last := shard[len(shard)-1]
-			shard[cl.slot], last.slot = last, cl.slot
-			shard[len(shard)-1] = nil
-			h.shards[cl.shard] = shard[:len(shard)-1]
+			all := h.eventSockets
+			last := all[len(all)-1]
+			all[cl.slot], last.slot = last, cl.slot
+			all[len(all)-1] = nil
+			h.eventSockets = all[:len(all)-1]
 		}
 		h.mu.Unlock()
 		h.conns.Release()

@@ -108,47 +108,56 @@ func (cl *wsClient) deliver(scratch [][]byte) [][]byte {
 		go cl.drain()
 		return bufs
 	}
-	n, err := tryWrite(cl.raw, bufs)
-	total := 0
-	for _, b := range bufs {
-		total += len(b)
-	}
-	switch {
-	case err == nil && n == total:
+	rest := net.Buffers(bufs)
+	switch err := cl.writeNow(&rest); {
+	case err != nil:
+		<-cl.wsem
+		cl.writeFailed(err) // writing stays true: nobody writes to a dead socket
+	case len(rest) == 0:
 		<-cl.wsem
 		if !cl.release() {
 			go cl.drain()
 		}
-	case err != nil && !errors.Is(err, errWouldBlock):
-		<-cl.wsem
-		cl.writeFailed(err) // writing stays true: nobody writes to a dead socket
 	default:
 		// The kernel took part or none of it: the rest, and the write
 		// lock with it, go to a goroutine that may wait.
-		cl.pend = consumed(bufs, n)
+		cl.pend = rest
 		go cl.finishHeld()
 	}
 	return bufs
 }
 
-// consumed returns a copy of bufs without its first n bytes.
-func consumed(bufs [][]byte, n int) net.Buffers {
-	out := make(net.Buffers, 0, len(bufs))
-	for _, b := range bufs {
-		if n >= len(b) {
-			n -= len(b)
-			continue
-		}
-		out = append(out, b[n:])
-		n = 0
+// writeNow writes what the kernel takes at once of *bufs and leaves the
+// rest in *bufs (a copy: bufs itself is not changed).
+func (cl *wsClient) writeNow(bufs *net.Buffers) error {
+	n, err := tryWrite(cl.raw, *bufs)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		return err
 	}
-	return out
+	*bufs = consumed(*bufs, n)
+	return nil
+}
+
+// consumed returns a copy of bufs without its first n bytes; nil when
+// that is all of them.
+func consumed(bufs [][]byte, n int) net.Buffers {
+	i := 0
+	for i < len(bufs) && n >= len(bufs[i]) {
+		n -= len(bufs[i])
+		i++
+	}
+	if i == len(bufs) {
+		return nil
+	}
+	out := make(net.Buffers, 0, len(bufs)-i)
+	out = append(out, bufs[i][n:])
+	return append(out, bufs[i+1:]...)
 }
 
 // finishHeld writes the rest of a frame batch that deliver began, holding
 // the write lock deliver took, then goes on as drain.
 func (cl *wsClient) finishHeld() {
-	err := cl.writeLocked(&cl.pend)
+	err := cl.writeWaiting(&cl.pend)
 	<-cl.wsem
 	cl.pend = nil
 	if err != nil {
@@ -251,14 +260,14 @@ func (cl *wsClient) write(bufs net.Buffers) error {
 // does, since its pong may be queued behind the very backlog it is
 // reading.
 func (cl *wsClient) writeLocked(bufs *net.Buffers) error {
-	n, err := tryWrite(cl.raw, *bufs)
-	if err != nil && !errors.Is(err, errWouldBlock) {
+	if err := cl.writeNow(bufs); err != nil || len(*bufs) == 0 {
 		return err
 	}
-	*bufs = consumed(*bufs, n)
-	if len(*bufs) == 0 {
-		return nil
-	}
+	return cl.writeWaiting(bufs)
+}
+
+// writeWaiting is the part of writeLocked that waits for the peer.
+func (cl *wsClient) writeWaiting(bufs *net.Buffers) error {
 	for {
 		cl.nc.SetWriteDeadline(time.Now().Add(cl.hub.writeWait))
 		n, err := bufs.WriteTo(cl.nc)
@@ -357,10 +366,8 @@ func (cl *wsClient) writeFailed(err error) {
 	cl.conn.Close()
 }
 
-// writer is one of the hub's writer goroutines: woken after each event,
-// it delivers to every event socket of its shard. There is one per CPU;
-// a socket always belongs to the same writer, so its events go out in
-// order.
+// writer is the hub's writer goroutine: woken after each event, it
+// delivers to every event socket, in chunks that run in parallel.
 //
 // A pass that took long while events kept coming is followed by as long
 // a rest (at most maxRest): under a stream of events (a connect storm is
@@ -370,20 +377,20 @@ func (cl *wsClient) writeFailed(err error) {
 // cursor in one write, merged per user where it lags. A pass during which
 // nothing new came is not followed by a rest, so a lone change after a
 // quiet spell goes out at once.
-func (h *Hub) writer(i int) {
-	defer h.writers.Done()
+func (h *Hub) writer() {
+	defer close(h.writerDone)
 	var list []*wsClient
 	rest := time.NewTimer(0)
 	<-rest.C
 	for {
 		select {
-		case <-h.wake[i]:
+		case <-h.wake:
 		case <-h.stop:
 			return
 		}
 		start, head := time.Now(), h.log.head.Load()
 		h.mu.Lock()
-		list = append(list[:0], h.shards[i]...)
+		list = append(list[:0], h.eventSockets...)
 		h.mu.Unlock()
 		// In chunks, each on a goroutine of its own: short tasks that the
 		// scheduler interleaves with everything else the server runs
