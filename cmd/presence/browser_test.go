@@ -117,12 +117,29 @@ const widgetNames = `Array.from(document.querySelectorAll('[data-testid=online-u
 func waitFor(t *testing.T, tab context.Context, what, cond string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	if _, err := chromedp.Run(tab, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(timeout))); err != nil {
+	var err error
+	for {
+		_, err = chromedp.Run(tab, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(timeout-time.Since(start))))
+		// A form posted just before navigates the page: the poll's
+		// JavaScript context goes with the old page. Poll the new one.
+		if err == nil || !pageReplaced(err) || time.Since(start) >= timeout {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		names, _ := chromedp.Run(tab, chromedp.Evaluate[[]string](widgetNames))
 		state, _ := chromedp.Run(tab, chromedp.Evaluate[string](`(document.querySelector('[data-testid=online-users-widget]') || {dataset: {}}).dataset.state || 'no widget'`))
 		t.Fatalf("%s: not within %v (widget shows %q, state %s): %v", what, timeout, names, state, err)
 	}
 	return time.Since(start)
+}
+
+// pageReplaced reports whether err is the DevTools protocol saying that
+// the page an evaluation ran in navigated away.
+func pageReplaced(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") || strings.Contains(msg, "Inspected target navigated or closed") || strings.Contains(msg, "Execution context was destroyed")
 }
 
 func showsExactly(names ...string) string {
