@@ -313,14 +313,17 @@ func New(d Deps) (*Server, error) {
 		MaxPerOwner:  d.Config.MaxStreamsPerUser,
 		MaxPerGroup:  d.Config.MaxConns / 2,
 	})
+	hub := realtime.NewHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns)
 	s := &Server{
 		log:    d.Log,
 		conns:  conns,
 		echo:   e,
-		ws:     realtime.NewHub(d.Engine, d.Log, d.Config.WSMessageRate, d.Config.WSMessageBurst, conns),
+		ws:     hub,
 		broker: broker,
-		feed:   realtime.NewFeed(d.Engine, d.Store, broker, maxWidgetMax+1, d.Clock, d.Log),
-		revs:   realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
+		// The widgets' pushes wait for the sockets' events of the same
+		// change (Hub.Settle).
+		feed: realtime.NewFeed(d.Engine, d.Store, broker, hub, maxWidgetMax+1, d.Clock, d.Log),
+		revs: realtime.NewRevocations(d.Store, d.Clock, realtime.DefaultRevocationPoll, d.Log),
 	}
 	if d.Config.WSWriteWait > 0 {
 		s.ws.SetWriteWait(d.Config.WSWriteWait)

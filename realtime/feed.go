@@ -26,7 +26,18 @@ const (
 	// under it (9,000 × 9 KiB → ~300 ms). A storm then costs a few pushes a
 	// second, whatever the number of changes.
 	feedBytesPerSecond = 256 << 20
+	// settleMax bounds how long a push waits for the original protocol's
+	// sockets to be sent the same change (Settler): under a stream of
+	// events, when they are never all sent, widgets still move.
+	settleMax = 250 * time.Millisecond
 )
+
+// Settler is what goes before the feed's pushes: the WebSockets of the
+// original protocol (Hub.Settle). Settle returns once what it has to send
+// is sent, or after max.
+type Settler interface {
+	Settle(max time.Duration)
+}
 
 // Feed keeps the current shared widget fragment and pushes what changed to
 // every SSE subscriber when presence changes: a count when the users shown
@@ -38,6 +49,7 @@ type Feed struct {
 	store    Profiles
 	maxShown int
 	broker   *Broker
+	ahead    Settler // nil: none
 	clock    presence.Clock
 	log      *slog.Logger
 	window   time.Duration
@@ -66,13 +78,14 @@ type Profiles interface {
 // NewFeed starts a feed that follows e's bus and publishes to b fragments
 // carrying at most maxShown users (the largest widget ?max plus one, so a
 // viewer hidden from their own list still leaves max others to show).
-// clock times the coalescing window (nil: the system clock). Caller must
-// call Close.
-func NewFeed(e *presence.Engine, s Profiles, b *Broker, maxShown int, clock presence.Clock, log *slog.Logger) *Feed {
+// clock times the coalescing window (nil: the system clock). Each push
+// waits first for ahead (nil: nothing), for at most settleMax. Caller
+// must call Close.
+func NewFeed(e *presence.Engine, s Profiles, b *Broker, ahead Settler, maxShown int, clock presence.Clock, log *slog.Logger) *Feed {
 	if clock == nil {
 		clock = presence.SystemClock{}
 	}
-	f := &Feed{engine: e, store: s, broker: b, maxShown: maxShown, clock: clock, log: log, window: feedWindow,
+	f := &Feed{engine: e, store: s, broker: b, ahead: ahead, maxShown: maxShown, clock: clock, log: log, window: feedWindow,
 		epoch: fmt.Sprintf("v%x", rand.Uint32()), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.refresh() // so the first request has something to serve
 	go f.run()
@@ -211,6 +224,9 @@ func (f *Feed) refresh() {
 	f.current, f.shown, f.version, f.lastTotal = full.Bytes(), users, version, len(online)
 	f.mu.Unlock()
 	f.broker.SetSnapshot("presence", full.Bytes())
+	if !first && f.ahead != nil {
+		f.ahead.Settle(settleMax)
+	}
 
 	switch {
 	case first:

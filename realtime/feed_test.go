@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/presencehq/presence/presence"
 	"github.com/presencehq/presence/store"
@@ -40,7 +42,7 @@ func TestFeed_ConcurrentClose(t *testing.T) {
 	b := NewBroker(BrokerConfig{})
 	defer b.Shutdown(context.Background())
 	for range 200 {
-		f := NewFeed(e, db, b, 25, nil, slog.New(slog.DiscardHandler))
+		f := NewFeed(e, db, b, nil, 25, nil, slog.New(slog.DiscardHandler))
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for range 4 {
@@ -104,5 +106,56 @@ func TestDiff(t *testing.T) {
 	}
 	if _, ok := diff(u(1, 2), u(2, 1)); ok {
 		t.Fatal("a reordering was sent as a delta")
+	}
+}
+
+// gate is a Settler that holds each push until the test opens it.
+type gate struct {
+	called chan struct{}
+	open   chan struct{}
+}
+
+func (g *gate) Settle(time.Duration) {
+	g.called <- struct{}{}
+	<-g.open
+}
+
+// TestFeed_SettlesFirst: each push waits for what goes ahead of it (the
+// hub's sockets): nothing reaches a widget's stream until Settle returns.
+func TestFeed_SettlesFirst(t *testing.T) {
+	db := openStore(t)
+	e := presence.New(presence.Config{Grace: -1, Deadline: -1})
+	defer e.Close()
+	b, srv := startBroker(t, BrokerConfig{KeepAlive: time.Hour, WriteTimeout: time.Second, Conns: &ConnCap{}})
+	g := &gate{called: make(chan struct{}, 1), open: make(chan struct{})}
+	f := NewFeed(e, db, b, g, 25, nil, slog.New(slog.DiscardHandler))
+	defer f.Close()
+	ch, _ := open(t, srv.URL+"/")
+	if ev := <-ch; ev.retry == "" {
+		t.Fatalf("first event %+v, want the retry", ev)
+	}
+	waitFor(t, "subscriber", 5*time.Second, func() bool { return b.Subscribers() == 1 })
+
+	if _, err := e.Connect(presence.User{ID: 1, Username: "ann"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.called:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the feed pushed without settling first")
+	}
+	select {
+	case ev := <-ch:
+		t.Fatalf("the widget got %q before Settle returned", ev.name)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.open)
+	select {
+	case ev := <-ch:
+		if !strings.HasPrefix(ev.name, "presence") || !strings.Contains(ev.data, "ann") {
+			t.Fatalf("got %+v, want ann's arrival", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no push after Settle returned")
 	}
 }

@@ -90,6 +90,15 @@ type Hub struct {
 	// trimAt is the log's length at which it is next trimmed.
 	trimAt int
 
+	// For Settle: how many sockets want events, the subscription the
+	// fan-out reads, the log's head when the last finished pass began,
+	// and a channel closed when the running (or next) pass ends.
+	nEventSockets atomic.Int64
+	sub           atomic.Pointer[presence.Subscription]
+	through       atomic.Uint64
+	passMu        sync.Mutex
+	passEnd       chan struct{}
+
 	stop chan struct{}
 	done chan struct{}
 
@@ -107,12 +116,14 @@ type Hub struct {
 func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns *ConnCap) *Hub {
 	h := &Hub{conns: conns, engine: e, logger: log, rate: rate, burst: float64(burst), clients: map[*wsClient]struct{}{},
 		log: newEventLog(), writeWait: writeWait, trimAt: minTrim,
-		wake: make(chan struct{}, 1), writerDone: make(chan struct{}),
+		wake: make(chan struct{}, 1), writerDone: make(chan struct{}), passEnd: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go h.writer()
 	// Subscribed before any socket can be accepted, so none misses the
 	// events of its own arrival.
-	go h.fanOut(e.Bus().Subscribe(busBuffer))
+	sub := e.Bus().Subscribe(busBuffer)
+	h.sub.Store(sub)
+	go h.fanOut(sub)
 	return h
 }
 
@@ -148,6 +159,7 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 				// after the cut was registered after the new subscription
 				// and misses nothing.
 				sub = h.engine.Bus().Subscribe(busBuffer)
+				h.sub.Store(sub)
 				h.gap()
 				continue
 			}
@@ -299,6 +311,7 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 		cl.cursor.Store(h.log.head.Load())
 		cl.slot = len(h.eventSockets)
 		h.eventSockets = append(h.eventSockets, cl)
+		h.nEventSockets.Add(1)
 	}
 	h.wg.Add(1)
 	h.mu.Unlock()
@@ -423,6 +436,7 @@ func (cl *wsClient) finish() {
 			all[cl.slot], last.slot = last, cl.slot
 			all[len(all)-1] = nil
 			h.eventSockets = all[:len(all)-1]
+			h.nEventSockets.Add(-1)
 		}
 		h.mu.Unlock()
 		h.conns.Release()

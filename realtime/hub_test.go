@@ -326,3 +326,77 @@ func TestHub_LaggingSocketMerged(t *testing.T) {
 	}
 	t.Logf("%d events published, %d sent to the lagging socket", users*changes, n)
 }
+
+// TestHub_Settle: Settle returns once every event taken from the bus has
+// been offered to the event sockets, at once when no socket wants events,
+// and after max when the writer cannot pass.
+func TestHub_Settle(t *testing.T) {
+	settle := func(h *Hub, max time.Duration) <-chan time.Duration {
+		done := make(chan time.Duration, 1)
+		go func() {
+			start := time.Now()
+			h.Settle(max)
+			done <- time.Since(start)
+		}()
+		return done
+	}
+	within := func(t *testing.T, done <-chan time.Duration, d time.Duration) time.Duration {
+		t.Helper()
+		select {
+		case took := <-done:
+			return took
+		case <-time.After(d):
+			t.Fatalf("Settle did not return within %v", d)
+		}
+		return 0
+	}
+	t.Run("NoEventSockets", func(t *testing.T) {
+		s := startHub(t, 64)
+		s.dial(t, "id=1&events=0")
+		s.hub.mu.Lock() // no pass can run: Settle must not wait for one
+		defer s.hub.mu.Unlock()
+		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
+		within(t, settle(s.hub, time.Hour), 5*time.Second)
+	})
+	t.Run("OK", func(t *testing.T) {
+		s := startHub(t, 64)
+		c := s.dial(t, "id=1")
+		var cl *wsClient
+		s.hub.mu.Lock()
+		for x := range s.hub.clients {
+			cl = x
+		}
+		// The writer copies the socket list under mu: holding it stops the
+		// pass that carries the event below.
+		head := s.hub.log.head.Load()
+		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
+		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
+		done := settle(s.hub, time.Hour)
+		select {
+		case <-done:
+			s.hub.mu.Unlock()
+			t.Fatal("Settle returned while the event was not yet offered to the socket")
+		case <-time.After(100 * time.Millisecond):
+		}
+		s.hub.mu.Unlock()
+		within(t, done, 5*time.Second)
+		if got, head := cl.cursor.Load(), s.hub.log.head.Load(); got < head {
+			t.Fatalf("Settle returned with the socket at %d of the log's %d", got, head)
+		}
+		if st := c.statusOf(9); st["is_online"] != true {
+			t.Fatalf("status %v", st)
+		}
+	})
+	t.Run("Max", func(t *testing.T) {
+		s := startHub(t, 64)
+		s.dial(t, "id=1")
+		s.hub.mu.Lock()
+		defer s.hub.mu.Unlock()
+		head := s.hub.log.head.Load()
+		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
+		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
+		if took := within(t, settle(s.hub, 50*time.Millisecond), 5*time.Second); took < 50*time.Millisecond {
+			t.Fatalf("Settle returned after %v with the pass held, before its max of 50ms", took)
+		}
+	})
+}

@@ -411,6 +411,7 @@ func (h *Hub) writer() {
 		}
 		chunks.Wait()
 		clear(list) // hold no finished socket
+		h.passed(head)
 		if d := time.Since(start); d >= minRest && h.log.head.Load() != head {
 			rest.Reset(min(d, maxRest))
 			select {
@@ -420,6 +421,67 @@ func (h *Hub) writer() {
 			}
 		}
 	}
+}
+
+// passed records that every event socket has been offered the log up to
+// head, and wakes whoever Settle has waiting.
+func (h *Hub) passed(head uint64) {
+	h.through.Store(head)
+	h.passMu.Lock()
+	close(h.passEnd)
+	h.passEnd = make(chan struct{})
+	h.passMu.Unlock()
+}
+
+// Settle waits until every status event queued on the hub's bus
+// subscription or already in its log has been offered to every socket
+// that wants events — written, or handed to the socket's own goroutine
+// where the kernel would not take it at once — or until max has passed,
+// or the hub is shut down. It returns at once when no socket wants
+// events. (An event the hub is framing at that instant, taken from the
+// bus but not yet in the log, is not waited for; the caller loses only
+// the head start.)
+//
+// The widget feed calls it before each push. Both follow the same
+// change, and on a box with few CPUs the two fan-outs, run together, each
+// take as long as both: the sockets' one small frame each goes first,
+// then the widgets' streams (docs/PERFORMANCE.md, issue 16). A slow
+// socket does not hold Settle: what the kernel does not take is left to
+// its own goroutine.
+func (h *Hub) Settle(max time.Duration) {
+	var timer *time.Timer
+	for {
+		h.passMu.Lock()
+		end := h.passEnd // taken before the check: a pass ending after it closes this one
+		h.passMu.Unlock()
+		if h.settled() {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(max)
+			defer timer.Stop()
+		}
+		select {
+		case <-end:
+		case <-timer.C:
+			return
+		case <-h.stop:
+			return
+		}
+	}
+}
+
+// settled reports whether no event is waiting for the writer: none
+// queued on the bus subscription, none in the log beyond the last
+// finished pass.
+func (h *Hub) settled() bool {
+	if h.nEventSockets.Load() == 0 {
+		return true
+	}
+	if sub := h.sub.Load(); sub != nil && len(sub.C) > 0 {
+		return false
+	}
+	return h.log.head.Load() <= h.through.Load()
 }
 
 // deliverChunk is how many sockets one goroutine of a pass writes to:
