@@ -71,6 +71,9 @@ func runFriends(c config) error {
 		"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0",
 		"--max-streams-per-user", "0", "--register-limit", "0", "--login-limit", "0")
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := addrFree(c.addr); err != nil {
+		return err
+	}
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}

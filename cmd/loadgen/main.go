@@ -248,6 +248,9 @@ func coordinate(c config) error {
 			"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0",
 			"--register-limit", "0", "--login-limit", "0") // 9,000 users and tokens from one address
 		srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+		if err := addrFree(c.addr); err != nil {
+			return nil, err
+		}
 		if err := srv.Start(); err != nil {
 			return nil, fmt.Errorf("start server: %w", err)
 		}
@@ -724,6 +727,18 @@ func print(r report) {
 	}
 	row("graceful shutdown", fmt.Sprintf("%.2f s", r.ShutdownSeconds))
 	tw.Flush()
+}
+
+// addrFree returns an error when something already listens on addr:
+// typically the server of an earlier loadgen still running, which would
+// otherwise answer this run while its own server fails to bind, and the
+// report would measure the wrong server.
+func addrFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("the server's address %s is taken (an earlier loadgen's server still running?): %w", addr, err)
+	}
+	return l.Close()
 }
 
 func waitHealthy(base string) error {

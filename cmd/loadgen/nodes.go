@@ -259,6 +259,9 @@ func coordinateNodes(c config) (err error) {
 			"--bcrypt-cost", "4", "--grace", c.grace.String(), "--log-level", "warn", "--max-conns-per-user", "0",
 			"--register-limit", "0", "--login-limit", "0")
 		n.cmd.Stdout, n.cmd.Stderr = os.Stderr, os.Stderr
+		if err := addrFree(n.addr); err != nil {
+			return err
+		}
 		if err := n.cmd.Start(); err != nil {
 			return fmt.Errorf("start node %s: %w", n.id, err)
 		}
