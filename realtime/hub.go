@@ -259,6 +259,7 @@ type wsClient struct {
 	slot int
 
 	closing   atomic.Bool // a close frame is sent (or being sent): only the client's is awaited
+	closeMu   sync.Mutex  // held by sendClose while it sends: finish waits for the frame before closing
 	closeSent atomic.Bool // under wsem: the close frame is out; nothing more is written
 
 	// Message rate limit, used by the reader only; nil means no limit.
@@ -426,6 +427,10 @@ func (cl *wsClient) finish() {
 		if cl.pc != nil {
 			cl.pc.Close()
 		}
+		// A close frame on its way (a cut's, racing the peer's own close)
+		// goes out before the connection closes under it.
+		cl.closeMu.Lock()
+		cl.closeMu.Unlock()
 		cl.conn.Close()
 		h := cl.hub
 		h.mu.Lock()

@@ -108,6 +108,14 @@ func (cl *wsClient) deliver(scratch [][]byte) [][]byte {
 		go cl.drain()
 		return bufs
 	}
+	if cl.closeSent.Load() {
+		// The close frame went out between the check of done above and
+		// the lock: nothing may follow it. done is set, so release gives
+		// up writing.
+		<-cl.wsem
+		cl.release()
+		return bufs
+	}
 	rest := net.Buffers(bufs)
 	switch err := cl.writeNow(&rest); {
 	case err != nil:
@@ -328,6 +336,8 @@ func (cl *wsClient) sendClose(f []byte, deadline time.Time) bool {
 	cl.mu.Lock()
 	cl.done = true // no more events are taken
 	cl.mu.Unlock()
+	cl.closeMu.Lock()
+	defer cl.closeMu.Unlock()
 	if !cl.closing.CompareAndSwap(false, true) {
 		return false
 	}
