@@ -33,10 +33,10 @@ const (
 )
 
 // Settler is what goes before the feed's pushes: the WebSockets of the
-// original protocol (Hub.Settle). Settle returns once what it has to send
-// is sent, or after max.
+// original protocol (Hub.Settle). Settle returns once what it had to send
+// when called is sent, when stop is closed, or after about max.
 type Settler interface {
-	Settle(max time.Duration)
+	Settle(stop <-chan struct{}, max time.Duration)
 }
 
 // Feed keeps the current shared widget fragment and pushes what changed to
@@ -225,7 +225,7 @@ func (f *Feed) refresh() {
 	f.mu.Unlock()
 	f.broker.SetSnapshot("presence", full.Bytes())
 	if !first && f.ahead != nil {
-		f.ahead.Settle(settleMax)
+		f.ahead.Settle(f.stop, settleMax)
 	}
 
 	switch {

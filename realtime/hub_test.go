@@ -335,7 +335,7 @@ func TestHub_Settle(t *testing.T) {
 		done := make(chan time.Duration, 1)
 		go func() {
 			start := time.Now()
-			h.Settle(max)
+			h.Settle(nil, max)
 			done <- time.Since(start)
 		}()
 		return done
@@ -385,6 +385,58 @@ func TestHub_Settle(t *testing.T) {
 		}
 		if st := c.statusOf(9); st["is_online"] != true {
 			t.Fatalf("status %v", st)
+		}
+	})
+	t.Run("Queued", func(t *testing.T) {
+		// Events still on the hub's bus subscription are waited for too.
+		s := startHub(t, 1<<16)
+		s.dial(t, "id=1")
+		var cl *wsClient
+		s.hub.mu.Lock()
+		for x := range s.hub.clients {
+			cl = x
+		}
+		// With mu held the fan-out stops at its first trim (minTrim
+		// entries), the rest of the events queued behind it.
+		head := s.hub.log.head.Load()
+		const n = 2 * minTrim
+		for i := range n {
+			s.bus.Publish(presence.Event{UserID: int64(10 + i), Username: "x", Online: true, Mode: presence.ModeOnline})
+		}
+		waitFor(t, "the fan-out stuck at its trim", 5*time.Second, func() bool { return s.hub.log.len() >= minTrim })
+		if s.hub.log.head.Load() >= head+n {
+			s.hub.mu.Unlock()
+			t.Fatal("every event reached the log: none is queued")
+		}
+		done := settle(s.hub, time.Hour)
+		select {
+		case <-done:
+			s.hub.mu.Unlock()
+			t.Fatal("Settle returned with events queued and no pass run")
+		case <-time.After(100 * time.Millisecond):
+		}
+		s.hub.mu.Unlock()
+		within(t, done, 5*time.Second)
+		if got := cl.cursor.Load(); got < head+n {
+			t.Fatalf("Settle returned with the socket at %d, before the queued events (up to %d)", got, head+n)
+		}
+	})
+	t.Run("Stop", func(t *testing.T) {
+		s := startHub(t, 64)
+		s.dial(t, "id=1")
+		s.hub.mu.Lock()
+		defer s.hub.mu.Unlock()
+		head := s.hub.log.head.Load()
+		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
+		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { s.hub.Settle(stop, time.Hour); close(done) }()
+		close(stop)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Settle did not return when stop was closed")
 		}
 	})
 	t.Run("Max", func(t *testing.T) {

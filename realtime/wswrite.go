@@ -443,14 +443,16 @@ func (h *Hub) passed(head uint64) {
 	h.passMu.Unlock()
 }
 
-// Settle waits until every status event queued on the hub's bus
-// subscription or already in its log has been offered to every socket
-// that wants events — written, or handed to the socket's own goroutine
-// where the kernel would not take it at once — or until max has passed,
-// or the hub is shut down. It returns at once when no socket wants
-// events. (An event the hub is framing at that instant, taken from the
-// bus but not yet in the log, is not waited for; the caller loses only
-// the head start.)
+// Settle waits until the status events the hub holds when it is called
+// (those in its log, and those still queued on its bus subscription) have
+// been offered to every socket that wants events: written, or handed to
+// the socket's own goroutine where the kernel would not take them at
+// once. It also returns when stop is closed, when the hub is shut down,
+// or after about max (the caller's goroutine must then be scheduled). It
+// returns at once when no socket wants events. Events that come later are
+// not waited for. Neither is one the hub is framing at that instant,
+// taken from the bus but not yet in the log: the caller loses only the
+// head start.
 //
 // The widget feed calls it before each push. Both follow the same
 // change, and on a box with few CPUs the two fan-outs, run together, each
@@ -458,13 +460,23 @@ func (h *Hub) passed(head uint64) {
 // then the widgets' streams (docs/PERFORMANCE.md, issue 16). A slow
 // socket does not hold Settle: what the kernel does not take is left to
 // its own goroutine.
-func (h *Hub) Settle(max time.Duration) {
+func (h *Hub) Settle(stop <-chan struct{}, max time.Duration) {
+	if h.nEventSockets.Load() == 0 {
+		return
+	}
+	// The head first: an event taken from the queue between the two reads
+	// is then counted at most once (undercounting it only loses its head
+	// start; counting it twice would wait for an event that may not come).
+	target := h.log.head.Load()
+	if sub := h.sub.Load(); sub != nil {
+		target += uint64(len(sub.C)) // each is one entry of the log
+	}
 	var timer *time.Timer
 	for {
 		h.passMu.Lock()
 		end := h.passEnd // taken before the check: a pass ending after it closes this one
 		h.passMu.Unlock()
-		if h.settled() {
+		if h.through.Load() >= target || h.nEventSockets.Load() == 0 {
 			return
 		}
 		if timer == nil {
@@ -475,23 +487,12 @@ func (h *Hub) Settle(max time.Duration) {
 		case <-end:
 		case <-timer.C:
 			return
+		case <-stop:
+			return
 		case <-h.stop:
 			return
 		}
 	}
-}
-
-// settled reports whether no event is waiting for the writer: none
-// queued on the bus subscription, none in the log beyond the last
-// finished pass.
-func (h *Hub) settled() bool {
-	if h.nEventSockets.Load() == 0 {
-		return true
-	}
-	if sub := h.sub.Load(); sub != nil && len(sub.C) > 0 {
-		return false
-	}
-	return h.log.head.Load() <= h.through.Load()
 }
 
 // deliverChunk is how many sockets one goroutine of a pass writes to:
