@@ -394,10 +394,21 @@ func (cl *wsClient) cut(code int, reason string) {
 		return
 	}
 	cl.mu.Unlock()
+	// The close is claimed here, so that of two cuts (a device signed out,
+	// then the revocation of its token) the first one's code and reason
+	// are sent; only the writing, which may wait, is left to a goroutine.
+	// A close already being sent (closeMu held) is someone else's.
+	if !cl.closeMu.TryLock() {
+		return
+	}
+	if !cl.claimClose() {
+		cl.closeMu.Unlock()
+		return
+	}
 	go func() {
-		if cl.sendClose(closeFrame(code, reason), time.Now().Add(closeGrace)) {
-			cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
-		}
+		defer cl.closeMu.Unlock()
+		cl.writeClose(closeFrame(code, reason), time.Now().Add(closeGrace))
+		cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
 	}()
 }
 

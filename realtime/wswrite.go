@@ -333,24 +333,37 @@ func (cl *wsClient) control(f []byte, deadline time.Time) error {
 // already gone out (or is going out): the server's own, or its reply to
 // the peer's.
 func (cl *wsClient) sendClose(f []byte, deadline time.Time) bool {
+	cl.closeMu.Lock()
+	defer cl.closeMu.Unlock()
+	if !cl.claimClose() {
+		return false
+	}
+	cl.writeClose(f, deadline)
+	return true
+}
+
+// claimClose makes this caller the one that sends the socket's close
+// frame, and reports whether it is. Caller must hold closeMu until the
+// frame is written (writeClose).
+func (cl *wsClient) claimClose() bool {
 	cl.mu.Lock()
 	cl.done = true // no more events are taken
 	cl.mu.Unlock()
-	cl.closeMu.Lock()
-	defer cl.closeMu.Unlock()
-	if !cl.closing.CompareAndSwap(false, true) {
-		return false
-	}
+	return cl.closing.CompareAndSwap(false, true)
+}
+
+// writeClose writes the close frame claimed by claimClose, by deadline at
+// most; nothing is written after it.
+func (cl *wsClient) writeClose(f []byte, deadline time.Time) {
 	if err := cl.lock(deadline); err != nil {
 		cl.closeSent.Store(true)
-		return true
+		return
 	}
 	defer func() { <-cl.wsem }()
 	cl.closeSent.Store(true)
 	cl.nc.SetWriteDeadline(deadline)
 	cl.nc.Write(f)
 	cl.nc.SetWriteDeadline(time.Time{})
-	return true
 }
 
 // closeNow sends a close frame with code and reason, then closes the
