@@ -463,9 +463,10 @@ func TestBrowser_StatusMenu(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid=status-save]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=greeting]`)),
 	)
-	waitFor(t, bob, "bob's header shows his mode", `document.querySelector('[data-testid=status-mode]').textContent === 'Do not disturb' && document.querySelector('[data-testid=status-current]').textContent.includes('deep work')`, 5*time.Second)
+	// Null-safe: the poll may run while the page the form posted to loads.
+	waitFor(t, bob, "bob's header shows his mode", `document.querySelector('[data-testid=status-mode]')?.textContent === 'Do not disturb' && !!document.querySelector('[data-testid=status-current]')?.textContent.includes('deep work')`, 5*time.Second)
 	tile := `document.querySelector('[data-testid=online-users-widget] [data-presence-user][data-username=bob]')`
-	waitFor(t, alice, "alice sees bob's status", tile+` && `+tile+`.getAttribute('data-tip') === 'bob · do not disturb · 🎧 deep work' && `+tile+`.querySelector('[data-testid=online-dot]').getAttribute('data-mode') === 'dnd'`, 5*time.Second)
+	waitFor(t, alice, "alice sees bob's status", tile+` && `+tile+`.getAttribute('data-tip') === 'bob · do not disturb · 🎧 deep work' && `+tile+`.querySelector('[data-testid=online-dot]')?.getAttribute('data-mode') === 'dnd'`, 5*time.Second)
 	color, err := chromedp.Run(alice, chromedp.Evaluate[string](`getComputedStyle(`+tile+`.querySelector('[data-testid=online-dot]')).backgroundColor`))
 	if err != nil || color != "rgb(239, 68, 68)" {
 		t.Fatalf("dnd dot colour = %q (%v), want red", color, err)
