@@ -174,14 +174,20 @@ func TestHub_OneCloseFrame(t *testing.T) {
 			checkOneClose(t, frames, uint16(closeGoingAway))
 		}
 	})
+	// revocable opens a socket accepted with a context the test cancels
+	// (a revocation: 1008), with events being written to it.
+	revocable := func(t *testing.T) (s *hubServer, c *rawSocket, revoke context.CancelFunc, stop func()) {
+		s = startHub(t, 1<<16)
+		ctx, cancel := context.WithCancel(context.Background())
+		s.ctxs.Store("1", ctx)
+		c = s.rawDial(t, "id=1")
+		stop = stream(s)
+		time.Sleep(20 * time.Millisecond)
+		return s, c, cancel, stop
+	}
 	t.Run("CutThenShutdown", func(t *testing.T) {
 		for range 5 {
-			s := startHub(t, 1<<16)
-			ctx, cancel := context.WithCancel(context.Background())
-			s.ctxs.Store("1", ctx)
-			c := s.rawDial(t, "id=1")
-			stop := stream(s)
-			time.Sleep(20 * time.Millisecond)
+			s, c, cancel, stop := revocable(t)
 			cancel() // revoked: 1008, sent by a goroutine of its own
 			go s.hub.Shutdown(context.Background())
 			frames := c.all(t)
@@ -193,12 +199,7 @@ func TestHub_OneCloseFrame(t *testing.T) {
 	})
 	t.Run("PeerClosesDuringCut", func(t *testing.T) {
 		for range 5 {
-			s := startHub(t, 1<<16)
-			ctx, cancel := context.WithCancel(context.Background())
-			s.ctxs.Store("1", ctx)
-			c := s.rawDial(t, "id=1")
-			stop := stream(s)
-			time.Sleep(20 * time.Millisecond)
+			_, c, cancel, stop := revocable(t)
 			go cancel()
 			if err := c.sendClose(1000); err != nil {
 				t.Fatal(err)

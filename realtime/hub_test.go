@@ -331,14 +331,34 @@ func TestHub_LaggingSocketMerged(t *testing.T) {
 // been offered to the event sockets, at once when no socket wants events,
 // and after max when the writer cannot pass.
 func TestHub_Settle(t *testing.T) {
-	settle := func(h *Hub, max time.Duration) <-chan time.Duration {
+	settle := func(h *Hub, stop <-chan struct{}, max time.Duration) <-chan time.Duration {
 		done := make(chan time.Duration, 1)
 		go func() {
 			start := time.Now()
-			h.Settle(nil, max)
+			h.Settle(stop, max)
 			done <- time.Since(start)
 		}()
 		return done
+	}
+	// inLog publishes one event and waits until the hub has framed it into
+	// its log (the writer's pass may still be held).
+	inLog := func(t *testing.T, s *hubServer) {
+		t.Helper()
+		head := s.hub.log.head.Load()
+		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
+		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
+	}
+	// stillWaiting fails unless Settle is still waiting 100 ms on, while
+	// the test holds the hub's mu (released either way).
+	stillWaiting := func(t *testing.T, s *hubServer, done <-chan time.Duration, why string) {
+		t.Helper()
+		select {
+		case <-done:
+			s.hub.mu.Unlock()
+			t.Fatal(why)
+		case <-time.After(100 * time.Millisecond):
+		}
+		s.hub.mu.Unlock()
 	}
 	within := func(t *testing.T, done <-chan time.Duration, d time.Duration) time.Duration {
 		t.Helper()
@@ -356,7 +376,7 @@ func TestHub_Settle(t *testing.T) {
 		s.hub.mu.Lock() // no pass can run: Settle must not wait for one
 		defer s.hub.mu.Unlock()
 		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
-		within(t, settle(s.hub, time.Hour), 5*time.Second)
+		within(t, settle(s.hub, nil, time.Hour), 5*time.Second)
 	})
 	t.Run("OK", func(t *testing.T) {
 		s := startHub(t, 64)
@@ -368,17 +388,9 @@ func TestHub_Settle(t *testing.T) {
 		}
 		// The writer copies the socket list under mu: holding it stops the
 		// pass that carries the event below.
-		head := s.hub.log.head.Load()
-		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
-		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
-		done := settle(s.hub, time.Hour)
-		select {
-		case <-done:
-			s.hub.mu.Unlock()
-			t.Fatal("Settle returned while the event was not yet offered to the socket")
-		case <-time.After(100 * time.Millisecond):
-		}
-		s.hub.mu.Unlock()
+		inLog(t, s)
+		done := settle(s.hub, nil, time.Hour)
+		stillWaiting(t, s, done, "Settle returned while the event was not yet offered to the socket")
 		within(t, done, 5*time.Second)
 		if got, head := cl.cursor.Load(), s.hub.log.head.Load(); got < head {
 			t.Fatalf("Settle returned with the socket at %d of the log's %d", got, head)
@@ -404,14 +416,8 @@ func TestHub_Settle(t *testing.T) {
 			s.hub.mu.Unlock()
 			t.Fatal("every event reached the log: none is queued")
 		}
-		done := settle(s.hub, time.Hour)
-		select {
-		case <-done:
-			s.hub.mu.Unlock()
-			t.Fatal("Settle returned with events queued and no pass run")
-		case <-time.After(100 * time.Millisecond):
-		}
-		s.hub.mu.Unlock()
+		done := settle(s.hub, nil, time.Hour)
+		stillWaiting(t, s, done, "Settle returned with events queued and no pass run")
 		within(t, done, 5*time.Second)
 		// Offered, not necessarily written: a batch beyond maxBatchFrames
 		// goes on in the socket's own goroutine. So the pass is what
@@ -425,28 +431,19 @@ func TestHub_Settle(t *testing.T) {
 		s.dial(t, "id=1")
 		s.hub.mu.Lock()
 		defer s.hub.mu.Unlock()
-		head := s.hub.log.head.Load()
-		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
-		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
+		inLog(t, s)
 		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() { s.hub.Settle(stop, time.Hour); close(done) }()
+		done := settle(s.hub, stop, time.Hour)
 		close(stop)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("Settle did not return when stop was closed")
-		}
+		within(t, done, 5*time.Second)
 	})
 	t.Run("Max", func(t *testing.T) {
 		s := startHub(t, 64)
 		s.dial(t, "id=1")
 		s.hub.mu.Lock()
 		defer s.hub.mu.Unlock()
-		head := s.hub.log.head.Load()
-		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
-		waitFor(t, "the event in the log", 5*time.Second, func() bool { return s.hub.log.head.Load() > head })
-		if took := within(t, settle(s.hub, 50*time.Millisecond), 5*time.Second); took < 50*time.Millisecond {
+		inLog(t, s)
+		if took := within(t, settle(s.hub, nil, 50*time.Millisecond), 5*time.Second); took < 50*time.Millisecond {
 			t.Fatalf("Settle returned after %v with the pass held, before its max of 50ms", took)
 		}
 	})
