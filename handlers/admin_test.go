@@ -162,6 +162,9 @@ func TestAdmin_Actions(t *testing.T) {
 	if code, _ := do(t, nil, "GET", ts.URL+"/api/users/online/", "", bearer(aliceTok)); code != 401 {
 		t.Fatalf("kicked alice's token still works: %d", code)
 	}
+	// The client has its close frame; the server lets go of the socket
+	// when the client's reply comes.
+	eventually(t, "the kicked socket to end", func() bool { return ts.Handler.WebSockets() == 3 })
 	if code, _ := do(t, admin, "POST", ts.URL+"/admin/connections/"+aliceConn+"/kick", "", nil); code != 404 {
 		t.Fatalf("kicking a gone connection: %d, want 404", code)
 	}

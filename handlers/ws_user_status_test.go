@@ -439,6 +439,13 @@ func TestConnectionLeak(t *testing.T) {
 			t.Fatalf("cycle %d: %v", i, err)
 		}
 		c.Close()
+		// The server sees the close asynchronously; the next dial must
+		// not race it to alice's cap of 4 connections.
+		for deadline := time.Now().Add(5 * time.Second); ts.Handler.WebSockets() != 0; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: the server still holds the closed socket after 5 s", i)
+			}
+		}
 	}
 	ts.Clock.Advance(testGrace) // alice's last grace period ends
 	g1, heap1 := settle()

@@ -223,9 +223,8 @@ func (h *Hub) gap() {
 // costs one goroutine and no timer.
 type wsClient struct {
 	hub    *Hub
-	conn   *websocket.Conn
-	nc     net.Conn        // the connection under conn, written directly
-	raw    syscall.RawConn // nc's descriptor for non-blocking writes; nil for TLS
+	nc     net.Conn        // the upgraded connection, read and written directly
+	raw    syscall.RawConn // nc's descriptor for non-blocking I/O; nil for TLS
 	user   presence.User
 	pc     *presence.Conn
 	events bool
@@ -262,6 +261,16 @@ type wsClient struct {
 	closeMu   sync.Mutex  // held by sendClose while it sends: finish waits for the frame before closing
 	closeSent atomic.Bool // under wsem: the close frame is out; nothing more is written
 
+	// The reader: the poller's readReady (plain TCP on Linux), one at a
+	// time under readMu, or the socket's own readLoop goroutine.
+	// readEnded is set, under readMu, once the reader has finished the
+	// client.
+	rd        wsReader
+	readMu    sync.Mutex
+	readEnded bool
+	poll      *poller // nil: readLoop reads
+	pollID    uint64
+
 	// Message rate limit, used by the reader only; nil means no limit.
 	limit  *ratelimit.Bucket
 	denied int // consecutive messages over the limit
@@ -288,10 +297,14 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": wireID(u.ID, u.PublicID)})
 	// The ack is the first batch, which the reader writes as soon as it
 	// starts; writing is set so that nothing else writes before it.
-	cl := &wsClient{hub: h, conn: conn, nc: conn.NetConn(), user: u, events: events,
-		pend: net.Buffers{wsFrame(opText, ack)}, writing: true, wsem: make(chan struct{}, 1)}
+	cl := &wsClient{hub: h, nc: conn.NetConn(), user: u, events: events,
+		pend: net.Buffers{wsFrame(opText, ack)}, writing: true, wsem: make(chan struct{}, 1),
+		rd: wsReader{limit: maxMessageSize}}
 	if sc, ok := cl.nc.(*net.TCPConn); ok {
 		cl.raw, _ = sc.SyscallConn()
+		if p, err := sharedPoller(); err == nil && cl.raw != nil {
+			cl.poll = p
+		}
 	}
 	h.describe(cl, r, meta)
 	if h.rate > 0 {
@@ -345,7 +358,16 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 		}
 		cl.cut(closePolicy, reason)
 	})
-	go cl.readLoop()
+	cl.drain() // the ack, and anything queued behind it
+	if cl.poll == nil {
+		go cl.readLoop()
+		return
+	}
+	if err := cl.poll.add(cl); err != nil {
+		h.logger.Error("websocket: cannot watch the socket", "err", err)
+		cl.closeNow(websocket.CloseInternalServerErr, "server error")
+		cl.finish()
+	}
 }
 
 // DeviceKind implements presence.DeviceKinder: the kind of device of the
@@ -376,7 +398,7 @@ func (cl *wsClient) Ping() {
 // Kick implements presence.Peer: the socket missed its heartbeat deadline.
 func (cl *wsClient) Kick() {
 	cl.hub.kicked.Add(1)
-	cl.conn.Close()
+	cl.end()
 }
 
 // cut stops queuing and writing to the socket and sends it a close frame
@@ -408,7 +430,7 @@ func (cl *wsClient) cut(code int, reason string) {
 	go func() {
 		defer cl.closeMu.Unlock()
 		cl.writeClose(closeFrame(code, reason), time.Now().Add(closeGrace))
-		cl.conn.SetReadDeadline(time.Now().Add(closeGrace))
+		cl.endAfter(closeGrace)
 	}()
 }
 
@@ -442,7 +464,10 @@ func (cl *wsClient) finish() {
 		// goes out before the connection closes under it.
 		cl.closeMu.Lock()
 		cl.closeMu.Unlock()
-		cl.conn.Close()
+		if cl.poll != nil {
+			cl.poll.remove(cl)
+		}
+		cl.nc.Close()
 		h := cl.hub
 		h.mu.Lock()
 		delete(h.clients, cl)
@@ -460,71 +485,147 @@ func (cl *wsClient) finish() {
 	})
 }
 
+// end closes the connection; its reader then finishes the client. The
+// poller hears nothing of a closed socket, so a polled one is read once
+// more, which fails.
+func (cl *wsClient) end() {
+	cl.nc.Close()
+	if cl.poll != nil {
+		go cl.readReady()
+	}
+}
+
+// endAfter ends the connection after d unless the client's close frame
+// ends it first: the wait for the close handshake's reply.
+func (cl *wsClient) endAfter(d time.Duration) {
+	if cl.poll == nil {
+		cl.nc.SetReadDeadline(time.Now().Add(d))
+		return
+	}
+	time.AfterFunc(d, cl.end)
+}
+
+// readBufs are the buffers readReady reads into, lent for one turn.
+var readBufs = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+// readChunk is how much one read takes: a client's largest message and
+// its frame header.
+const readChunk = maxMessageSize + 16
+
+// readReady reads a polled socket until it holds nothing more, handles
+// what came, and arms the poller again; it finishes the client when the
+// socket ends. It runs in a goroutine the poller started, one at a time.
+func (cl *wsClient) readReady() {
+	cl.readMu.Lock()
+	defer cl.readMu.Unlock()
+	if cl.readEnded {
+		return
+	}
+	buf := readBufs.Get().(*[readChunk]byte)
+	defer readBufs.Put(buf)
+	for {
+		n, err := tryRead(cl.raw, buf[:])
+		if errors.Is(err, errWouldBlock) {
+			if cl.poll.rearm(cl) == nil {
+				return
+			}
+		} else if err == nil && cl.consume(buf[:n]) {
+			continue
+		}
+		cl.readEnded = true
+		cl.finish()
+		return
+	}
+}
+
+// readLoop is the reader of a socket the poller does not watch (TLS, or
+// a system without one): a goroutine of its own, blocked in Read.
 func (cl *wsClient) readLoop() {
 	defer cl.finish()
-	c := cl.conn
-	c.SetReadLimit(maxMessageSize)
-	c.SetPongHandler(func(string) error { cl.pc.Alive(); return nil })
-	// gorilla would answer pings and close frames with its own writer;
-	// they go between the hub's frames instead.
-	c.SetPingHandler(func(data string) error {
-		cl.control(wsFrame(opPong, []byte(data)), time.Now().Add(cl.hub.writeWait))
-		return nil
-	})
-	c.SetCloseHandler(func(code int, _ string) error {
+	buf := make([]byte, 512)
+	for {
+		n, err := cl.nc.Read(buf)
+		if n > 0 && !cl.consume(buf[:n]) {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// consume handles bytes read from the client, and reports whether the
+// socket goes on. A frame that breaks the protocol closes it with the
+// code the protocol asks for.
+func (cl *wsClient) consume(p []byte) bool {
+	err := cl.rd.read(p, cl.onFrame)
+	if err == nil {
+		return true
+	}
+	if pe, ok := err.(*protocolError); ok {
+		cl.closeNow(pe.code, pe.reason)
+	}
+	return false
+}
+
+// onFrame handles one message or control frame from the client, and
+// reports whether the socket goes on.
+func (cl *wsClient) onFrame(op byte, data []byte) bool {
+	switch op {
+	case opPing:
+		cl.control(wsFrame(opPong, data), time.Now().Add(cl.hub.writeWait))
+		return true
+	case opPong:
+		cl.pc.Alive()
+		return true
+	case opClose:
 		var payload []byte
-		if code != websocket.CloseNoStatusReceived {
+		if code := closePayloadCode(data); code != websocket.CloseNoStatusReceived {
 			payload = websocket.FormatCloseMessage(code, "")
 		}
 		// Our reply, unless our own close frame went first: then this
-		// was the reply.
+		// was the reply. Either way the handshake is over.
 		cl.sendClose(wsFrame(opClose, payload), time.Now().Add(cl.hub.writeWait))
-		return nil
-	})
-	cl.drain() // the ack, and anything queued behind it
-	for {
-		mt, data, err := c.ReadMessage()
-		if err != nil {
-			return // oversized frames: gorilla has already sent 1009
-		}
-		cl.hub.received.Add(1)
-		if cl.closing.Load() {
-			continue // being cut: nothing more is answered or counted as activity
-		}
-		cl.pc.Alive()
-		if mt != websocket.TextMessage {
-			cl.closeNow(closeUnsupported, "binary frames are not supported")
-			return
-		}
-		if !utf8.Valid(data) {
-			cl.closeNow(closeBadData, "text frame is not valid UTF-8")
-			return
-		}
-		reply := msgRateLimited
-		if cl.allow() {
-			cl.denied = 0
-			reply = cl.handle(data)
-		} else {
-			cl.hub.limited.Add(1)
-			if cl.denied++; float64(cl.denied) > 2*cl.hub.burst {
-				cl.closeNow(closePolicy, "message rate limit exceeded")
-				return
-			}
-		}
-		// Replies are written by the reader itself when the socket is idle:
-		// a client that sends faster than it reads is slowed down by TCP
-		// backpressure, and one that never reads hits the write deadline.
-		start, ok := cl.enqueue(replyFrame(reply))
-		if !ok {
-			// Being cut: its close frame is on its way and the client's
-			// reply, or the read deadline, ends this loop. Returning now
-			// would close first and could lose the frame.
-			continue
-		}
-		if start {
-			cl.drain()
+		return false
+	}
+	cl.hub.received.Add(1)
+	if cl.closing.Load() {
+		return true // being cut: nothing more is answered or counted as activity
+	}
+	cl.pc.Alive()
+	if op != opText {
+		cl.closeNow(closeUnsupported, "binary frames are not supported")
+		return false
+	}
+	if !utf8.Valid(data) {
+		cl.closeNow(closeBadData, "text frame is not valid UTF-8")
+		return false
+	}
+	reply := msgRateLimited
+	if cl.allow() {
+		cl.denied = 0
+		reply = cl.handle(data)
+	} else {
+		cl.hub.limited.Add(1)
+		if cl.denied++; float64(cl.denied) > 2*cl.hub.burst {
+			cl.closeNow(closePolicy, "message rate limit exceeded")
+			return false
 		}
 	}
+	// Replies are written by the reader itself when the socket is idle:
+	// a client that sends faster than it reads is slowed down by TCP
+	// backpressure, and one that never reads hits the write deadline.
+	start, ok := cl.enqueue(replyFrame(reply))
+	if !ok {
+		// Being cut: its close frame is on its way and the client's
+		// reply, or the wait for it, ends the socket. Ending now would
+		// close first and could lose the frame.
+		return true
+	}
+	if start {
+		cl.drain()
+	}
+	return true
 }
 
 // handle answers one text message.
@@ -595,7 +696,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	for _, cl := range clients {
-		cl.conn.Close()
+		cl.end()
 	}
 	select {
 	case <-waited:

@@ -4,6 +4,7 @@ package realtime
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
 
@@ -46,4 +47,27 @@ func tryWrite(raw syscall.RawConn, bufs [][]byte) (int, error) {
 		return 0, werr
 	}
 	return max(n, 0), nil
+}
+
+// tryRead reads what the connection behind raw holds into p, without
+// waiting: errWouldBlock when it holds nothing yet, io.EOF when the peer
+// has closed its side.
+func tryRead(raw syscall.RawConn, p []byte) (int, error) {
+	var n int
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), p)
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+		return 0, errWouldBlock
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }

@@ -371,7 +371,7 @@ func (cl *wsClient) writeClose(f []byte, deadline time.Time) {
 // not awaited.
 func (cl *wsClient) closeNow(code int, reason string) {
 	cl.sendClose(closeFrame(code, reason), time.Now().Add(cl.hub.writeWait))
-	cl.conn.Close()
+	cl.nc.Close()
 }
 
 // writeFailed closes the connection after a failed write, unless the
@@ -386,7 +386,7 @@ func (cl *wsClient) writeFailed(err error) {
 	if cl.closing.Load() {
 		return
 	}
-	cl.conn.Close()
+	cl.end()
 }
 
 // writer is the hub's writer goroutine: woken after each event, it
