@@ -1,8 +1,10 @@
 // Package realtime is the server's real-time machinery, apart from the
 // HTTP routes that lead to it:
 //
-//   - Hub holds every presence WebSocket: one reader goroutine per socket,
-//     writes on demand, status events encoded once for all sockets.
+//   - Hub holds every presence WebSocket: its own frame parser and writer,
+//     on Linux no goroutine for a socket that is not sending (one epoll
+//     set reports readable sockets), writes on demand, status events
+//     encoded once for all sockets.
 //   - Broker serves the widget's Server-Sent Events streams.
 //   - Feed turns presence changes into widget fragments, rendered once per
 //     change whatever the number of viewers, and publishes them to a Broker.

@@ -168,3 +168,51 @@ func TestWSReader_HoldsNothingBetweenMessages(t *testing.T) {
 		t.Fatalf("after the rest: %d messages, holds %v / %v", msgs, r.part, r.msg)
 	}
 }
+
+// FuzzWSReader: whatever a client sends, the parser does not panic, holds
+// no more than a message's worth, and gives the same messages and the
+// same verdict whether the bytes come at once or split at any point.
+func FuzzWSReader(f *testing.F) {
+	f.Add(clientFrame(true, opText, []byte(`{"type":"ping"}`)), 3)
+	f.Add(append(clientFrame(false, opText, []byte("a")), clientFrame(true, opContinuation, []byte("b"))...), 1)
+	f.Add(clientFrame(true, opClose, websocket.FormatCloseMessage(1000, "x")), 2)
+	f.Add([]byte{0x81, 0xfe, 0xff, 0xff}, 2)
+	f.Fuzz(func(t *testing.T, stream []byte, step int) {
+		step = 1 + abs(step)%(len(stream)+1)
+		run := func(step int) (string, error) {
+			r := wsReader{limit: maxMessageSize}
+			var out strings.Builder
+			fn := func(op byte, p []byte) bool {
+				if len(p) > maxMessageSize {
+					t.Fatalf("a message of %d bytes passed the limit", len(p))
+				}
+				fmt.Fprintf(&out, "%d:%q ", op, p)
+				return op != opClose
+			}
+			for s := bytes.Clone(stream); len(s) > 0; {
+				n := min(step, len(s))
+				err := r.read(s[:n], fn)
+				s = s[n:]
+				if len(r.part) > maxMessageSize+14 || len(r.msg) > maxMessageSize {
+					t.Fatalf("holds %d + %d bytes", len(r.part), len(r.msg))
+				}
+				if err != nil {
+					return out.String(), err
+				}
+			}
+			return out.String(), nil
+		}
+		whole, werr := run(len(stream) + 1)
+		split, serr := run(step)
+		if whole != split || fmt.Sprint(werr) != fmt.Sprint(serr) {
+			t.Fatalf("at once: %s %v\nin pieces of %d: %s %v", whole, werr, step, split, serr)
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
