@@ -225,7 +225,10 @@ func TestBroker_Stream(t *testing.T) {
 	ch := readEvents(resp.Body)
 	next := func() event {
 		select {
-		case ev := <-ch:
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended (stats %+v)", b.Stats())
+			}
 			return ev
 		case <-time.After(5 * time.Second):
 			t.Fatal("no event")
@@ -236,6 +239,11 @@ func TestBroker_Stream(t *testing.T) {
 		t.Fatalf("first event is not a retry in [1000, 4000) ms: %v", err)
 	}
 	waitFor(t, "subscriber", 5*time.Second, func() bool { return b.Subscribers() == 1 })
+	// The client can see the retry before the writer has stopped that
+	// write's timeout: advancing the clock then would let 15 s pass during
+	// the write, and the broker rightly cuts the stream off. Wait until the
+	// keep-alive is the only timer left (the writer is idle).
+	waitFor(t, "the first write to finish", 5*time.Second, func() bool { return clock.Pending() == 1 })
 	clock.Advance(15 * time.Second)
 	if ev := next(); ev.comment != "keep-alive" {
 		t.Fatalf("got %+v, want a keep-alive", ev)
@@ -248,6 +256,9 @@ func TestBroker_Stream(t *testing.T) {
 	}
 	if ev := next(); ev.name != "presence-count" || ev.data != "7" {
 		t.Fatalf("got %+v", ev)
+	}
+	if st := b.Stats(); st.CutOff != 0 {
+		t.Fatalf("stats %+v: the stream was cut off", st)
 	}
 }
 
