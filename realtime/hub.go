@@ -358,16 +358,22 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, 
 		}
 		cl.cut(closePolicy, reason)
 	})
-	cl.drain() // the ack, and anything queued behind it
 	if cl.poll == nil {
+		cl.drain() // the ack, and anything queued behind it
 		go cl.readLoop()
 		return
 	}
+	// Watched before the ack is written: a write that fails (the client
+	// is gone already) ends the socket through its reader.
 	if err := cl.poll.add(cl); err != nil {
-		h.logger.Error("websocket: cannot watch the socket", "err", err)
-		cl.closeNow(websocket.CloseInternalServerErr, "server error")
+		if !errors.Is(err, net.ErrClosed) {
+			h.logger.Error("websocket: cannot watch the socket", "err", err)
+			cl.closeNow(websocket.CloseInternalServerErr, "server error")
+		}
 		cl.finish()
+		return
 	}
+	cl.drain()
 }
 
 // DeviceKind implements presence.DeviceKinder: the kind of device of the
@@ -505,8 +511,8 @@ func (cl *wsClient) endAfter(d time.Duration) {
 	time.AfterFunc(d, cl.end)
 }
 
-// readBufs are the buffers readReady reads into, lent for one turn.
-var readBufs = sync.Pool{New: func() any { return new([readChunk]byte) }}
+// readTurns are the buffers readReady reads into, lent for one turn.
+var readTurns = sync.Pool{New: func() any { return newReadTurn() }}
 
 // readChunk is how much one read takes: a client's largest message and
 // its frame header.
@@ -521,15 +527,15 @@ func (cl *wsClient) readReady() {
 	if cl.readEnded {
 		return
 	}
-	buf := readBufs.Get().(*[readChunk]byte)
-	defer readBufs.Put(buf)
+	turn := readTurns.Get().(*readTurn)
+	defer readTurns.Put(turn)
 	for {
-		n, err := tryRead(cl.raw, buf[:])
+		n, err := turn.tryRead(cl.raw)
 		if errors.Is(err, errWouldBlock) {
 			if cl.poll.rearm(cl) == nil {
 				return
 			}
-		} else if err == nil && cl.consume(buf[:n]) {
+		} else if err == nil && cl.consume(turn.buf[:n]) {
 			continue
 		}
 		cl.readEnded = true
@@ -558,7 +564,7 @@ func (cl *wsClient) readLoop() {
 // socket goes on. A frame that breaks the protocol closes it with the
 // code the protocol asks for.
 func (cl *wsClient) consume(p []byte) bool {
-	err := cl.rd.read(p, cl.onFrame)
+	err := cl.rd.read(p, cl)
 	if err == nil {
 		return true
 	}

@@ -13,5 +13,9 @@ var errWouldBlock = errors.New("websocket: write would block")
 // write goes to a goroutine that may wait.
 func tryWrite(syscall.RawConn, [][]byte) (int, error) { return 0, errWouldBlock }
 
-// tryRead reads nothing where the poller is not used.
-func tryRead(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
+// readTurn is a read buffer; without the poller nothing reads into it.
+type readTurn struct{ buf [readChunk]byte }
+
+func newReadTurn() *readTurn { return new(readTurn) }
+
+func (*readTurn) tryRead(syscall.RawConn) (int, error) { return 0, errWouldBlock }

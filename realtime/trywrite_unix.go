@@ -49,25 +49,39 @@ func tryWrite(raw syscall.RawConn, bufs [][]byte) (int, error) {
 	return max(n, 0), nil
 }
 
-// tryRead reads what the connection behind raw holds into p, without
+// readTurn is a buffer and one non-blocking read into it. It is reused
+// (readTurns): the function handed to RawConn.Read, and what it sets,
+// are made once, not on every read.
+type readTurn struct {
+	buf  [readChunk]byte
+	n    int
+	err  error
+	read func(fd uintptr) bool
+}
+
+func newReadTurn() *readTurn {
+	t := new(readTurn)
+	t.read = func(fd uintptr) bool {
+		t.n, t.err = unix.Read(int(fd), t.buf[:])
+		return true // never wait: the poller says when there is more
+	}
+	return t
+}
+
+// tryRead reads what the connection behind raw holds into t.buf, without
 // waiting: errWouldBlock when it holds nothing yet, io.EOF when the peer
 // has closed its side.
-func tryRead(raw syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), p)
-		return true
-	})
+func (t *readTurn) tryRead(raw syscall.RawConn) (int, error) {
+	err := raw.Read(t.read)
 	switch {
 	case err != nil:
 		return 0, err
-	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+	case t.err == unix.EAGAIN || t.err == unix.EINTR:
 		return 0, errWouldBlock
-	case rerr != nil:
-		return 0, rerr
-	case n == 0:
+	case t.err != nil:
+		return 0, t.err
+	case t.n == 0:
 		return 0, io.EOF
 	}
-	return n, nil
+	return t.n, nil
 }

@@ -83,13 +83,12 @@ const armEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 func (p *poller) add(cl *wsClient) error {
 	p.mu.Lock()
 	p.next++
-	id := p.next
-	p.socks[id] = cl
+	cl.pollID = p.next
+	p.socks[cl.pollID] = cl
 	p.mu.Unlock()
-	cl.pollID = id
 	if err := p.ctl(cl, unix.EPOLL_CTL_ADD); err != nil {
 		p.mu.Lock()
-		delete(p.socks, id)
+		delete(p.socks, cl.pollID)
 		p.mu.Unlock()
 		return err
 	}

@@ -1,9 +1,12 @@
 package realtime
 
 import (
+	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,4 +68,48 @@ func TestPoller_CloseGrace(t *testing.T) {
 	gone.UnderlyingConn().(*net.TCPConn).SetLinger(0) // a reset, as a crashed client's kernel sends
 	gone.Close()
 	waitFor(t, "the reset socket to end", 5*time.Second, func() bool { return s.hub.Len() == 0 })
+}
+
+// TestPoller_ClientGoneAtOnce: clients that reset the connection right
+// after asking for the upgrade, before or while the ack is written, end
+// their sockets quietly: no error logged, nothing left open.
+func TestPoller_ClientGoneAtOnce(t *testing.T) {
+	s := startHub(t, 64)
+	var logs lockedLog
+	s.hub.logger = slog.New(slog.NewTextHandler(&logs, nil))
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for i := range 300 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /?id=%d&events=0 HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", i%50+1, addr)
+		for start, d := time.Now(), time.Duration(i%8)*50*time.Microsecond; time.Since(start) < d; {
+		}
+		c.(*net.TCPConn).SetLinger(0) // a reset
+		c.Close()
+	}
+	waitFor(t, "every socket to end", 5*time.Second, func() bool { return s.hub.Len() == 0 })
+	if out := logs.String(); out != "" {
+		t.Fatalf("logged for clients that left:\n%s", out)
+	}
+}
+
+// lockedLog is a log destination for several goroutines.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

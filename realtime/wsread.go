@@ -57,20 +57,27 @@ type wsReader struct {
 	msgOp byte   // the opcode of that message; 0 when none is open
 }
 
-// read parses p, the next bytes from the client, and calls fn for each
-// complete message (opText, opBinary) and control frame (opClose, opPing,
-// opPong), payload unmasked. payload is valid only during the call. p is
-// unmasked in place. When fn returns false read stops, returns
-// errStopReading and must not be called again; a frame that breaks the
-// protocol, or a message over the limit, gives a *protocolError.
-func (r *wsReader) read(p []byte, fn func(op byte, payload []byte) bool) error {
+// frameHandler takes the messages and control frames a wsReader parses.
+type frameHandler interface {
+	// onFrame handles a complete message (opText, opBinary) or control
+	// frame (opClose, opPing, opPong), payload unmasked and valid only
+	// during the call, and reports whether reading goes on.
+	onFrame(op byte, payload []byte) bool
+}
+
+// read parses p, the next bytes from the client, and hands each complete
+// message and control frame to h. p is unmasked in place. When h returns
+// false read stops, returns errStopReading and must not be called again;
+// a frame that breaks the protocol, or a message over the limit, gives a
+// *protocolError.
+func (r *wsReader) read(p []byte, h frameHandler) error {
 	data := p
 	if len(r.part) > 0 {
 		r.part = append(r.part, p...)
 		data = r.part
 	}
 	for {
-		n, err := r.frame(data, fn)
+		n, err := r.frame(data, h)
 		if err != nil {
 			r.part, r.msg = nil, nil
 			return err
@@ -91,7 +98,7 @@ func (r *wsReader) read(p []byte, fn func(op byte, payload []byte) bool) error {
 
 // frame parses the frame at the start of data. It returns the bytes it
 // took, 0 when the frame has not all arrived.
-func (r *wsReader) frame(data []byte, fn func(op byte, payload []byte) bool) (int, error) {
+func (r *wsReader) frame(data []byte, h frameHandler) (int, error) {
 	if len(data) < 2 {
 		return 0, nil
 	}
@@ -161,7 +168,7 @@ func (r *wsReader) frame(data []byte, fn func(op byte, payload []byte) bool) (in
 		r.msg, r.msgOp = append([]byte(nil), payload...), op
 		return end, nil
 	}
-	if !fn(op, payload) {
+	if !h.onFrame(op, payload) {
 		return 0, errStopReading
 	}
 	return end, nil
@@ -187,10 +194,11 @@ func checkClose(payload []byte) error {
 }
 
 // validCloseCode reports whether a peer may send code in a close frame:
-// the defined codes that are not reserved for local use, and 3000–4999.
+// the registered codes that are not reserved for local use (1004-1006,
+// 1015), and 3000–4999.
 func validCloseCode(code int) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011, code >= 3000 && code <= 4999:
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
 		return true
 	}
 	return false

@@ -36,6 +36,11 @@ func clientFrame(fin bool, op byte, payload []byte) []byte {
 	return f
 }
 
+// frameFunc is a frameHandler made of a function.
+type frameFunc func(op byte, payload []byte) bool
+
+func (f frameFunc) onFrame(op byte, p []byte) bool { return f(op, p) }
+
 // got is one callback of wsReader.read.
 type got struct {
 	op      byte
@@ -56,7 +61,7 @@ func readAll(t *testing.T, stream []byte, step int) ([]got, error) {
 		n := min(step, len(stream))
 		piece := bytes.Clone(stream[:n]) // read unmasks in place
 		stream = stream[n:]
-		if err := r.read(piece, fn); err != nil {
+		if err := r.read(piece, frameFunc(fn)); err != nil {
 			return out, err
 		}
 	}
@@ -97,6 +102,15 @@ func TestWSReader(t *testing.T) {
 		})
 	}
 
+	t.Run("CloseCodes", func(t *testing.T) {
+		for _, code := range []int{1000, 1001, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999} {
+			out, err := readAll(t, clientFrame(true, opClose, websocket.FormatCloseMessage(code, "")), 1)
+			if !errors.Is(err, errStopReading) || len(out) != 1 || closePayloadCode([]byte(out[0].payload)) != code {
+				t.Fatalf("close %d: %v, %v", code, out, err)
+			}
+		}
+	})
+
 	t.Run("AtLimit", func(t *testing.T) {
 		msg := strings.Repeat("a", maxMessageSize)
 		half := maxMessageSize / 2
@@ -130,7 +144,8 @@ func TestWSReader_Errors(t *testing.T) {
 		{"ErrTooBigHeaderOnly", []byte{0x81, 0x80 | 127, 0, 0, 0, 1, 0, 0, 0, 0}, websocket.CloseMessageTooBig},
 		{"ErrTooBigInFragments", append(frame(false, opText, maxMessageSize), frame(true, opContinuation, 1)...), websocket.CloseMessageTooBig},
 		{"ErrCloseOneByte", frame(true, opClose, 1), websocket.CloseProtocolError},
-		{"ErrCloseCode", clientFrame(true, opClose, []byte{0x03, 0xed}), websocket.CloseProtocolError}, // 1005 is never sent
+		{"ErrCloseCode", clientFrame(true, opClose, []byte{0x03, 0xed}), websocket.CloseProtocolError},           // 1005 is never sent
+		{"ErrCloseCodeUnassigned", clientFrame(true, opClose, []byte{0x03, 0xf7}), websocket.CloseProtocolError}, // 1015 neither
 		{"ErrCloseReasonUTF8", clientFrame(true, opClose, append(websocket.FormatCloseMessage(1000, ""), 0xff)), websocket.CloseInvalidFramePayloadData},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,13 +170,13 @@ func TestWSReader_HoldsNothingBetweenMessages(t *testing.T) {
 	n := copy(buf, f)
 	n += copy(buf[n:], f[:5])
 	var msgs int
-	if err := r.read(buf[:n], func(byte, []byte) bool { msgs++; return true }); err != nil {
+	if err := r.read(buf[:n], frameFunc(func(byte, []byte) bool { msgs++; return true })); err != nil {
 		t.Fatal(err)
 	}
 	if msgs != 1 || len(r.part) != 5 || cap(r.part) > 64 {
 		t.Fatalf("after a frame and a half: %d messages, kept %d bytes (cap %d)", msgs, len(r.part), cap(r.part))
 	}
-	if err := r.read(bytes.Clone(f[5:]), func(byte, []byte) bool { msgs++; return true }); err != nil {
+	if err := r.read(bytes.Clone(f[5:]), frameFunc(func(byte, []byte) bool { msgs++; return true })); err != nil {
 		t.Fatal(err)
 	}
 	if msgs != 2 || r.part != nil || r.msg != nil {
@@ -191,7 +206,7 @@ func FuzzWSReader(f *testing.F) {
 			}
 			for s := bytes.Clone(stream); len(s) > 0; {
 				n := min(step, len(s))
-				err := r.read(s[:n], fn)
+				err := r.read(s[:n], frameFunc(fn))
 				s = s[n:]
 				if len(r.part) > maxMessageSize+14 || len(r.msg) > maxMessageSize {
 					t.Fatalf("holds %d + %d bytes", len(r.part), len(r.msg))
