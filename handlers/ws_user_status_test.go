@@ -159,6 +159,16 @@ func TestWSUserStatus_Protocol(t *testing.T) {
 			t.Fatalf("close code = %d, want 1007", code)
 		}
 	})
+	t.Run("UnmaskedFrame", func(t *testing.T) {
+		c := ts.MustDial(t, tokA)
+		// Under the client library: a frame sent as a server would send it.
+		if _, err := c.conn.NetConn().Write([]byte{0x81, 0x02, 'h', 'i'}); err != nil {
+			t.Fatal(err)
+		}
+		if code := c.closedWith(); code != websocket.CloseProtocolError {
+			t.Fatalf("close code = %d, want 1002", code)
+		}
+	})
 	t.Run("ErrTooManyConnections", func(t *testing.T) {
 		var cs []*wsClient
 		for range 4 { // the test server's cap
