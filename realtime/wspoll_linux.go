@@ -126,7 +126,11 @@ func (p *poller) run() {
 		var werr error
 		err := p.waiter.Read(func(fd uintptr) bool {
 			n, werr = unix.EpollWait(int(fd), events, 0)
-			return n > 0 || (werr != nil && werr != unix.EINTR)
+			if werr == unix.EINTR {
+				n, werr = 0, nil
+				return true // look again at once, not at the next wake
+			}
+			return n > 0 || werr != nil
 		})
 		if err == nil && werr != nil {
 			err = werr
