@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,16 +23,12 @@ func tryWrite(raw syscall.RawConn, bufs [][]byte) (int, error) {
 	if raw == nil {
 		return 0, errWouldBlock
 	}
-	var n int
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		if len(bufs) == 1 {
-			n, werr = unix.Write(int(fd), bufs[0])
-		} else {
-			n, werr = unix.Writev(int(fd), bufs)
-		}
-		return true // never wait here: the caller hands the rest on
-	})
+	t := writeTurns.Get().(*writeTurn)
+	t.bufs = bufs
+	err := raw.Write(t.write)
+	n, werr := t.n, t.err
+	*t = writeTurn{write: t.write}
+	writeTurns.Put(t)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The deadline of an earlier blocking write has passed; the
 		// blocking path sets a new one.
@@ -48,6 +45,30 @@ func tryWrite(raw syscall.RawConn, bufs [][]byte) (int, error) {
 	}
 	return max(n, 0), nil
 }
+
+// writeTurn is one non-blocking write, reused (writeTurns): the function
+// handed to RawConn.Write, and what it sets, are made once rather than on
+// every write to every socket of a pass, where they were most of what a
+// pass allocated.
+type writeTurn struct {
+	bufs  [][]byte
+	n     int
+	err   error
+	write func(fd uintptr) bool
+}
+
+var writeTurns = sync.Pool{New: func() any {
+	t := new(writeTurn)
+	t.write = func(fd uintptr) bool {
+		if len(t.bufs) == 1 {
+			t.n, t.err = unix.Write(int(fd), t.bufs[0])
+		} else {
+			t.n, t.err = unix.Writev(int(fd), t.bufs)
+		}
+		return true // never wait here: the caller hands the rest on
+	}
+	return t
+}}
 
 // readTurn is a buffer and one non-blocking read into it. It is reused
 // (readTurns): the function handed to RawConn.Read, and what it sets,
