@@ -469,6 +469,13 @@ func TestFriendsWidget_FanOut(t *testing.T) {
 		ts.Clock.Advance(testGrace + time.Second)
 		feed.Sync()
 		eventually(t, "bob offline", func() bool { return !ts.Engine.IsOnline(bob.ID) })
+		// The feed must have taken bob's going offline before he comes
+		// back: it reads a user's state from the engine, and one that had
+		// not would find him online again and nothing to announce (a busy
+		// CI machine got there).
+		if ev := nextNamed(t, aliceFriends, "friends-delta"); !strings.Contains(ev.data, "delete:") {
+			t.Fatalf("bob offline: %s", ev.data)
+		}
 		drain(aliceFriends)
 		global := ts.MustStream(t, aliceTok) // the home page's stream
 		c := browser(t)
