@@ -54,11 +54,10 @@ var (
 )
 
 var upgrader = websocket.Upgrader{
-	// Small buffers: a client message is a few bytes. The hub writes its
-	// own frames (wswrite.go); gorilla's writer only answers the upgrade.
-	ReadBufferSize:  512,
-	WriteBufferSize: 1024,
-	WriteBufferPool: &sync.Pool{},
+	// No buffer sizes: gorilla only answers the upgrade (the hub reads
+	// and writes its own frames, wsread.go and wswrite.go), and with none
+	// set it reuses the hijacked HTTP buffers rather than allocating
+	// buffers for a Conn that is dropped at once.
 	// Origins are checked before the upgrade by originPolicy.
 	CheckOrigin: func(*http.Request) bool { return true },
 }
@@ -215,12 +214,13 @@ func (h *Hub) gap() {
 	h.logger.Warn("websocket fan-out fell behind the bus: events were lost; closed the sockets that wanted them (1013)", "sockets", n)
 }
 
-// wsClient is one open WebSocket. Its reader goroutine is the only
-// long-lived goroutine: writes happen on demand, by whoever finds the
-// socket idle (a writer goroutine of the hub for events, without
-// blocking; the reader for its own replies; a short-lived goroutine for
-// pings and for what the peer did not take at once), so an idle socket
-// costs one goroutine and no timer.
+// wsClient is one open WebSocket. On Linux it has no goroutine of its
+// own: its reader runs while the client has sent bytes (readReady; a TLS
+// socket keeps a readLoop goroutine). Writes happen on demand, by whoever
+// finds the socket idle (a writer goroutine of the hub for events,
+// without blocking; the reader for its own replies; a short-lived
+// goroutine for pings and for what the peer did not take at once), so an
+// idle socket costs no goroutine and no timer.
 type wsClient struct {
 	hub    *Hub
 	nc     net.Conn        // the upgraded connection, read and written directly
@@ -287,19 +287,17 @@ func (cl *wsClient) allow() bool {
 	return ok
 }
 
-// serve registers the socket with the engine and starts its reader. The
-// caller has taken a slot from h.conns; serve releases it when the socket
-// ends. It
-// returns at once: the reader owns the connection from then on. With
+// serve registers the socket with the engine, writes its ack and starts
+// its reader. The caller has taken a slot from h.conns; serve releases it
+// when the socket ends. From then on the reader owns the connection. With
 // events false the socket gets no user.status.changed messages: a
 // keep-alive that does not read them should not cost N² deliveries.
 func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, r *http.Request, u presence.User, events bool, meta ConnMeta) {
 	ack, _ := json.Marshal(map[string]any{"type": "connection.ack", "user_id": wireID(u.ID, u.PublicID)})
-	// The ack is the first batch, which the reader writes as soon as it
-	// starts; writing is set so that nothing else writes before it.
+	// The ack is the first batch, which serve writes once the socket is
+	// registered; writing is set so that nothing else writes before it.
 	cl := &wsClient{hub: h, nc: conn.NetConn(), user: u, events: events,
-		pend: net.Buffers{wsFrame(opText, ack)}, writing: true, wsem: make(chan struct{}, 1),
-		rd: wsReader{limit: maxMessageSize}}
+		pend: net.Buffers{wsFrame(opText, ack)}, writing: true, wsem: make(chan struct{}, 1)}
 	if sc, ok := cl.nc.(*net.TCPConn); ok {
 		cl.raw, _ = sc.SyscallConn()
 		if p, err := sharedPoller(); err == nil && cl.raw != nil {
@@ -411,7 +409,7 @@ func (cl *wsClient) Kick() {
 // with code and reason. It does not block. The connection is not closed
 // here: as RFC 6455 §7.1.1 has it, the server waits for the client's own
 // close frame, which ends the reader, which closes the connection (or the
-// read deadline does, after closeGrace). Closing at once, with messages
+// wait for it does, after closeGrace: endAfter). Closing at once, with messages
 // from the client still unread, would make the kernel reset the
 // connection, which can destroy the close frame before the client reads
 // it, and the client would see 1006 instead of the reason.

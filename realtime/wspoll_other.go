@@ -8,8 +8,10 @@ import "errors"
 // of its own (wsClient.readLoop).
 type poller struct{}
 
-func sharedPoller() (*poller, error) { return nil, errors.New("realtime: no poller on this system") }
+var errNoPoller = errors.New("realtime: no poller on this system")
 
-func (*poller) add(*wsClient) error   { return errors.New("realtime: no poller on this system") }
-func (*poller) rearm(*wsClient) error { return errors.New("realtime: no poller on this system") }
+func sharedPoller() (*poller, error) { return nil, errNoPoller }
+
+func (*poller) add(*wsClient) error   { return errNoPoller }
+func (*poller) rearm(*wsClient) error { return errNoPoller }
 func (*poller) remove(*wsClient)      {}

@@ -49,9 +49,9 @@ var errTooBig = &protocolError{code: websocket.CloseMessageTooBig, reason: "mess
 // between two reads: the start of a frame not all arrived, and the
 // fragments of a message not yet complete. A socket between messages,
 // nearly all of them nearly always, holds nothing. Its zero value is
-// ready; one reader is used by one goroutine at a time.
+// ready; one reader is used by one goroutine at a time. A message may be
+// maxMessageSize bytes at most.
 type wsReader struct {
-	limit int    // the largest message, in bytes
 	part  []byte // an incomplete frame, carried to the next read
 	msg   []byte // the fragments so far of a fragmented message
 	msgOp byte   // the opcode of that message; 0 when none is open
@@ -137,7 +137,7 @@ func (r *wsReader) frame(data []byte, h frameHandler) (int, error) {
 		return 0, protoErr("continuation frame without a message to continue")
 	case (op == opText || op == opBinary) && r.msgOp != 0:
 		return 0, protoErr("new message before the last one's final frame")
-	case !control && size > uint64(r.limit-len(r.msg)):
+	case !control && size > uint64(maxMessageSize-len(r.msg)):
 		// Refused from its header: a client gets no buffer for a frame
 		// it may never finish.
 		return 0, errTooBig

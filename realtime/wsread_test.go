@@ -51,7 +51,7 @@ type got struct {
 // and returns what it reported.
 func readAll(t *testing.T, stream []byte, step int) ([]got, error) {
 	t.Helper()
-	r := wsReader{limit: maxMessageSize}
+	r := wsReader{}
 	var out []got
 	fn := func(op byte, p []byte) bool {
 		out = append(out, got{op, string(p)})
@@ -164,7 +164,7 @@ func TestWSReader_Errors(t *testing.T) {
 // whole frames keeps no buffer; one left with half a frame keeps only
 // that half, not the read buffer it came in.
 func TestWSReader_HoldsNothingBetweenMessages(t *testing.T) {
-	r := wsReader{limit: maxMessageSize}
+	r := wsReader{}
 	buf := make([]byte, 4096)
 	f := clientFrame(true, opText, []byte(`{"type":"ping"}`))
 	n := copy(buf, f)
@@ -195,7 +195,7 @@ func FuzzWSReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte, step int) {
 		step = 1 + abs(step)%(len(stream)+1)
 		run := func(step int) (string, error) {
-			r := wsReader{limit: maxMessageSize}
+			r := wsReader{}
 			var out strings.Builder
 			fn := func(op byte, p []byte) bool {
 				if len(p) > maxMessageSize {

@@ -13,9 +13,9 @@ import (
 // The hub writes its own frames. A server's frames are not masked (RFC
 // 6455 §5.1), so a status event's frame is the same bytes for every
 // socket: it is built once, kept in the event log and written as is, with
-// no copy and no lock per socket beyond the socket's own. gorilla/websocket
-// still reads every socket; its writer is never used, and the handlers
-// it would write from (ping and close replies) write through the hub.
+// no copy and no lock per socket beyond the socket's own. It reads its
+// clients' frames itself too (wsread.go): gorilla/websocket only answers
+// the upgrade.
 
 // WebSocket opcodes (RFC 6455 §5.2).
 const (
