@@ -798,6 +798,16 @@
     if (isList(el) && xhr && xhr.status < 400 && (el.__presencePushes || 0) !== el.__presenceAsked) e.detail.shouldSwap = false;
   });
 
+  // Deltas move a grid past the version a list fetch was rendered at when
+  // they arrive while it is on its way: drop such an answer, the grid
+  // already shows more. (A push above is the same case for whole lists.)
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var el = e.detail.elt, xhr = e.detail.xhr;
+    if (!isList(el) || !xhr || xhr.status >= 400) return;
+    var m = /data-presence-version="([^"]*)"/.exec(xhr.responseText || ""), have = versionOf(widgetOf(el));
+    if (m && have && have !== m[1] && includes(have, m[1])) e.detail.shouldSwap = false;
+  });
+
   document.addEventListener("htmx:afterSwap", onSwap);
   document.addEventListener("htmx:sseMessage", onSwap);
   document.addEventListener("htmx:load", function (e) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"github.com/presencehq/presence/store"
@@ -24,6 +26,20 @@ func firstShows(names ...string) string {
 	return fmt.Sprintf(`(() => { const w = document.querySelector('[data-testid=online-users-widget]');
 		return !!w && w.dataset.state === 'ready' && JSON.stringify(Array.from(w.querySelectorAll('li[data-user-id]:not([hidden]) [data-testid=widget-username]')).map(e => e.textContent)) === %q })()`, strings.TrimSpace(b.String()))
 }
+
+// traceJS records, in the page, what each widget's streams and list
+// fetches did, for a failure to print.
+const traceJS = `
+	window.trace = [];
+	const widx = el => Array.from(document.querySelectorAll('[data-testid=online-users-widget]')).indexOf(el && el.closest && el.closest('[data-testid=online-users-widget]'));
+	const ver = el => { const g = el && el.closest && el.closest('[data-testid=online-users-widget]'); const grid = g && g.querySelector('[data-presence-grid]'); return grid ? grid.dataset.presenceVersion : '-'; };
+	const log = s => window.trace.push((performance.now() | 0) + 'ms ' + s);
+	document.addEventListener('htmx:sseBeforeMessage', e => { const m = /data-presence-from="([^"]*)" data-presence-to="([^"]*)"/.exec(e.detail.data || ''); log('w' + widx(e.target) + ' ' + e.detail.type + (m ? ' ' + m[1] + '->' + m[2] : '') + ' have ' + ver(e.target) + (e.defaultPrevented ? ' (not applied)' : '')) });
+	document.addEventListener('htmx:sseOpen', e => log('w' + widx(e.target) + ' stream open'));
+	document.addEventListener('htmx:sseError', e => log('w' + widx(e.target) + ' stream error'));
+	document.addEventListener('htmx:beforeRequest', e => log('w' + widx(e.detail.elt) + ' GET ' + e.detail.pathInfo.requestPath + ' have ' + ver(e.detail.elt)));
+	document.addEventListener('htmx:beforeSwap', e => { const m = /data-presence-version="([^"]*)"/.exec(e.detail.xhr && e.detail.xhr.responseText || ''); log('w' + widx(e.detail.elt) + ' response ' + (m ? m[1] : '?') + ' have ' + ver(e.detail.elt) + (e.detail.shouldSwap ? ' swap' : ' dropped')) });
+`
 
 // TestBrowser_DeltasInOrder: list changes reach the widget as deltas (one
 // tile in or out, htmx out-of-band swaps), in real Chromium: tiles go in at
@@ -62,6 +78,7 @@ func TestBrowser_DeltasInOrder(t *testing.T) {
 	mustDial(t, base, tok["fay1"])
 	alice, _ := newTab(t, newPerson(t, browser))
 	login(t, alice, base, "alice")
+	must(t, alice, chromedp.Evaluate[chromedp.Void](traceJS))
 	waitFor(t, alice, "the first three", showsExactly("bob1", "dan1", "fay1"), 5*time.Second)
 	// A second widget on the same page, as a host page may embed several:
 	// every change must reach both, once.
@@ -104,6 +121,8 @@ func TestBrowser_DeltasInOrder(t *testing.T) {
 		t.Fatalf("the second widget shows %q in %d tiles, want %q in 6", r["Second"], num("SecondTiles"), want)
 	}
 	if num("Deltas") < 4 || num("Lists") != 0 {
+		trace, _ := chromedp.Run(alice, chromedp.Evaluate[string](`window.trace.join("\n")`))
+		t.Logf("what the page saw:\n%s", trace)
 		t.Fatalf("%d deltas and %d whole-list fetches for 4 changes: want deltas only", num("Deltas"), num("Lists"))
 	}
 	if num("Alerts") != 0 || num("Imgs") != 0 {
@@ -111,5 +130,65 @@ func TestBrowser_DeltasInOrder(t *testing.T) {
 	}
 	if num("Tiles") != 6 || num("Hidden") != 1 || r["Count"] != "6 online" {
 		t.Fatalf("grid holds %d tiles (%d hidden), count %q: want the 5 others and alice hidden, 6 online", num("Tiles"), num("Hidden"), r["Count"])
+	}
+}
+
+// TestBrowser_StaleListDropped: a whole list fetched before a delta but
+// answered after it (the server rendered it first) must not take the
+// widget back to the older list. The test holds the answer of a list
+// fetch in the browser until the delta has been applied.
+func TestBrowser_StaleListDropped(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t)))
+	mustToken(t, base, "alice")
+	bob, cat := mustToken(t, base, "bob2"), mustToken(t, base, "cat2")
+	mustDial(t, base, bob)
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	waitFor(t, alice, "bob2", firstShows("bob2"), 5*time.Second)
+	// The page's own list fetches (on load, on the stream's open) are done.
+	waitFor(t, alice, "the page's own fetches", `performance.getEntriesByType('resource').filter(e => /\/widgets\/online-users\/list/.test(e.name)).length >= 2 && !document.querySelector('[data-presence-list]').__presenceInflight`, 5*time.Second)
+
+	paused := make(chan fetch.RequestID, 8)
+	if err := chromedp.Listen(alice, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			paused <- e.RequestID
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(alice, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+		{URLPattern: "*/widgets/online-users/list*", RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, alice, chromedp.Evaluate[chromedp.Void](`
+		window.listAnswers = 0;
+		document.addEventListener('htmx:afterRequest', e => { if (/\/list/.test(e.detail.pathInfo.requestPath)) window.listAnswers++ });
+		htmx.trigger(document.querySelector('[data-presence-list]'), 'presence:refresh');`))
+	var held fetch.RequestID
+	select {
+	case held = <-paused: // rendered by the server with bob2 only
+	case <-time.After(5 * time.Second):
+		t.Fatal("the list fetch never reached the browser")
+	}
+
+	mustDial(t, base, cat)
+	waitFor(t, alice, "cat2 by a delta", firstShows("bob2", "cat2"), 5*time.Second)
+	if _, err := chromedp.Call(alice, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(alice, fetch.Disable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(paused) > 0 {
+		t.Fatal("the widget fetched its list again while the first fetch was held: a delta was not applied")
+	}
+	waitFor(t, alice, "the held list answered", `window.listAnswers === 1`, 5*time.Second)
+	names, err := chromedp.Run(alice, chromedp.Evaluate[[]string](widgetNames))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(names, ",") != "bob2,cat2" {
+		t.Fatalf("after an older list answered, the widget shows %q: want bob2, cat2", names)
 	}
 }
