@@ -2,8 +2,6 @@
 
 package main
 
-import "net"
+import "syscall"
 
-func withRxStamps(c net.Conn) net.Conn { return c }
-
-func rxStamp(net.Conn) int64 { return 0 }
+func enableRxStamps(syscall.RawConn) {}

@@ -18,8 +18,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // A worker process holds a slice of the simulated tabs, dialling from its
@@ -53,7 +51,7 @@ type reply struct {
 
 type tab struct {
 	token string
-	ws    *websocket.Conn
+	ws    *wsConn
 	wmu   sync.Mutex
 	sse   io.Closer
 
@@ -83,13 +81,12 @@ type tab struct {
 }
 
 type worker struct {
-	base     string
-	events   bool
-	tabs     []*tab
-	dialer   *net.Dialer
-	http     *http.Client
-	wsDialer *websocket.Dialer
-	drops    atomic.Int64
+	base   string
+	events bool
+	tabs   []*tab
+	dialer *net.Dialer
+	http   *http.Client
+	drops  atomic.Int64
 
 	reconnect atomic.Bool  // crash phase: redial dropped connections
 	redials   atomic.Int64 // redial attempts, failed ones included
@@ -134,17 +131,6 @@ func runWorker(base, source string, events bool, tabsPerBrowser int, tokens []st
 		events: events,
 		dialer: d,
 		http:   &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64, DisableCompression: true}},
-		wsDialer: &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return withRxStamps(c), nil
-		}, HandshakeTimeout: 30 * time.Second,
-			// 4 KiB, as a browser reads at least: with -events a socket
-			// receives batches of frames, and 512 bytes would cost a read
-			// system call per two frames.
-			ReadBufferSize: 4096, WriteBufferSize: 512},
 	}
 	for i, t := range tokens {
 		w.tabs = append(w.tabs, &tab{token: t, sseReady: make(chan struct{}), follower: i%tabsPerBrowser != 0})
@@ -289,29 +275,25 @@ func (w *worker) openWS(t *tab) error {
 		u += "&events=0"
 	}
 	t.closing.Store(false)
-	conn, _, err := w.wsDialer.Dial(u, nil)
-	if err != nil {
-		return fmt.Errorf("ws dial: %w", err)
-	}
-	_, ack, err := conn.ReadMessage()
-	if err != nil || !bytes.Contains(ack, []byte("connection.ack")) {
-		conn.Close()
-		return fmt.Errorf("ws ack: %q %v", ack, err)
-	}
 	t.pmu.Lock()
 	t.pending = nil // pings to a lost connection get no pong
 	t.pmu.Unlock()
+	conn, err := dialWS(context.Background(), w.dialer, u, 30*time.Second, []byte("connection.ack"),
+		func(c *wsConn, msg []byte, now int64) { w.onWSMessage(t, c, msg, now) },
+		func() { t.wsUp.Store(false); w.dropped(t, 0) })
+	if err != nil {
+		return err
+	}
 	t.wmu.Lock()
 	t.ws = conn
 	t.wmu.Unlock()
 	t.wsUp.Store(true)
 	t.wsAt.Store(time.Now().UnixNano())
-	go w.readWS(t, conn)
 	return nil
 }
 
 // conn returns the tab's current WebSocket, or nil.
-func (t *tab) conn() *websocket.Conn {
+func (t *tab) conn() *wsConn {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
 	return t.ws
@@ -424,40 +406,25 @@ func (w *worker) awaitReconnect(timeout time.Duration) reply {
 	}
 }
 
-func (w *worker) readWS(t *tab, conn *websocket.Conn) {
-	// One buffer for every message of the tab: ReadMessage would allocate
-	// each one, and in a storm with -events that is N² allocations on the
-	// cores the server needs.
-	var buf bytes.Buffer
-	for {
-		_, r, err := conn.NextReader()
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
+// onWSMessage handles a message of the tab's WebSocket conn, read at
+// now (unix ns). It runs on the worker's reader (reactor_linux.go) and
+// must not wait.
+func (w *worker) onWSMessage(t *tab, conn *wsConn, msg []byte, now int64) {
+	w.lastWS.Store(now)
+	switch {
+	case bytes.Contains(msg, []byte(`"pong"`)):
+		t.pongs.Add(1)
+		t.pmu.Lock()
+		if len(t.pending) > 0 {
+			t.lat = append(t.lat, float64(now-t.pending[0])/1e6)
+			t.pending = t.pending[1:]
 		}
-		msg := buf.Bytes()
-		if err != nil {
-			t.wsUp.Store(false)
-			w.dropped(t, 0)
-			return
-		}
-		now := time.Now().UnixNano()
-		w.lastWS.Store(now)
-		switch {
-		case bytes.Contains(msg, []byte(`"pong"`)):
-			t.pongs.Add(1)
-			t.pmu.Lock()
-			if len(t.pending) > 0 {
-				t.lat = append(t.lat, float64(now-t.pending[0])/1e6)
-				t.pending = t.pending[1:]
-			}
-			t.pmu.Unlock()
-		case bytes.Contains(msg, []byte("user.status.changed")):
-			w.statuses.Add(1)
-			if p := t.probe.Load(); p != nil && t.probeAt.Load() == 0 && bytes.Contains(msg, *p) {
-				t.probeRx.Store(rxStamp(conn.NetConn()))
-				t.probeAt.Store(now)
-			}
+		t.pmu.Unlock()
+	case bytes.Contains(msg, []byte("user.status.changed")):
+		w.statuses.Add(1)
+		if p := t.probe.Load(); p != nil && t.probeAt.Load() == 0 && bytes.Contains(msg, *p) {
+			t.probeRx.Store(conn.rx.Load())
+			t.probeAt.Store(now)
 		}
 	}
 }
@@ -661,7 +628,7 @@ func (w *worker) pings(rate float64, d time.Duration) reply {
 					t.pmu.Lock()
 					t.pending = append(t.pending, time.Now().UnixNano())
 					t.pmu.Unlock()
-					err = t.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+					err = t.ws.WriteText([]byte(`{"type":"ping"}`))
 				}
 				t.wmu.Unlock()
 				if err == nil {

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reactor is the worker's one reader of every tab's WebSocket: an epoll
+// set, level-triggered, waited on through Go's poller (the set is itself
+// a readable descriptor), and one goroutine that reads each ready socket
+// once per report, into one buffer, and parses it in place. A socket
+// that still holds bytes after the read is reported again.
+type reactor struct {
+	epfd   int
+	waiter syscall.RawConn
+	file   *os.File // keeps epfd from being collected and closed
+
+	mu    sync.Mutex
+	next  uint64
+	conns map[uint64]*wsConn
+}
+
+var theReactor struct {
+	once sync.Once
+	r    *reactor
+	err  error
+}
+
+// sharedReactor returns the process's reactor, started on first use.
+func sharedReactor() (*reactor, error) {
+	theReactor.once.Do(func() {
+		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err == nil {
+			err = unix.SetNonblock(fd, true)
+		}
+		if err != nil {
+			theReactor.err = fmt.Errorf("epoll: %w", err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), "loadgen-reactor")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			theReactor.err = fmt.Errorf("epoll: %w", err)
+			return
+		}
+		theReactor.r = &reactor{epfd: fd, waiter: rc, file: f, conns: map[uint64]*wsConn{}}
+		go theReactor.r.run()
+	})
+	return theReactor.r, theReactor.err
+}
+
+// startReading hands c to the reactor.
+func startReading(c *wsConn) error {
+	r, err := sharedReactor()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.next++
+	c.id = r.next
+	r.conns[c.id] = c
+	r.mu.Unlock()
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(c.id)), Pad: int32(uint32(c.id >> 32))}
+	var cerr error
+	if err := c.raw.Control(func(fd uintptr) { cerr = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.mu.Lock()
+		delete(r.conns, c.id)
+		r.mu.Unlock()
+		return fmt.Errorf("epoll add: %w", err)
+	}
+	return nil
+}
+
+// stopReading takes c out of the reactor. Call it before closing c.
+func stopReading(c *wsConn) {
+	r, _ := sharedReactor()
+	if r == nil || c.id == 0 {
+		return
+	}
+	c.raw.Control(func(fd uintptr) { unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+	r.mu.Lock()
+	delete(r.conns, c.id)
+	r.mu.Unlock()
+}
+
+func (r *reactor) run() {
+	events := make([]unix.EpollEvent, 512)
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, 128)
+	ready := make([]*wsConn, 0, len(events))
+	for {
+		var n int
+		var werr error
+		err := r.waiter.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			if werr == unix.EINTR {
+				n, werr = 0, nil
+				return true
+			}
+			return n > 0 || werr != nil
+		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
+			panic(fmt.Sprintf("loadgen: epoll_wait: %v", err))
+		}
+		ready = ready[:0]
+		r.mu.Lock()
+		for _, ev := range events[:n] {
+			if c := r.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; c != nil {
+				ready = append(ready, c)
+			}
+		}
+		r.mu.Unlock()
+		for _, c := range ready {
+			var got int
+			var stamp int64
+			var rerr error
+			err := c.raw.Read(func(fd uintptr) bool {
+				got, stamp, rerr = recvStamped(int(fd), buf, oob)
+				return true // never wait here: the epoll set says when
+			})
+			if err == nil && rerr == unix.EAGAIN {
+				continue // taken already (a socket closed and reused)
+			}
+			if err == nil {
+				err = rerr
+			}
+			if err == nil && got == 0 {
+				err = errors.New("EOF")
+			}
+			if err == nil {
+				if stamp != 0 {
+					c.rx.Store(stamp)
+				}
+				// Stamped per read, never per batch: a batch of 512
+				// reads takes a millisecond or more.
+				err = c.feed(buf[:got], time.Now().UnixNano())
+			}
+			if err != nil {
+				c.end()
+			}
+		}
+		clear(ready)
+	}
+}

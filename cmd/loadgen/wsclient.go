@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The tabs' WebSockets are the loadgen's own minimal RFC 6455 client:
+// reading is a parser fed with whatever bytes arrived, so that one reader
+// (reactor_linux.go) can serve every socket of a worker with one read
+// system call per arrival, where a goroutine per socket costs a wake-up,
+// the read, and a second read that finds nothing before it parks. The
+// loadgen shares the machine's cores with the server it measures; what
+// it spends reading is taken from the server's fan-out (docs/PERFORMANCE.md,
+// issue 16).
+
+// WebSocket opcodes.
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+// maxClientMessage bounds what the client buffers for one message.
+const maxClientMessage = 16 << 20
+
+// wsConn is one client WebSocket. Its reader (the reactor, or readLoop)
+// alone touches the parser's state; writes take wmu.
+type wsConn struct {
+	nc  *net.TCPConn
+	raw syscall.RawConn
+
+	// onMessage gets each text or binary message with when it was read
+	// (unix ns). Called by the reader; msg is valid only during the call.
+	onMessage func(c *wsConn, msg []byte, now int64)
+	// onEnd is called once when the server or the network ended the
+	// connection (not after Close).
+	onEnd func()
+
+	part []byte // the bytes of a frame not yet complete
+	frag []byte // the payloads of a fragmented message so far
+	rx   atomic.Int64
+
+	wmu     sync.Mutex
+	closed  atomic.Bool
+	endOnce sync.Once
+	id      uint64 // the reactor's key
+}
+
+var errServerClosed = errors.New("websocket: closed by the server")
+
+// acceptKey is Sec-WebSocket-Accept for key (RFC 6455, 4.2.2).
+func acceptKey(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// dialWS opens a WebSocket to rawURL (ws://), reads the server's first
+// message and checks it contains want, then hands the socket to its
+// reader; every later message goes to onMessage. timeout bounds the
+// handshake and the first message.
+func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Duration, want []byte, onMessage func(*wsConn, []byte, int64), onEnd func()) (*wsConn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "ws" {
+		return nil, fmt.Errorf("ws dial: bad url %q", rawURL)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c0, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("ws dial: %w", err)
+	}
+	nc := c0.(*net.TCPConn)
+	raw, err := nc.SyscallConn()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("ws dial: %w", err)
+	}
+	enableRxStamps(raw)
+	c := &wsConn{nc: nc, raw: raw, onEnd: onEnd}
+	deadline, _ := ctx.Deadline()
+	nc.SetDeadline(deadline)
+
+	var k [16]byte
+	rand.Read(k[:])
+	key := base64.StdEncoding.EncodeToString(k[:])
+	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := nc.Write([]byte(req)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("ws dial: %w", err)
+	}
+	buf := make([]byte, 4096)
+	var head []byte
+	for {
+		n, err := nc.Read(buf)
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("ws dial: handshake: %w", err)
+		}
+		head = append(head, buf[:n]...)
+		if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
+			status, _, _ := bytes.Cut(head, []byte("\r\n"))
+			if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) ||
+				!bytes.Contains(bytes.ToLower(head[:i]), []byte("\r\nsec-websocket-accept: "+string(bytes.ToLower([]byte(acceptKey(key)))))) {
+				nc.Close()
+				return nil, fmt.Errorf("ws dial: handshake: %q", status)
+			}
+			head = head[i+4:]
+			break
+		}
+		if len(head) > 16<<10 {
+			nc.Close()
+			return nil, errors.New("ws dial: handshake: header too long")
+		}
+	}
+
+	// The first message, then onMessage for the rest (which may have
+	// come in the same read).
+	var first []byte
+	c.onMessage = func(_ *wsConn, msg []byte, now int64) {
+		first = append([]byte(nil), msg...)
+		c.onMessage = onMessage
+	}
+	if err := c.feed(head, time.Now().UnixNano()); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("ws dial: %w", err)
+	}
+	for first == nil {
+		n, err := nc.Read(buf)
+		if err == nil {
+			err = c.feed(buf[:n], time.Now().UnixNano())
+		}
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("ws dial: first message: %w", err)
+		}
+	}
+	if !bytes.Contains(first, want) {
+		nc.Close()
+		return nil, fmt.Errorf("ws dial: first message %q, want %q", first, want)
+	}
+	nc.SetDeadline(time.Time{})
+	if err := startReading(c); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("ws dial: %w", err)
+	}
+	return c, nil
+}
+
+// parseFrame parses the frame at the start of b, which comes from a
+// server and so is unmasked. n is 0 when b holds only part of it.
+func parseFrame(b []byte) (fin bool, op byte, payload []byte, n int, err error) {
+	if len(b) < 2 {
+		return false, 0, nil, 0, nil
+	}
+	if b[0]&0x70 != 0 {
+		return false, 0, nil, 0, errors.New("websocket: reserved bits set")
+	}
+	if b[1]&0x80 != 0 {
+		return false, 0, nil, 0, errors.New("websocket: masked frame from the server")
+	}
+	fin, op = b[0]&0x80 != 0, b[0]&0x0f
+	size, h := uint64(b[1]&0x7f), 2
+	switch size {
+	case 126:
+		if len(b) < 4 {
+			return false, 0, nil, 0, nil
+		}
+		size, h = uint64(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return false, 0, nil, 0, nil
+		}
+		size, h = binary.BigEndian.Uint64(b[2:]), 10
+	}
+	if size > maxClientMessage {
+		return false, 0, nil, 0, fmt.Errorf("websocket: frame of %d bytes", size)
+	}
+	if op >= opClose && (!fin || size > 125) {
+		return false, 0, nil, 0, errors.New("websocket: bad control frame")
+	}
+	if uint64(len(b)-h) < size {
+		return false, 0, nil, 0, nil
+	}
+	end := h + int(size)
+	return fin, op, b[h:end], end, nil
+}
+
+// feed parses the bytes that arrived at now and hands on each complete
+// message. An error (a protocol error, or the server's close frame) ends
+// the connection.
+func (c *wsConn) feed(data []byte, now int64) error {
+	b := data
+	if len(c.part) > 0 {
+		c.part = append(c.part, data...)
+		b = c.part
+	}
+	for {
+		fin, op, payload, n, err := parseFrame(b)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		b = b[n:]
+		switch op {
+		case opText, opBinary, opContinuation:
+			if op != opContinuation && c.frag != nil {
+				return errors.New("websocket: new message inside a fragmented one")
+			}
+			if op == opContinuation && c.frag == nil {
+				return errors.New("websocket: continuation without a message")
+			}
+			if fin && c.frag == nil {
+				c.onMessage(c, payload, now)
+				continue
+			}
+			if len(c.frag)+len(payload) > maxClientMessage {
+				return errors.New("websocket: message too large")
+			}
+			c.frag = append(c.frag, payload...)
+			if c.frag == nil {
+				c.frag = []byte{} // an empty first fragment still starts a message
+			}
+			if fin {
+				c.onMessage(c, c.frag, now)
+				c.frag = nil
+			}
+		case opPing:
+			p := append([]byte(nil), payload...)
+			go c.writeFrame(opPong, p)
+		case opPong:
+		case opClose:
+			c.writeFrame(opClose, nil)
+			return errServerClosed
+		default:
+			return fmt.Errorf("websocket: opcode %d", op)
+		}
+	}
+	// Keep what is left of an unfinished frame (b may alias part: append
+	// copies with memmove).
+	c.part = append(c.part[:0], b...)
+	return nil
+}
+
+// WriteText sends p as one text message.
+func (c *wsConn) WriteText(p []byte) error { return c.writeFrame(opText, p) }
+
+// writeFrame sends one masked frame, as a client must.
+func (c *wsConn) writeFrame(op byte, p []byte) error {
+	f := make([]byte, 0, 14+len(p))
+	f = append(f, 0x80|op)
+	switch {
+	case len(p) < 126:
+		f = append(f, 0x80|byte(len(p)))
+	case len(p) <= 0xffff:
+		f = append(f, 0x80|126)
+		f = binary.BigEndian.AppendUint16(f, uint16(len(p)))
+	default:
+		f = append(f, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(len(p)))
+	}
+	var mask [4]byte
+	rand.Read(mask[:])
+	f = append(f, mask[:]...)
+	for i, b := range p {
+		f = append(f, b^mask[i&3])
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.nc.Write(f)
+	return err
+}
+
+// Close closes the connection without a close frame, as a tab that is
+// killed does. onEnd is not called.
+func (c *wsConn) Close() error {
+	c.closed.Store(true)
+	stopReading(c)
+	return c.nc.Close()
+}
+
+// end is the reader's: the connection is over.
+func (c *wsConn) end() {
+	c.endOnce.Do(func() {
+		stopReading(c)
+		c.nc.Close()
+		if !c.closed.Load() && c.onEnd != nil {
+			c.onEnd()
+		}
+	})
+}

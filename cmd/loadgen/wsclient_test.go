@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// messages collects what a wsConn hands on.
+type messages struct {
+	mu   sync.Mutex
+	got  []string
+	more chan struct{}
+}
+
+func newMessages() *messages { return &messages{more: make(chan struct{}, 1024)} }
+
+func (m *messages) add(_ *wsConn, msg []byte, _ int64) {
+	m.mu.Lock()
+	m.got = append(m.got, string(msg))
+	m.mu.Unlock()
+	m.more <- struct{}{}
+}
+
+// wait returns the first n messages, or fails after 5 s.
+func (m *messages) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		m.mu.Lock()
+		if len(m.got) >= n {
+			got := append([]string(nil), m.got[:n]...)
+			m.mu.Unlock()
+			return got
+		}
+		m.mu.Unlock()
+		select {
+		case <-m.more:
+		case <-deadline:
+			t.Fatalf("got %d messages, want %d", len(m.got), n)
+		}
+	}
+}
+
+// TestWSClient runs the loadgen's client against gorilla's server, over
+// real loopback sockets, with every frame length encoding, fragments,
+// pings and both sides' closes.
+func TestWSClient(t *testing.T) {
+	serverConns := make(chan *websocket.Conn, 1)
+	up := websocket.Upgrader{WriteBufferSize: 256}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection.ack"}`))
+		serverConns <- c
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/?token=x"
+
+	dial := func(t *testing.T) (*wsConn, *websocket.Conn, *messages, chan struct{}) {
+		t.Helper()
+		m, ended := newMessages(), make(chan struct{})
+		c, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, []byte("connection.ack"), m.add, func() { close(ended) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, <-serverConns, m, ended
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		c, s, m, ended := dial(t)
+		defer c.Close()
+		var want []string
+		for _, n := range []int{0, 5, 125, 126, 200, 65535, 65536, 70000} {
+			msg := fmt.Sprintf("%d:", n) + strings.Repeat("x", n)
+			want = append(want, msg)
+			if err := s.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Fragments: gorilla sends a message larger than its write buffer
+		// in several frames, and a ping may come between them.
+		w, _ := s.NextWriter(websocket.TextMessage)
+		w.Write([]byte(strings.Repeat("f", 300)))
+		w.Write([]byte(strings.Repeat("g", 700)))
+		w.Close()
+		want = append(want, strings.Repeat("f", 300)+strings.Repeat("g", 700))
+		if got := m.wait(t, len(want)); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("got %d messages, not the ones sent", len(got))
+		}
+
+		// A ping is answered; a text message arrives masked and whole.
+		pong := make(chan string, 1)
+		s.SetPongHandler(func(p string) error { pong <- p; return nil })
+		read := make(chan string, 1)
+		go func() {
+			_, p, _ := s.ReadMessage() // runs the pong handler, then reads the text
+			read <- string(p)
+		}()
+		s.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second))
+		select {
+		case p := <-pong:
+			if p != "are you there" {
+				t.Fatalf("pong %q", p)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no pong")
+		}
+		if err := c.WriteText([]byte(`{"type":"ping"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if p := <-read; p != `{"type":"ping"}` {
+			t.Fatalf("server read %q", p)
+		}
+
+		// The server's close ends the connection.
+		s.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye"))
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server's close did not end the connection")
+		}
+	})
+
+	t.Run("ServerGone", func(t *testing.T) {
+		c, s, _, ended := dial(t)
+		defer c.Close()
+		s.NetConn().Close()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a reset did not end the connection")
+		}
+	})
+
+	t.Run("Close", func(t *testing.T) {
+		c, s, _, ended := dial(t)
+		c.Close()
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := s.ReadMessage(); err == nil || strings.Contains(err.Error(), "timeout") {
+			t.Fatalf("server still connected after Close: %v", err)
+		}
+		select {
+		case <-ended:
+			t.Fatal("Close called onEnd")
+		case <-time.After(50 * time.Millisecond):
+		}
+	})
+
+	t.Run("ErrNoAck", func(t *testing.T) {
+		if _, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, []byte("something else"), newMessages().add, nil); err == nil {
+			t.Fatal("dialled without the first message wanted")
+		}
+		(<-serverConns).Close()
+	})
+}
+
+// TestParseFrame feeds a stream of frames split at every point into two
+// reads, and checks every message comes out whole and in order.
+func TestParseFrame(t *testing.T) {
+	frame := func(fin bool, op byte, p string) []byte {
+		b := []byte{op}
+		if fin {
+			b[0] |= 0x80
+		}
+		switch {
+		case len(p) < 126:
+			b = append(b, byte(len(p)))
+		case len(p) <= 0xffff:
+			b = append(b, 126, byte(len(p)>>8), byte(len(p)))
+		}
+		return append(b, p...)
+	}
+	var stream []byte
+	stream = append(stream, frame(true, opText, "one")...)
+	stream = append(stream, frame(false, opText, "tw")...)
+	stream = append(stream, frame(true, opPong, "")...)
+	stream = append(stream, frame(true, opContinuation, "o")...)
+	stream = append(stream, frame(true, opText, strings.Repeat("3", 300))...)
+	stream = append(stream, frame(true, opText, "")...)
+	want := "one|two|" + strings.Repeat("3", 300) + "|"
+	for i := range len(stream) + 1 {
+		var got []string
+		c := &wsConn{onMessage: func(_ *wsConn, m []byte, _ int64) { got = append(got, string(m)) }}
+		if err := c.feed(bytes.Clone(stream[:i]), 0); err != nil {
+			t.Fatalf("split at %d: %v", i, err)
+		}
+		if err := c.feed(bytes.Clone(stream[i:]), 0); err != nil {
+			t.Fatalf("split at %d: %v", i, err)
+		}
+		if strings.Join(got, "|") != want || len(c.part) != 0 {
+			t.Fatalf("split at %d: got %q, %d bytes left", i, got, len(c.part))
+		}
+	}
+
+	t.Run("Errors", func(t *testing.T) {
+		for name, b := range map[string][]byte{
+			"Masked":          {0x81, 0x81, 1, 2, 3, 4, 'x'},
+			"Reserved":        {0xC1, 0x00},
+			"LongControl":     append([]byte{0x89, 126, 0, 126}, make([]byte, 126)...),
+			"BareContinue":    {0x80, 0x00},
+			"UnknownOpcode":   {0x83, 0x00},
+			"TextInFragments": {0x01, 0x01, 'a', 0x81, 0x01, 'b'},
+		} {
+			c := &wsConn{onMessage: func(*wsConn, []byte, int64) {}}
+			if err := c.feed(b, 0); err == nil {
+				t.Errorf("%s: accepted", name)
+			}
+		}
+	})
+}
