@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,7 +149,12 @@ type report struct {
 	// FanoutWSArrival is FanoutWS timed by the kernel's receive stamps:
 	// when the event reached each client socket, before the loadgen's
 	// own reader ran (rxstamp_linux.go).
-	FanoutWSArrival            *stats `json:",omitempty"`
+	FanoutWSArrival *stats `json:",omitempty"`
+	// FanoutWSRoundP99MS is each round's own p99 to all sockets. A
+	// round is 1/rounds of the samples, so the p99 over all of them is
+	// set by the slowest round or two; this says whether one round was
+	// slow or all were.
+	FanoutWSRoundP99MS         []float64 `json:",omitempty"`
 	PingsPerSec                float64
 	Pong                       stats
 	PingPhaseDBTxPerSec        float64
@@ -398,7 +404,9 @@ func coordinate(c config) error {
 			if reps, err = all(workers, command{Cmd: "probe-collect", Seconds: 10}); err != nil {
 				return fmt.Errorf("round %d: %w", i, err)
 			}
-			wsLat = append(wsLat, since(start, reps)...)
+			round := since(start, reps)
+			r.FanoutWSRoundP99MS = append(r.FanoutWSRoundP99MS, summarize(slices.Clone(round)).P99MS)
+			wsLat = append(wsLat, round...)
 			for _, rep := range reps {
 				for _, t := range rep.RxTimes {
 					if t > 0 {
@@ -706,6 +714,9 @@ func print(r report) {
 		row("one change → all sockets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWS.P50MS, r.FanoutWS.P99MS, r.FanoutWS.MaxMS, r.FanoutWS.N))
 		if a := r.FanoutWSArrival; a != nil {
 			row("  arrived at the sockets (kernel stamp)", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", a.P50MS, a.P99MS, a.MaxMS, a.N))
+		}
+		if rs := slices.Sorted(slices.Values(r.FanoutWSRoundP99MS)); len(rs) > 0 {
+			row("  each round's own p99", fmt.Sprintf("median %.1f ms, min %.1f ms, max %.1f ms (%d rounds)", rs[len(rs)/2], rs[0], rs[len(rs)-1], len(rs)))
 		}
 	}
 	row("pings handled", fmt.Sprintf("%.0f/s", r.PingsPerSec))

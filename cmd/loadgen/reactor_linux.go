@@ -5,17 +5,22 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// reactor is the worker's one reader of every tab's WebSocket: an epoll
-// set, level-triggered, waited on through Go's poller (the set is itself
-// a readable descriptor), and one goroutine that reads each ready socket
-// once per report, into one buffer, and parses it in place. A socket
-// that still holds bytes after the read is reported again.
+// reactor is the worker's one reader of every tab's connections (its
+// WebSocket and its widget stream): an epoll set, level-triggered, waited
+// on through Go's poller (the set is itself a readable descriptor), and
+// one goroutine that reads each ready socket once per report into one
+// buffer and parses it in place. A socket that still holds bytes after
+// the read is reported again. One goroutine for all, rather than one per
+// connection, also keeps the arrival order: a goroutine per connection
+// would queue the sockets' readers behind thousands of streams' readers
+// in Go's run queue.
 type reactor struct {
 	epfd   int
 	waiter syscall.RawConn
@@ -23,7 +28,7 @@ type reactor struct {
 
 	mu    sync.Mutex
 	next  uint64
-	conns map[uint64]*wsConn
+	conns map[uint64]source
 }
 
 var theReactor struct {
@@ -49,46 +54,50 @@ func sharedReactor() (*reactor, error) {
 			theReactor.err = fmt.Errorf("epoll: %w", err)
 			return
 		}
-		theReactor.r = &reactor{epfd: fd, waiter: rc, file: f, conns: map[uint64]*wsConn{}}
+		theReactor.r = &reactor{epfd: fd, waiter: rc, file: f, conns: map[uint64]source{}}
 		go theReactor.r.run()
 	})
 	return theReactor.r, theReactor.err
 }
 
-// startReading hands c to the reactor.
-func startReading(c *wsConn) error {
+// startReading hands s to the reactor, and stores in key what
+// stopReading will need, before s can be read.
+func startReading(s source, key *atomic.Uint64) error {
 	r, err := sharedReactor()
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.next++
-	c.id = r.next
-	r.conns[c.id] = c
+	id := r.next
+	r.conns[id] = s
+	key.Store(id)
 	r.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(c.id)), Pad: int32(uint32(c.id >> 32))}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 	var cerr error
-	if err := c.raw.Control(func(fd uintptr) { cerr = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err == nil {
+	if err := s.rawConn().Control(func(fd uintptr) { cerr = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		r.mu.Lock()
-		delete(r.conns, c.id)
+		delete(r.conns, id)
 		r.mu.Unlock()
 		return fmt.Errorf("epoll add: %w", err)
 	}
 	return nil
 }
 
-// stopReading takes c out of the reactor. Call it before closing c.
-func stopReading(c *wsConn) {
+// stopReading takes the source with key out of the reactor. Call it
+// before closing its connection.
+func stopReading(key *atomic.Uint64, raw syscall.RawConn) {
 	r, _ := sharedReactor()
-	if r == nil || c.id == 0 {
+	id := key.Load()
+	if r == nil || id == 0 {
 		return
 	}
-	c.raw.Control(func(fd uintptr) { unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
+	raw.Control(func(fd uintptr) { unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 	r.mu.Lock()
-	delete(r.conns, c.id)
+	delete(r.conns, id)
 	r.mu.Unlock()
 }
 
@@ -96,7 +105,7 @@ func (r *reactor) run() {
 	events := make([]unix.EpollEvent, 512)
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, 128)
-	ready := make([]*wsConn, 0, len(events))
+	ready := make([]source, 0, len(events))
 	for {
 		var n int
 		var werr error
@@ -117,21 +126,21 @@ func (r *reactor) run() {
 		ready = ready[:0]
 		r.mu.Lock()
 		for _, ev := range events[:n] {
-			if c := r.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; c != nil {
-				ready = append(ready, c)
+			if s := r.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; s != nil {
+				ready = append(ready, s)
 			}
 		}
 		r.mu.Unlock()
-		for _, c := range ready {
+		for _, s := range ready {
 			var got int
 			var stamp int64
 			var rerr error
-			err := c.raw.Read(func(fd uintptr) bool {
+			err := s.rawConn().Read(func(fd uintptr) bool {
 				got, stamp, rerr = recvStamped(int(fd), buf, oob)
 				return true // never wait here: the epoll set says when
 			})
 			if err == nil && rerr == unix.EAGAIN {
-				continue // taken already (a socket closed and reused)
+				continue // taken already
 			}
 			if err == nil {
 				err = rerr
@@ -140,15 +149,12 @@ func (r *reactor) run() {
 				err = errors.New("EOF")
 			}
 			if err == nil {
-				if stamp != 0 {
-					c.rx.Store(stamp)
-				}
 				// Stamped per read, never per batch: a batch of 512
 				// reads takes a millisecond or more.
-				err = c.feed(buf[:got], time.Now().UnixNano())
+				err = s.ingest(buf[:got], time.Now().UnixNano(), stamp)
 			}
 			if err != nil {
-				c.end()
+				s.end()
 			}
 		}
 		clear(ready)

@@ -2,20 +2,24 @@
 
 package main
 
-import "time"
+import (
+	"sync/atomic"
+	"syscall"
+	"time"
+)
 
-// startReading gives c a reader goroutine of its own (the reactor is
+// startReading gives s a reader goroutine of its own (the reactor is
 // Linux's).
-func startReading(c *wsConn) error {
+func startReading(s source, _ *atomic.Uint64) error {
 	go func() {
 		buf := make([]byte, 4096)
 		for {
-			n, err := c.nc.Read(buf)
+			n, err := s.netConn().Read(buf)
 			if err == nil {
-				err = c.feed(buf[:n], time.Now().UnixNano())
+				err = s.ingest(buf[:n], time.Now().UnixNano(), 0)
 			}
 			if err != nil {
-				c.end()
+				s.end()
 				return
 			}
 		}
@@ -23,4 +27,4 @@ func startReading(c *wsConn) error {
 	return nil
 }
 
-func stopReading(*wsConn) {}
+func stopReading(*atomic.Uint64, syscall.RawConn) {}

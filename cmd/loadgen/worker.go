@@ -433,23 +433,18 @@ func (w *worker) openSSE(t *tab) error {
 	if t.follower {
 		return nil // its browser's stream is another tab's
 	}
-	req, _ := http.NewRequest("GET", w.base+"/widgets/online-users/stream", nil)
-	req.Header.Set("Authorization", "Bearer "+t.token)
-	resp, err := w.http.Do(req)
+	stream, err := dialSSE(context.Background(), w.dialer, w.base+"/widgets/online-users/stream", "Bearer "+t.token, 30*time.Second,
+		func(line []byte) { w.onSSELine(t, line) },
+		func() { t.sseUp.Store(false); w.dropped(t, 1) })
 	if err != nil {
-		return fmt.Errorf("sse: %w", err)
-	}
-	if resp.StatusCode != 200 {
-		resp.Body.Close()
-		return statusError{resp.Status}
+		return err
 	}
 	t.wmu.Lock()
-	t.sse = resp.Body
+	t.sse = stream
 	t.wmu.Unlock()
 	t.sseUp.Store(true)
 	t.sseAt.Store(time.Now().UnixNano())
 	opened := time.Now().UnixNano()
-	go w.readSSE(t, resp.Body)
 	// Like the widget, fetch the current list once the stream is open. The
 	// stream is up either way, so a failed fetch is retried here (the
 	// widget shows its error state and retries) rather than reported.
@@ -478,25 +473,21 @@ func (w *worker) openSSE(t *tab) error {
 	return nil
 }
 
-func (w *worker) readSSE(t *tab, body io.Reader) {
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		w.sseBytes.Add(int64(len(sc.Bytes()) + 1))
-		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("retry: ")); ok {
-			if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-				t.sseRetry.Store(ms)
-			}
-			continue
+// onSSELine handles a line of the tab's widget stream. It runs on the
+// worker's reader and must not wait.
+func (w *worker) onSSELine(t *tab, line []byte) {
+	w.sseBytes.Add(int64(len(line) + 1))
+	if v, ok := bytes.CutPrefix(line, []byte("retry: ")); ok {
+		if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			t.sseRetry.Store(ms)
 		}
-		if n, ok := parseTotal(sc.Bytes()); ok {
-			if t.total.Swap(n) != n {
-				t.totalAt.Store(time.Now().UnixNano())
-			}
+		return
+	}
+	if n, ok := parseTotal(line); ok {
+		if t.total.Swap(n) != n {
+			t.totalAt.Store(time.Now().UnixNano())
 		}
 	}
-	t.sseUp.Store(false)
-	w.dropped(t, 1)
 }
 
 // awaitTotal waits until every tab's widget shows target, then returns

@@ -59,10 +59,32 @@ type wsConn struct {
 	wmu     sync.Mutex
 	closed  atomic.Bool
 	endOnce sync.Once
-	id      uint64 // the reactor's key
+	id      atomic.Uint64 // the reader's key (startReading)
 }
 
 var errServerClosed = errors.New("websocket: closed by the server")
+
+// source is a connection the worker's reader reads (reactor_linux.go;
+// elsewhere a goroutine per connection).
+type source interface {
+	rawConn() syscall.RawConn
+	netConn() net.Conn
+	// ingest takes bytes read at now (unix ns) that the kernel stamped
+	// as received at stamp (0: no stamp). An error ends the connection.
+	ingest(p []byte, now, stamp int64) error
+	// end closes the connection after a read failed or ingest refused.
+	end()
+}
+
+func (c *wsConn) rawConn() syscall.RawConn { return c.raw }
+func (c *wsConn) netConn() net.Conn        { return c.nc }
+
+func (c *wsConn) ingest(p []byte, now, stamp int64) error {
+	if stamp != 0 {
+		c.rx.Store(stamp)
+	}
+	return c.feed(p, now)
+}
 
 // acceptKey is Sec-WebSocket-Accept for key (RFC 6455, 4.2.2).
 func acceptKey(key string) string {
@@ -157,7 +179,7 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 		return nil, fmt.Errorf("ws dial: first message %q, want %q", first, want)
 	}
 	nc.SetDeadline(time.Time{})
-	if err := startReading(c); err != nil {
+	if err := startReading(c, &c.id); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("ws dial: %w", err)
 	}
@@ -294,14 +316,14 @@ func (c *wsConn) writeFrame(op byte, p []byte) error {
 // killed does. onEnd is not called.
 func (c *wsConn) Close() error {
 	c.closed.Store(true)
-	stopReading(c)
+	stopReading(&c.id, c.raw)
 	return c.nc.Close()
 }
 
 // end is the reader's: the connection is over.
 func (c *wsConn) end() {
 	c.endOnce.Do(func() {
-		stopReading(c)
+		stopReading(&c.id, c.raw)
 		c.nc.Close()
 		if !c.closed.Load() && c.onEnd != nil {
 			c.onEnd()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -217,6 +218,72 @@ func TestParseFrame(t *testing.T) {
 			if err := c.feed(b, 0); err == nil {
 				t.Errorf("%s: accepted", name)
 			}
+		}
+	})
+}
+
+// TestSSEClient reads a stream the way the server sends one (its own
+// bytes after the header, the connection's end ending it), with lines
+// split across writes, and refuses what it cannot read.
+func TestSSEClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/denied":
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		case "/chunked":
+			w.Write([]byte("data: x\n\n"))
+			w.(http.Flusher).Flush()
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		conn, brw, _ := w.(http.Hijacker).Hijack()
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\nretry: 1500\n\nevent: presence\ndata: <p data-presence")
+		brw.Flush()
+		time.Sleep(20 * time.Millisecond)
+		brw.WriteString("-total=\"7\">\r\n\n: keep-alive\n\n")
+		brw.Flush()
+	}))
+	defer srv.Close()
+
+	t.Run("OK", func(t *testing.T) {
+		var mu sync.Mutex
+		var lines []string
+		ended := make(chan struct{})
+		c, err := dialSSE(context.Background(), &net.Dialer{}, srv.URL+"/stream", "Bearer tok", 5*time.Second,
+			func(l []byte) { mu.Lock(); lines = append(lines, string(l)); mu.Unlock() }, func() { close(ended) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the stream's end was not seen")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"retry: 1500", "", "event: presence", `data: <p data-presence-total="7">`, "", ": keep-alive", ""}
+		if strings.Join(lines, "|") != strings.Join(want, "|") {
+			t.Fatalf("lines %q, want %q", lines, want)
+		}
+	})
+
+	t.Run("ErrStatus", func(t *testing.T) {
+		_, err := dialSSE(context.Background(), &net.Dialer{}, srv.URL+"/denied", "", 5*time.Second, func([]byte) {}, nil)
+		var se statusError
+		if !errors.As(err, &se) || !strings.HasPrefix(se.status, "401") {
+			t.Fatalf("err %v, want a 401 statusError", err)
+		}
+	})
+
+	t.Run("ErrChunked", func(t *testing.T) {
+		if _, err := dialSSE(context.Background(), &net.Dialer{}, srv.URL+"/chunked", "", 5*time.Second, func([]byte) {}, nil); err == nil {
+			t.Fatal("read a chunked response as a plain stream")
 		}
 	})
 }
