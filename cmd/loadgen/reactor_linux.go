@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,45 +32,64 @@ type reactor struct {
 	conns map[uint64]source
 }
 
-var theReactor struct {
+// The worker has one reactor per CPU it may use, and gives connections
+// to them in turn: one reader alone reads serially, and on a box where the
+// server takes the other CPU the last socket of a round waits for all the
+// others' reads.
+var reactors struct {
 	once sync.Once
-	r    *reactor
+	all  []*reactor
+	next atomic.Uint64
 	err  error
 }
 
-// sharedReactor returns the process's reactor, started on first use.
-func sharedReactor() (*reactor, error) {
-	theReactor.once.Do(func() {
-		fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-		if err == nil {
-			err = unix.SetNonblock(fd, true)
+// pickReactor returns the reactor for the next connection, starting
+// them on first use.
+func pickReactor() (*reactor, error) {
+	reactors.once.Do(func() {
+		for range runtime.GOMAXPROCS(0) {
+			r, err := newReactor()
+			if err != nil {
+				reactors.err = err
+				return
+			}
+			reactors.all = append(reactors.all, r)
 		}
-		if err != nil {
-			theReactor.err = fmt.Errorf("epoll: %w", err)
-			return
-		}
-		f := os.NewFile(uintptr(fd), "loadgen-reactor")
-		rc, err := f.SyscallConn()
-		if err != nil {
-			theReactor.err = fmt.Errorf("epoll: %w", err)
-			return
-		}
-		theReactor.r = &reactor{epfd: fd, waiter: rc, file: f, conns: map[uint64]source{}}
-		go theReactor.r.run()
 	})
-	return theReactor.r, theReactor.err
+	if reactors.err != nil {
+		return nil, reactors.err
+	}
+	return reactors.all[reactors.next.Add(1)%uint64(len(reactors.all))], nil
 }
 
-// startReading hands s to the reactor, and stores in key what
-// stopReading will need, before s can be read.
+func newReactor() (*reactor, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "loadgen-reactor")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	r := &reactor{epfd: fd, waiter: rc, file: f, conns: map[uint64]source{}}
+	go r.run()
+	return r, nil
+}
+
+// startReading hands s to a reactor, and stores in key what stopReading
+// will need, before s can be read.
 func startReading(s source, key *atomic.Uint64) error {
-	r, err := sharedReactor()
+	r, err := pickReactor()
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.next++
-	id := r.next
+	id := r.next<<8 | uint64(r.index())
 	r.conns[id] = s
 	key.Store(id)
 	r.mu.Unlock()
@@ -90,15 +110,25 @@ func startReading(s source, key *atomic.Uint64) error {
 // stopReading takes the source with key out of the reactor. Call it
 // before closing its connection.
 func stopReading(key *atomic.Uint64, raw syscall.RawConn) {
-	r, _ := sharedReactor()
 	id := key.Load()
-	if r == nil || id == 0 {
+	if id == 0 {
 		return
 	}
+	r := reactors.all[id&0xff]
 	raw.Control(func(fd uintptr) { unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 	r.mu.Lock()
 	delete(r.conns, id)
 	r.mu.Unlock()
+}
+
+// index is r's place in reactors.all, kept in the low byte of its keys.
+func (r *reactor) index() int {
+	for i, x := range reactors.all {
+		if x == r {
+			return i
+		}
+	}
+	panic("loadgen: unknown reactor")
 }
 
 func (r *reactor) run() {
