@@ -147,7 +147,7 @@ func TestWidgetDelta(t *testing.T) {
 	var ops []string
 	doc.Find("[hx-swap-oob]").Each(func(_ int, s *goquery.Selection) { ops = append(ops, s.AttrOr("hx-swap-oob", "")) })
 	grid := `[data-presence-grid][data-presence-version=vab-3]`
-	want := []string{"delete:" + grid + ` li[data-user-id="7"]`, "beforeend:" + grid, "beforebegin:" + grid + ` li[data-user-id="9"]`, "innerHTML:[data-presence-list]>.pw-count"}
+	want := []string{"delete:" + grid + ` li[data-user-id="7"]`, "beforeend:" + grid, "beforebegin:" + grid + ` li[data-user-id="9"]`, "innerHTML:[data-presence-shared-count]"}
 	if strings.Join(ops, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("ops:\n%s\nwant:\n%s", strings.Join(ops, "\n"), strings.Join(want, "\n"))
 	}
@@ -157,6 +157,34 @@ func TestWidgetDelta(t *testing.T) {
 	}
 	if byTestID(doc, "widget-count").AttrOr("data-presence-total", "") != "12" {
 		t.Error("no count")
+	}
+}
+
+// TestWidgetDelta_CountTarget: a delta's count goes to the shared lists'
+// counts only, never to a friends or room widget's on the same page.
+func TestWidgetDelta_CountTarget(t *testing.T) {
+	var page bytes.Buffer
+	for _, c := range []templ.Component{
+		views.WidgetList([]views.WidgetUser{{ID: "1", Username: "ann"}}, 5, "vab-3"),
+		views.FriendsWidgetList([]views.WidgetUser{{ID: "2", Username: "bob"}}),
+		views.RoomWidgetList("lobby", []views.WidgetUser{{ID: "3", Username: "cy"}}),
+	} {
+		page.WriteString(`<section data-presence-widget><div data-presence-list>`)
+		if err := c.Render(context.Background(), &page); err != nil {
+			t.Fatal(err)
+		}
+		page.WriteString(`</div></section>`)
+	}
+	doc, err := goquery.NewDocumentFromReader(&page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := mustRender(t, views.WidgetDelta(views.ListDelta{From: "vab-3", To: "vab-4", Total: 6}))
+	op := delta.Find(`[hx-swap-oob^="innerHTML:"]`).AttrOr("hx-swap-oob", "")
+	_, sel, _ := strings.Cut(op, ":")
+	got := doc.Find(sel)
+	if got.Length() != 1 || got.Find("[data-presence-total]").AttrOr("data-presence-total", "") != "5" {
+		t.Fatalf("the count target %q selects %d elements, want the shared list's count only", sel, got.Length())
 	}
 }
 

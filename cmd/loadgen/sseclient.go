@@ -38,7 +38,9 @@ const maxSSELine = 1 << 20
 
 // dialSSE opens the stream at rawURL (http://) with the Authorization
 // header auth. A status other than 200 is a statusError. timeout bounds
-// the request until the response's header.
+// the request until the response's header. Lines that came with the
+// header are handed on before dialSSE returns. Caller must call start
+// (or Close).
 func dialSSE(ctx context.Context, d *net.Dialer, rawURL, auth string, timeout time.Duration, onLine func([]byte), onEnd func()) (*sseConn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "http" {
@@ -102,11 +104,17 @@ func dialSSE(ctx context.Context, d *net.Dialer, rawURL, auth string, timeout ti
 		nc.Close()
 		return nil, err
 	}
-	if err := startReading(c, &c.id); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("sse: %w", err)
-	}
 	return c, nil
+}
+
+// start hands c to its reader. Set up whatever onLine and onEnd need
+// before: from now on they may run.
+func (c *sseConn) start() error {
+	if err := startReading(c, &c.id); err != nil {
+		c.nc.Close()
+		return fmt.Errorf("sse: %w", err)
+	}
+	return nil
 }
 
 func (c *sseConn) rawConn() syscall.RawConn { return c.raw }

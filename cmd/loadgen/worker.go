@@ -284,11 +284,17 @@ func (w *worker) openWS(t *tab) error {
 	if err != nil {
 		return err
 	}
+	// Up before its reader starts: an end the reader sees at once must
+	// find it up, to mark it down and redial.
 	t.wmu.Lock()
 	t.ws = conn
 	t.wmu.Unlock()
 	t.wsUp.Store(true)
 	t.wsAt.Store(time.Now().UnixNano())
+	if err := conn.start(); err != nil {
+		t.wsUp.Store(false)
+		return err
+	}
 	return nil
 }
 
@@ -442,9 +448,13 @@ func (w *worker) openSSE(t *tab) error {
 	t.wmu.Lock()
 	t.sse = stream
 	t.wmu.Unlock()
-	t.sseUp.Store(true)
+	t.sseUp.Store(true) // before its reader starts, as for the WebSocket
 	t.sseAt.Store(time.Now().UnixNano())
 	opened := time.Now().UnixNano()
+	if err := stream.start(); err != nil {
+		t.sseUp.Store(false)
+		return err
+	}
 	// Like the widget, fetch the current list once the stream is open. The
 	// stream is up either way, so a failed fetch is retried here (the
 	// widget shows its error state and retries) rather than reported.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -79,10 +80,12 @@ type source interface {
 func (c *wsConn) rawConn() syscall.RawConn { return c.raw }
 func (c *wsConn) netConn() net.Conn        { return c.nc }
 
+// ingest keeps the read's kernel stamp, 0 when it had none (never an
+// earlier read's, which would make a message seem to arrive early). A
+// read that takes several segments carries the last one's stamp: late,
+// never early, for the messages of the first.
 func (c *wsConn) ingest(p []byte, now, stamp int64) error {
-	if stamp != 0 {
-		c.rx.Store(stamp)
-	}
+	c.rx.Store(stamp)
 	return c.feed(p, now)
 }
 
@@ -93,9 +96,10 @@ func acceptKey(key string) string {
 }
 
 // dialWS opens a WebSocket to rawURL (ws://), reads the server's first
-// message and checks it contains want, then hands the socket to its
-// reader; every later message goes to onMessage. timeout bounds the
-// handshake and the first message.
+// message and checks it contains want; every later message goes to
+// onMessage, from the reader that start starts. Messages that came with
+// the first one are handed on before dialWS returns. timeout bounds the
+// handshake and the first message. Caller must call start (or Close).
 func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Duration, want []byte, onMessage func(*wsConn, []byte, int64), onEnd func()) (*wsConn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "ws" {
@@ -139,8 +143,7 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 		head = append(head, buf[:n]...)
 		if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
 			status, _, _ := bytes.Cut(head, []byte("\r\n"))
-			if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) ||
-				!bytes.Contains(bytes.ToLower(head[:i]), []byte("\r\nsec-websocket-accept: "+string(bytes.ToLower([]byte(acceptKey(key)))))) {
+			if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) || headerValue(head[:i], "Sec-WebSocket-Accept") != acceptKey(key) {
 				nc.Close()
 				return nil, fmt.Errorf("ws dial: handshake: %q", status)
 			}
@@ -156,15 +159,16 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 	// The first message, then onMessage for the rest (which may have
 	// come in the same read).
 	var first []byte
+	gotFirst := false
 	c.onMessage = func(_ *wsConn, msg []byte, now int64) {
-		first = append([]byte(nil), msg...)
+		first, gotFirst = append([]byte(nil), msg...), true
 		c.onMessage = onMessage
 	}
 	if err := c.feed(head, time.Now().UnixNano()); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("ws dial: %w", err)
 	}
-	for first == nil {
+	for !gotFirst {
 		n, err := nc.Read(buf)
 		if err == nil {
 			err = c.feed(buf[:n], time.Now().UnixNano())
@@ -179,11 +183,29 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 		return nil, fmt.Errorf("ws dial: first message %q, want %q", first, want)
 	}
 	nc.SetDeadline(time.Time{})
-	if err := startReading(c, &c.id); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("ws dial: %w", err)
-	}
 	return c, nil
+}
+
+// start hands c to its reader. Set up whatever onMessage and onEnd need
+// before: from now on they may run.
+func (c *wsConn) start() error {
+	if err := startReading(c, &c.id); err != nil {
+		c.nc.Close()
+		return fmt.Errorf("ws: %w", err)
+	}
+	return nil
+}
+
+// headerValue returns the value of the header name in an HTTP response
+// head (status line and header lines), matching the name in any case.
+func headerValue(head []byte, name string) string {
+	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
+			return string(bytes.TrimSpace(v))
+		}
+	}
+	return ""
 }
 
 // parseFrame parses the frame at the start of b, which comes from a
@@ -271,16 +293,32 @@ func (c *wsConn) feed(data []byte, now int64) error {
 			go c.writeFrame(opPong, p)
 		case opPong:
 		case opClose:
-			c.writeFrame(opClose, nil)
+			c.replyClose()
 			return errServerClosed
 		default:
 			return fmt.Errorf("websocket: opcode %d", op)
 		}
 	}
 	// Keep what is left of an unfinished frame (b may alias part: append
-	// copies with memmove).
+	// copies with memmove); give back a large frame's buffer once done.
+	if len(b) == 0 && cap(c.part) > 64<<10 {
+		c.part = nil
+		return nil
+	}
 	c.part = append(c.part[:0], b...)
 	return nil
+}
+
+// replyClose answers the server's close frame if it can at once: the
+// reader serves many sockets and must not wait behind a writer of this
+// one, nor for a peer that stopped reading.
+func (c *wsConn) replyClose() {
+	if !c.wmu.TryLock() {
+		return
+	}
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.nc.Write([]byte{0x80 | opClose, 0x80, 0, 0, 0, 0}) // empty, masked with zeros
 }
 
 // WriteText sends p as one text message.

@@ -73,6 +73,9 @@ func TestWSClient(t *testing.T) {
 		t.Helper()
 		m, ended := newMessages(), make(chan struct{})
 		c, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, []byte("connection.ack"), m.add, func() { close(ended) })
+		if err == nil {
+			err = c.start()
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,6 +259,9 @@ func TestSSEClient(t *testing.T) {
 		ended := make(chan struct{})
 		c, err := dialSSE(context.Background(), &net.Dialer{}, srv.URL+"/stream", "Bearer tok", 5*time.Second,
 			func(l []byte) { mu.Lock(); lines = append(lines, string(l)); mu.Unlock() }, func() { close(ended) })
+		if err == nil {
+			err = c.start()
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,4 +292,20 @@ func TestSSEClient(t *testing.T) {
 			t.Fatal("read a chunked response as a plain stream")
 		}
 	})
+}
+
+func TestHeaderValue(t *testing.T) {
+	head := []byte("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nSEC-WEBSOCKET-ACCEPT:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX: a:b")
+	if v := headerValue(head, "Sec-WebSocket-Accept"); v != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Errorf("accept = %q", v)
+	}
+	if v := headerValue(head, "X"); v != "a:b" {
+		t.Errorf("X = %q", v)
+	}
+	if v := headerValue(head, "HTTP/1.1 101 Switching Protocols"); v != "" {
+		t.Errorf("the status line read as a header: %q", v)
+	}
+	if acceptKey("dGhlIHNhbXBsZSBub25jZQ==") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" { // RFC 6455, 1.3
+		t.Error("acceptKey differs from the RFC's example")
+	}
 }
