@@ -408,3 +408,58 @@ func TestBroker_NoLeak(t *testing.T) {
 		t.Fatalf("Serve after shutdown = %v", err)
 	}
 }
+
+// TestBroker_KeepAliveIdleOnly: a keep-alive goes only to a stream that
+// wrote nothing for half the interval; one that carried an event since
+// gets none, and no stream stays silent for longer than the interval.
+func TestBroker_KeepAliveIdleOnly(t *testing.T) {
+	clock := presence.NewFakeClock(time.Unix(100, 0))
+	b := NewBroker(BrokerConfig{KeepAlive: 10 * time.Second, WriteTimeout: time.Minute, Conns: &ConnCap{}, Clock: clock})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.URL.Query().Get("viewer"), 10, 64)
+		if err := b.ServeViewer(context.Background(), w, r, r.URL.Query().Get("viewer"), StreamViewer{UserID: id}); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		b.Shutdown(context.Background())
+	})
+	busy, _ := open(t, srv.URL+"/?viewer=1")
+	idle, _ := open(t, srv.URL+"/?viewer=2")
+	next := func(who string, ch <-chan event) event {
+		t.Helper()
+		select {
+		case ev := <-ch:
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no event", who)
+		}
+		return event{}
+	}
+	next("busy", busy) // retry:
+	next("idle", idle)
+	// Only the keep-alive's timer is left: both first writes are done.
+	waitFor(t, "the first writes", 5*time.Second, func() bool { return b.Subscribers() == 2 && clock.Pending() == 1 })
+
+	clock.Advance(5 * time.Second) // a round: both wrote at 100 s, not before 100 s
+	if n := b.PublishTo([]int64{1}, "presence", []byte("for the busy one"), true); n != 1 {
+		t.Fatalf("PublishTo reached %d streams", n)
+	}
+	if ev := next("busy", busy); ev.data != "for the busy one" {
+		t.Fatalf("busy got %+v, want its event (no keep-alive at 5 s)", ev)
+	}
+	waitFor(t, "the busy stream's write", 5*time.Second, func() bool { return clock.Pending() == 1 })
+
+	clock.Advance(5 * time.Second) // at 110 s: idle since 100 s, busy wrote at 105 s
+	if ev := next("idle", idle); ev.comment != "keep-alive" {
+		t.Fatalf("idle got %+v, want a keep-alive", ev)
+	}
+	b.Publish("presence", []byte("for both"))
+	if ev := next("busy", busy); ev.data != "for both" {
+		t.Fatalf("busy got %+v before the event for both: a keep-alive it did not need", ev)
+	}
+	if ev := next("idle", idle); ev.data != "for both" {
+		t.Fatalf("idle got %+v", ev)
+	}
+}
