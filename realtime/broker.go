@@ -207,10 +207,7 @@ func (b *Broker) armKeepAlive() {
 // keepAlive queues a keep-alive for every stream whose last write went
 // through before idleSince (unix ns on the broker's clock).
 func (b *Broker) keepAlive(idleSince int64) {
-	limit := maxQueued << 10
-	if snap := b.snapshot.Load(); snap != nil {
-		limit = len(snap.b)
-	}
+	limit := b.sharedLimit()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
@@ -286,15 +283,22 @@ func (b *Broker) SetSnapshot(event string, data []byte) {
 // subscriber's lock, which its writer holds just long enough to take the
 // queue, never while writing.
 func (b *Broker) fanOut(f *frame) {
-	limit := maxQueued << 10
-	if snap := b.snapshot.Load(); snap != nil {
-		limit = len(snap.b)
-	}
+	limit := b.sharedLimit()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {
 		s.push(f, limit, &b.resyncs)
 	}
+}
+
+// sharedLimit is how many bytes a shared-list stream may hold queued
+// before it is sent the snapshot instead: the snapshot's size, when there
+// is one.
+func (b *Broker) sharedLimit() int {
+	if snap := b.snapshot.Load(); snap != nil {
+		return len(snap.b)
+	}
+	return maxQueued << 10
 }
 
 // fanOutScoped queues f for every per-viewer stream.
