@@ -193,7 +193,7 @@ var keepAliveFrame = &frame{b: []byte(": keep-alive\n\n"), latest: true, name: "
 // of one write per stream (2,000 streams: ~40 ms of the server's CPU at
 // once, which any change then waits behind).
 func (b *Broker) armKeepAlive() {
-	half := b.cfg.KeepAlive / 2
+	half := max(b.cfg.KeepAlive/2, time.Millisecond)
 	b.ka = b.cfg.Clock.AfterFunc(half, func() {
 		b.keepAlive(b.cfg.Clock.Now().Add(-half).UnixNano())
 		b.mu.Lock()
