@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -17,20 +14,13 @@ import (
 // reader like the WebSockets (reactor_linux.go) and handed on line by
 // line.
 type sseConn struct {
-	nc  *net.TCPConn
-	raw syscall.RawConn
+	*readConn
 
 	// onLine gets each line of the stream, without its end; valid only
 	// during the call. Called by the reader.
 	onLine func(line []byte)
-	// onEnd is called once when the server or the network ended the
-	// stream (not after Close).
-	onEnd func()
 
-	part    []byte // a line not yet ended
-	closed  atomic.Bool
-	endOnce sync.Once
-	id      atomic.Uint64
+	part []byte // a line not yet ended
 }
 
 // maxSSELine bounds a line of the stream.
@@ -46,61 +36,28 @@ func dialSSE(ctx context.Context, d *net.Dialer, rawURL, auth string, timeout ti
 	if err != nil || u.Scheme != "http" {
 		return nil, fmt.Errorf("sse: bad url %q", rawURL)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c0, err := d.DialContext(ctx, "tcp", u.Host)
+	rc, head, rest, err := dialHTTP(ctx, d, u.Host, "GET "+u.RequestURI()+" HTTP/1.1\r\nHost: "+u.Host+
+		"\r\nAccept: text/event-stream\r\nAuthorization: "+auth+"\r\n\r\n", time.Now().Add(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("sse: %w", err)
 	}
-	nc := c0.(*net.TCPConn)
-	raw, err := nc.SyscallConn()
-	if err != nil {
+	nc := rc.nc
+	status, _, _ := bytes.Cut(head, []byte("\r\n"))
+	if _, code, _ := bytes.Cut(status, []byte(" ")); !bytes.HasPrefix(code, []byte("200 ")) {
 		nc.Close()
-		return nil, fmt.Errorf("sse: %w", err)
+		return nil, statusError{string(code)}
 	}
-	deadline, _ := ctx.Deadline()
-	nc.SetDeadline(deadline)
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nAccept: text/event-stream\r\nAuthorization: " + auth + "\r\n\r\n"
-	if _, err := nc.Write([]byte(req)); err != nil {
+	// The server writes a stream's bytes as they are: over HTTP/1.1 it
+	// ends the response by closing the connection, never with chunks.
+	// Refuse what this reader would misread.
+	if headerValue(head, "Transfer-Encoding") != "" {
 		nc.Close()
-		return nil, fmt.Errorf("sse: %w", err)
-	}
-	buf := make([]byte, 4096)
-	var head []byte
-	for {
-		n, err := nc.Read(buf)
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("sse: response: %w", err)
-		}
-		head = append(head, buf[:n]...)
-		i := bytes.Index(head, []byte("\r\n\r\n"))
-		if i < 0 {
-			if len(head) > 16<<10 {
-				nc.Close()
-				return nil, errors.New("sse: response header too long")
-			}
-			continue
-		}
-		status, _, _ := bytes.Cut(head, []byte("\r\n"))
-		if _, code, _ := bytes.Cut(status, []byte(" ")); !bytes.HasPrefix(code, []byte("200 ")) {
-			nc.Close()
-			return nil, statusError{string(code)}
-		}
-		// The server writes a stream's bytes as they are: over HTTP/1.1
-		// it ends the response by closing the connection, never with
-		// chunks. Refuse what this reader would misread.
-		if bytes.Contains(bytes.ToLower(head[:i]), []byte("\r\ntransfer-encoding:")) {
-			nc.Close()
-			return nil, errors.New("sse: a chunked stream; this reader takes only a plain one")
-		}
-		head = head[i+4:]
-		break
+		return nil, errors.New("sse: a chunked stream; this reader takes only a plain one")
 	}
 	nc.SetDeadline(time.Time{})
-	c := &sseConn{nc: nc, raw: raw, onLine: onLine, onEnd: onEnd}
-	if err := c.ingest(head, 0, 0); err != nil {
+	rc.onEnd = onEnd
+	c := &sseConn{readConn: rc, onLine: onLine}
+	if err := c.ingest(rest, 0, 0); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -109,16 +66,7 @@ func dialSSE(ctx context.Context, d *net.Dialer, rawURL, auth string, timeout ti
 
 // start hands c to its reader. Set up whatever onLine and onEnd need
 // before: from now on they may run.
-func (c *sseConn) start() error {
-	if err := startReading(c, &c.id); err != nil {
-		c.nc.Close()
-		return fmt.Errorf("sse: %w", err)
-	}
-	return nil
-}
-
-func (c *sseConn) rawConn() syscall.RawConn { return c.raw }
-func (c *sseConn) netConn() net.Conn        { return c.nc }
+func (c *sseConn) start() error { return c.startAs(c) }
 
 // ingest hands on every line p ends (a line ends at LF; a CR before it
 // is dropped).
@@ -142,21 +90,4 @@ func (c *sseConn) ingest(p []byte, _, _ int64) error {
 		p = p[i+1:]
 	}
 	return nil
-}
-
-// Close closes the stream. onEnd is not called.
-func (c *sseConn) Close() error {
-	c.closed.Store(true)
-	stopReading(&c.id, c.raw)
-	return c.nc.Close()
-}
-
-func (c *sseConn) end() {
-	c.endOnce.Do(func() {
-		stopReading(&c.id, c.raw)
-		c.nc.Close()
-		if !c.closed.Load() && c.onEnd != nil {
-			c.onEnd()
-		}
-	})
 }

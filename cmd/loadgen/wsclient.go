@@ -11,10 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -40,45 +38,23 @@ const (
 // maxClientMessage bounds what the client buffers for one message.
 const maxClientMessage = 16 << 20
 
-// wsConn is one client WebSocket. Its reader (the reactor, or readLoop)
-// alone touches the parser's state; writes take wmu.
+// wsConn is one client WebSocket. Its reader alone touches the parser's
+// state; writes take wmu.
 type wsConn struct {
-	nc  *net.TCPConn
-	raw syscall.RawConn
+	*readConn
 
 	// onMessage gets each text or binary message with when it was read
 	// (unix ns). Called by the reader; msg is valid only during the call.
 	onMessage func(c *wsConn, msg []byte, now int64)
-	// onEnd is called once when the server or the network ended the
-	// connection (not after Close).
-	onEnd func()
 
 	part []byte // the bytes of a frame not yet complete
 	frag []byte // the payloads of a fragmented message so far
 	rx   atomic.Int64
 
-	wmu     sync.Mutex
-	closed  atomic.Bool
-	endOnce sync.Once
-	id      atomic.Uint64 // the reader's key (startReading)
+	wmu sync.Mutex
 }
 
 var errServerClosed = errors.New("websocket: closed by the server")
-
-// source is a connection the worker's reader reads (reactor_linux.go;
-// elsewhere a goroutine per connection).
-type source interface {
-	rawConn() syscall.RawConn
-	netConn() net.Conn
-	// ingest takes bytes read at now (unix ns) that the kernel stamped
-	// as received at stamp (0: no stamp). An error ends the connection.
-	ingest(p []byte, now, stamp int64) error
-	// end closes the connection after a read failed or ingest refused.
-	end()
-}
-
-func (c *wsConn) rawConn() syscall.RawConn { return c.raw }
-func (c *wsConn) netConn() net.Conn        { return c.nc }
 
 // ingest keeps the read's kernel stamp, 0 when it had none (never an
 // earlier read's, which would make a message seem to arrive early). A
@@ -105,56 +81,23 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 	if err != nil || u.Scheme != "ws" {
 		return nil, fmt.Errorf("ws dial: bad url %q", rawURL)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c0, err := d.DialContext(ctx, "tcp", u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("ws dial: %w", err)
-	}
-	nc := c0.(*net.TCPConn)
-	raw, err := nc.SyscallConn()
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("ws dial: %w", err)
-	}
-	enableRxStamps(raw)
-	c := &wsConn{nc: nc, raw: raw, onEnd: onEnd}
-	deadline, _ := ctx.Deadline()
-	nc.SetDeadline(deadline)
-
 	var k [16]byte
 	rand.Read(k[:])
 	key := base64.StdEncoding.EncodeToString(k[:])
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := nc.Write([]byte(req)); err != nil {
-		nc.Close()
+	rc, head, rest, err := dialHTTP(ctx, d, u.Host, "GET "+u.RequestURI()+" HTTP/1.1\r\nHost: "+u.Host+
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "+key+
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n", time.Now().Add(timeout))
+	if err != nil {
 		return nil, fmt.Errorf("ws dial: %w", err)
 	}
-	buf := make([]byte, 4096)
-	var head []byte
-	for {
-		n, err := nc.Read(buf)
-		if err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("ws dial: handshake: %w", err)
-		}
-		head = append(head, buf[:n]...)
-		if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
-			status, _, _ := bytes.Cut(head, []byte("\r\n"))
-			if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) || headerValue(head[:i], "Sec-WebSocket-Accept") != acceptKey(key) {
-				nc.Close()
-				return nil, fmt.Errorf("ws dial: handshake: %q", status)
-			}
-			head = head[i+4:]
-			break
-		}
-		if len(head) > 16<<10 {
-			nc.Close()
-			return nil, errors.New("ws dial: handshake: header too long")
-		}
+	nc := rc.nc
+	if status, _, _ := bytes.Cut(head, []byte("\r\n")); !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) || headerValue(head, "Sec-WebSocket-Accept") != acceptKey(key) {
+		nc.Close()
+		return nil, fmt.Errorf("ws dial: handshake: %q", status)
 	}
+	enableRxStamps(rc.raw)
+	rc.onEnd = onEnd
+	c := &wsConn{readConn: rc}
 
 	// The first message, then onMessage for the rest (which may have
 	// come in the same read).
@@ -164,10 +107,11 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 		first, gotFirst = append([]byte(nil), msg...), true
 		c.onMessage = onMessage
 	}
-	if err := c.feed(head, time.Now().UnixNano()); err != nil {
+	if err := c.feed(rest, time.Now().UnixNano()); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("ws dial: %w", err)
 	}
+	buf := make([]byte, 4096)
 	for !gotFirst {
 		n, err := nc.Read(buf)
 		if err == nil {
@@ -188,25 +132,7 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 
 // start hands c to its reader. Set up whatever onMessage and onEnd need
 // before: from now on they may run.
-func (c *wsConn) start() error {
-	if err := startReading(c, &c.id); err != nil {
-		c.nc.Close()
-		return fmt.Errorf("ws: %w", err)
-	}
-	return nil
-}
-
-// headerValue returns the value of the header name in an HTTP response
-// head (status line and header lines), matching the name in any case.
-func headerValue(head []byte, name string) string {
-	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
-			return string(bytes.TrimSpace(v))
-		}
-	}
-	return ""
-}
+func (c *wsConn) start() error { return c.startAs(c) }
 
 // parseFrame parses the frame at the start of b, which comes from a
 // server and so is unmasked. n is 0 when b holds only part of it.
@@ -348,23 +274,4 @@ func (c *wsConn) writeFrame(op byte, p []byte) error {
 	defer c.wmu.Unlock()
 	_, err := c.nc.Write(f)
 	return err
-}
-
-// Close closes the connection without a close frame, as a tab that is
-// killed does. onEnd is not called.
-func (c *wsConn) Close() error {
-	c.closed.Store(true)
-	stopReading(&c.id, c.raw)
-	return c.nc.Close()
-}
-
-// end is the reader's: the connection is over.
-func (c *wsConn) end() {
-	c.endOnce.Do(func() {
-		stopReading(&c.id, c.raw)
-		c.nc.Close()
-		if !c.closed.Load() && c.onEnd != nil {
-			c.onEnd()
-		}
-	})
 }
