@@ -26,6 +26,7 @@ type reactor struct {
 	epfd   int
 	waiter syscall.RawConn
 	file   *os.File // keeps epfd from being collected and closed
+	index  int      // its place in reactors.all, the low byte of its keys
 
 	mu    sync.Mutex
 	next  uint64
@@ -47,8 +48,8 @@ var reactors struct {
 // them on first use.
 func pickReactor() (*reactor, error) {
 	reactors.once.Do(func() {
-		for range min(runtime.GOMAXPROCS(0), 256) { // a key's low byte says which
-			r, err := newReactor()
+		for i := range min(runtime.GOMAXPROCS(0), 256) { // a key's low byte says which
+			r, err := newReactor(i)
 			if err != nil {
 				reactors.err = err
 				return
@@ -62,7 +63,7 @@ func pickReactor() (*reactor, error) {
 	return reactors.all[reactors.next.Add(1)%uint64(len(reactors.all))], nil
 }
 
-func newReactor() (*reactor, error) {
+func newReactor(index int) (*reactor, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err == nil {
 		err = unix.SetNonblock(fd, true)
@@ -75,7 +76,7 @@ func newReactor() (*reactor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	r := &reactor{epfd: fd, waiter: rc, file: f, conns: map[uint64]source{}}
+	r := &reactor{epfd: fd, waiter: rc, file: f, index: index, conns: map[uint64]source{}}
 	go r.run()
 	return r, nil
 }
@@ -89,7 +90,7 @@ func startReading(s source, key *atomic.Uint64) error {
 	}
 	r.mu.Lock()
 	r.next++
-	id := r.next<<8 | uint64(r.index())
+	id := r.next<<8 | uint64(r.index)
 	r.conns[id] = s
 	key.Store(id)
 	r.mu.Unlock()
@@ -119,16 +120,6 @@ func stopReading(key *atomic.Uint64, raw syscall.RawConn) {
 	r.mu.Lock()
 	delete(r.conns, id)
 	r.mu.Unlock()
-}
-
-// index is r's place in reactors.all, kept in the low byte of its keys.
-func (r *reactor) index() int {
-	for i, x := range reactors.all {
-		if x == r {
-			return i
-		}
-	}
-	panic("loadgen: unknown reactor")
 }
 
 func (r *reactor) run() {
