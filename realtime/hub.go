@@ -98,8 +98,9 @@ type Hub struct {
 	passMu        sync.Mutex
 	passEnd       chan struct{}
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 
 	accepted, kicked, received, slow, limited, gaps, gapClosed, revoked atomic.Int64
 	// events counts status events fanned out; closedByRequest sockets
@@ -673,11 +674,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		clients = append(clients, cl)
 	}
 	h.mu.Unlock()
-	select {
-	case <-h.stop:
-	default:
-		close(h.stop)
-	}
+	h.stopOnce.Do(func() { close(h.stop) }) // Shutdown may run twice at once
 	<-h.done
 	// Close frames go out concurrently, each with a short deadline: a peer
 	// whose buffers are full must not hold up everyone else's, nor the

@@ -448,3 +448,19 @@ func TestHub_Settle(t *testing.T) {
 		}
 	})
 }
+
+// TestHub_ShutdownTwiceAtOnce: a graceful stop and a test's (or a
+// second signal's) Shutdown may run together; neither panics, and both
+// return once the sockets are closed.
+func TestHub_ShutdownTwiceAtOnce(t *testing.T) {
+	for range 50 {
+		s := startHub(t, 64)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { <-start; s.hub.Shutdown(context.Background()) })
+		}
+		close(start)
+		wg.Wait()
+	}
+}
