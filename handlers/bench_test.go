@@ -21,7 +21,7 @@ func BenchmarkWidgetRender(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Reset()
-		views.WidgetList(users, 9000, "v1-1").Render(context.Background(), &buf)
+		views.WidgetList(users, views.Count{Total: 9000, Version: "v1-1"}, "v1-1").Render(context.Background(), &buf)
 	}
 	b.ReportMetric(float64(buf.Len()), "bytes/fragment")
 }

@@ -299,15 +299,27 @@ func TestWidgetStream(t *testing.T) {
 		// Barrier: the stream has shown all 27; nothing more is pushed
 		// until something changes.
 		awaitTotal(t, streams[0], 27)
-		_, tokZ := ts.MustCreateUser(t, "zz-last")
-		ts.MustDial(t, tokZ) // sorts after the shown users: only the count changes
-		ev := nextNamed(t, streams[0], "presence-count", "presence", "presence-delta")
-		if ev.name != "presence-count" || !strings.Contains(ev.data, `data-presence-total="28"`) || len(ev.data) > 200 {
-			t.Fatalf("got %s event of %d bytes: %s", ev.name, len(ev.data), ev.data)
-		}
 		list := func() *goquery.Document {
 			_, body := do(t, nil, "GET", ts.URL+"/widgets/online-users/list", "", bearer(tokA))
 			return mustDoc(t, body)
+		}
+		counted := func(d *goquery.Document) (grid, count string) {
+			return d.Find(`[data-presence-grid]`).AttrOr("data-presence-version", ""),
+				d.Find(`[data-testid="widget-count"]`).AttrOr("data-presence-count-version", "")
+		}
+		grid27, count27 := counted(list())
+		_, tokZ := ts.MustCreateUser(t, "zz-last")
+		ts.MustDial(t, tokZ) // sorts after the shown users: only the count changes
+		ev := nextNamed(t, streams[0], "presence-count", "presence", "presence-delta")
+		if ev.name != "presence-count" || !strings.Contains(ev.data, `data-presence-total="28"`) || len(ev.data) > 250 {
+			t.Fatalf("got %s event of %d bytes: %s", ev.name, len(ev.data), ev.data)
+		}
+		// The count moved its own version and not the grid's, so a widget
+		// can drop a list fetched before it (presence.js).
+		evCount := mustDoc(t, ev.data).Find(`[data-testid="widget-count"]`).AttrOr("data-presence-count-version", "")
+		grid28, count28 := counted(list())
+		if grid28 != grid27 || count28 != evCount || count28 == count27 || !newer(count28, count27) {
+			t.Fatalf("before the count event: grid %s, count %s; after: grid %s, count %s; event's count %s", grid27, count27, grid28, count28, evCount)
 		}
 		before := list()
 		version := before.Find(`[data-presence-grid]`).AttrOr("data-presence-version", "")
@@ -416,4 +428,14 @@ func metricValue(tb testing.TB, ts *testServer, name string) float64 {
 	}
 	tb.Fatalf("metric %s missing", name)
 	return 0
+}
+
+// newer reports whether version a ("<epoch>-<n>") is later than b of the
+// same epoch, as presence.js compares them.
+func newer(a, b string) bool {
+	ea, na, _ := strings.Cut(a, "-")
+	eb, nb, _ := strings.Cut(b, "-")
+	x, errA := strconv.Atoi(na)
+	y, errB := strconv.Atoi(nb)
+	return ea == eb && errA == nil && errB == nil && x > y
 }

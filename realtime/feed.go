@@ -58,8 +58,9 @@ type Feed struct {
 	mu        sync.RWMutex
 	current   []byte // the whole list fragment, for (re)connecting widgets
 	shown     []views.WidgetUser
-	version   string // of current
-	seq       int64
+	version   string // of current's grid: moves when the users shown change
+	counted   string // of current's count: moves with every push
+	seq       int64  // numbers both versions
 	lastTotal int
 	pushed    int // bytes of the last push, for windowFor
 
@@ -209,19 +210,23 @@ func (f *Feed) refresh() {
 	if sameUsers && sameTotal {
 		return // nothing a viewer can see changed
 	}
-	version := prevVersion
+	// One number for both versions, so each is "<epoch>-<n>" with n rising:
+	// a count pushed alone moves only the count's version, which lets a
+	// widget tell a list fetched before that push (same grid version, older
+	// count) from one fetched after.
+	f.seq++
+	version, counted := prevVersion, fmt.Sprintf("%s-%d", f.epoch, f.seq)
 	if !sameUsers {
-		f.seq++
-		version = fmt.Sprintf("%s-%d", f.epoch, f.seq)
+		version = counted
 	}
 	var full bytes.Buffer
-	if err := views.WidgetList(users, len(online), version).Render(context.Background(), &full); err != nil {
+	if err := views.WidgetList(users, views.Count{Total: len(online), Version: counted}, version).Render(context.Background(), &full); err != nil {
 		f.log.Error("widget feed: render", "err", err)
 		return
 	}
 	f.renders.Add(1)
 	f.mu.Lock()
-	f.current, f.shown, f.version, f.lastTotal = full.Bytes(), users, version, len(online)
+	f.current, f.shown, f.version, f.counted, f.lastTotal = full.Bytes(), users, version, counted, len(online)
 	f.mu.Unlock()
 	f.broker.SetSnapshot("presence", full.Bytes())
 	if !first && f.ahead != nil {
@@ -232,12 +237,12 @@ func (f *Feed) refresh() {
 	case first:
 	case sameUsers:
 		var count bytes.Buffer
-		views.WidgetCount(len(online)).Render(context.Background(), &count)
+		views.WidgetCount(views.Count{Total: len(online), Version: counted}).Render(context.Background(), &count)
 		f.setPushed(count.Len())
 		f.broker.PublishLatest("presence-count", count.Bytes())
 	default:
 		if d, ok := diff(prev, users); ok {
-			d.From, d.To, d.Total = prevVersion, version, len(online)
+			d.From, d.To, d.Count = prevVersion, version, views.Count{Total: len(online), Version: counted}
 			var delta bytes.Buffer
 			views.WidgetDelta(d).Render(context.Background(), &delta)
 			if delta.Len() < full.Len()/2 {

@@ -801,11 +801,30 @@
   // Deltas move a grid past the version a list fetch was rendered at when
   // they arrive while it is on its way: drop such an answer, the grid
   // already shows more. (A push above is the same case for whole lists.)
+  // A count pushed alone moves only the count's version
+  // (data-presence-count-version): an answer at the grid's version with an
+  // older count is dropped too, or it would put the older total back.
+  function countVersionOf(root) {
+    var c = root && root.querySelector("[data-presence-shared-count] [data-presence-count-version]");
+    return c ? c.getAttribute("data-presence-count-version") : "";
+  }
+  function olderThan(have, got) { return !!(got && have && have !== got && includes(have, got)); }
+  var COUNTED = /data-presence-count-version="([^"]*)"/;
   document.addEventListener("htmx:beforeSwap", function (e) {
     var el = e.detail.elt, xhr = e.detail.xhr;
     if (!isList(el) || !xhr || xhr.status >= 400) return;
-    var m = /data-presence-version="([^"]*)"/.exec(xhr.responseText || ""), have = versionOf(widgetOf(el));
-    if (m && have && have !== m[1] && includes(have, m[1])) e.detail.shouldSwap = false;
+    var text = xhr.responseText || "", root = widgetOf(el), have = versionOf(root);
+    var m = /data-presence-version="([^"]*)"/.exec(text), c = COUNTED.exec(text);
+    if (m && olderThan(have, m[1])) e.detail.shouldSwap = false;
+    else if (m && c && have === m[1] && olderThan(countVersionOf(root), c[1])) e.detail.shouldSwap = false;
+  });
+  // The same for a count event that another widget's stream already
+  // overtook on this page (a delta's count goes to every shared count).
+  document.addEventListener("htmx:sseBeforeMessage", function (e) {
+    var msg = e.detail;
+    if (!msg || msg.type !== "presence-count") return;
+    var c = COUNTED.exec(msg.data || "");
+    if (c && olderThan(countVersionOf(widgetOf(e.target)), c[1])) e.preventDefault();
   });
 
   document.addEventListener("htmx:afterSwap", onSwap);

@@ -80,12 +80,15 @@ func TestWidgetList(t *testing.T) {
 		{ID: "1", Username: "alice", ProfileImageURL: "https://img.example/a.png"},
 		{ID: "2", Username: "<img src=x onerror=alert(1)>"},
 		{ID: "3", Username: "bob", ProfileImageURL: "javascript:alert(1)"},
-	}, 5, "v1-7"))
+	}, views.Count{Total: 5, Version: "v1-9"}, "v1-7"))
 	if v := doc.Find(`[data-testid="widget-grid"]`).AttrOr("data-presence-version", ""); v != "v1-7" || doc.Find("[data-presence-grid]").Length() != 1 {
 		t.Errorf("grid version = %q", v)
 	}
 	if got := byTestID(doc, "widget-count").Text(); got != "5 online" {
 		t.Errorf("count = %q", got)
+	}
+	if v := byTestID(doc, "widget-count").AttrOr("data-presence-count-version", ""); v != "v1-9" {
+		t.Errorf("count version = %q", v)
 	}
 	users := byTestID(doc, "widget-user")
 	if users.Length() != 3 {
@@ -132,7 +135,7 @@ func TestWidgetDelta(t *testing.T) {
 		Inserted: []views.WidgetInsert{
 			{User: views.WidgetUser{ID: "9", Username: `"]<img src=x onerror=alert(1)>`}, Before: ""},
 			{User: views.WidgetUser{ID: "8", Username: "amy"}, Before: "9"},
-		}, Total: 12}).Render(context.Background(), &buf)
+		}, Count: views.Count{Total: 12, Version: "vab-5"}}).Render(context.Background(), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +158,8 @@ func TestWidgetDelta(t *testing.T) {
 	if evil.Find("img").Length() != 0 || byTestIDIn(evil, "widget-username").Text() != `"]<img src=x onerror=alert(1)>` {
 		t.Errorf("username rendered as markup: %s", raw)
 	}
-	if byTestID(doc, "widget-count").AttrOr("data-presence-total", "") != "12" {
-		t.Error("no count")
+	if c := byTestID(doc, "widget-count"); c.AttrOr("data-presence-total", "") != "12" || c.AttrOr("data-presence-count-version", "") != "vab-5" {
+		t.Error("no count, or not its version")
 	}
 }
 
@@ -165,7 +168,7 @@ func TestWidgetDelta(t *testing.T) {
 func TestWidgetDelta_CountTarget(t *testing.T) {
 	var page bytes.Buffer
 	for _, c := range []templ.Component{
-		views.WidgetList([]views.WidgetUser{{ID: "1", Username: "ann"}}, 5, "vab-3"),
+		views.WidgetList([]views.WidgetUser{{ID: "1", Username: "ann"}}, views.Count{Total: 5, Version: "vab-3"}, "vab-3"),
 		views.FriendsWidgetList([]views.WidgetUser{{ID: "2", Username: "bob"}}),
 		views.RoomWidgetList("lobby", []views.WidgetUser{{ID: "3", Username: "cy"}}),
 	} {
@@ -179,7 +182,7 @@ func TestWidgetDelta_CountTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := mustRender(t, views.WidgetDelta(views.ListDelta{From: "vab-3", To: "vab-4", Total: 6}))
+	delta := mustRender(t, views.WidgetDelta(views.ListDelta{From: "vab-3", To: "vab-4", Count: views.Count{Total: 6, Version: "vab-4"}}))
 	op := delta.Find(`[hx-swap-oob^="innerHTML:"]`).AttrOr("hx-swap-oob", "")
 	_, sel, _ := strings.Cut(op, ":")
 	got := doc.Find(sel)
@@ -224,7 +227,7 @@ func TestWidgetOddIDs(t *testing.T) {
 	for i, id := range oddIDs {
 		users = append(users, views.WidgetUser{ID: id, Username: "u" + strconv.Itoa(i), Host: i != 1})
 	}
-	list := mustRender(t, views.WidgetList(users, len(users), "vab-3"))
+	list := mustRender(t, views.WidgetList(users, views.Count{Total: len(users), Version: "vab-3"}, "vab-3"))
 	tiles := byTestID(list, "widget-user")
 	if tiles.Length() != len(oddIDs) {
 		t.Fatalf("%d tiles", tiles.Length())
@@ -236,7 +239,7 @@ func TestWidgetOddIDs(t *testing.T) {
 	}
 
 	// Remove each odd id, and insert a new tile before each.
-	d := views.ListDelta{From: "vab-3", To: "vab-4", Removed: oddIDs, Total: 1}
+	d := views.ListDelta{From: "vab-3", To: "vab-4", Removed: oddIDs, Count: views.Count{Total: 1, Version: "vab-4"}}
 	for _, id := range oddIDs {
 		d.Inserted = append(d.Inserted, views.WidgetInsert{User: views.WidgetUser{ID: "new", Username: "n"}, Before: id})
 	}

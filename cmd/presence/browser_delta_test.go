@@ -147,43 +147,10 @@ func TestBrowser_StaleListDropped(t *testing.T) {
 	login(t, alice, base, "alice")
 	waitFor(t, alice, "bob2", firstShows("bob2"), 5*time.Second)
 	// The page's own list fetches (on load, on the stream's open) are done.
-	waitFor(t, alice, "the page's own fetches", `performance.getEntriesByType('resource').filter(e => /\/widgets\/online-users\/list/.test(e.name)).length >= 2 && !document.querySelector('[data-presence-list]').__presenceInflight`, 5*time.Second)
-
-	paused := make(chan fetch.RequestID, 8)
-	if err := chromedp.Listen(alice, func(ev any) {
-		if e, ok := ev.(*fetch.EventRequestPaused); ok {
-			paused <- e.RequestID
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(alice, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-		{URLPattern: "*/widgets/online-users/list*", RequestStage: fetch.RequestStageResponse}}}); err != nil {
-		t.Fatal(err)
-	}
-	must(t, alice, chromedp.Evaluate[chromedp.Void](`
-		window.listAnswers = 0;
-		document.addEventListener('htmx:afterRequest', e => { if (/\/list/.test(e.detail.pathInfo.requestPath)) window.listAnswers++ });
-		htmx.trigger(document.querySelector('[data-presence-list]'), 'presence:refresh');`))
-	var held fetch.RequestID
-	select {
-	case held = <-paused: // rendered by the server with bob2 only
-	case <-time.After(5 * time.Second):
-		t.Fatal("the list fetch never reached the browser")
-	}
-
+	held := holdListFetch(t, alice) // rendered by the server with bob2 only
 	mustDial(t, base, cat)
 	waitFor(t, alice, "cat2 by a delta", firstShows("bob2", "cat2"), 5*time.Second)
-	if _, err := chromedp.Call(alice, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(alice, fetch.Disable, cdp.Empty{}); err != nil {
-		t.Fatal(err)
-	}
-	if len(paused) > 0 {
-		t.Fatal("the widget fetched its list again while the first fetch was held: a delta was not applied")
-	}
-	waitFor(t, alice, "the held list answered", `window.listAnswers === 1`, 5*time.Second)
+	held.release(t)
 	names, err := chromedp.Run(alice, chromedp.Evaluate[[]string](widgetNames))
 	if err != nil {
 		t.Fatal(err)
@@ -191,4 +158,93 @@ func TestBrowser_StaleListDropped(t *testing.T) {
 	if strings.Join(names, ",") != "bob2,cat2" {
 		t.Fatalf("after an older list answered, the widget shows %q: want bob2, cat2", names)
 	}
+}
+
+// TestBrowser_StaleCountDropped: a change that leaves the users shown as
+// they were is pushed as the count alone, with a newer count version and
+// the same grid version. A list fetch rendered before it but answered
+// after it is at the grid's version: without the count's version the
+// widget would take it and show the older total until the next change.
+func TestBrowser_StaleCountDropped(t *testing.T) {
+	browser := newBrowser(t)
+	base, _ := inProcess(t, browserArgs(dataDir(t), "--register-limit", "0"))
+	mustToken(t, base, "alice")
+	// The shared list carries 25 users; these sort before everyone else,
+	// so alice's arrival and zzz's change only the count.
+	for i := range 25 {
+		mustDial(t, base, mustToken(t, base, fmt.Sprintf("aa%02d", i)))
+	}
+	zz := mustToken(t, base, "zzz")
+	alice, _ := newTab(t, newPerson(t, browser))
+	login(t, alice, base, "alice")
+	counts := func(n int) string {
+		return fmt.Sprintf(`(() => { const c = document.querySelector('[data-testid=online-users-widget] [data-testid=widget-count]');
+			return !!c && c.dataset.presenceTotal === '%d' })()`, n)
+	}
+	waitFor(t, alice, "26 online, alice among them", counts(26), 5*time.Second)
+	held := holdListFetch(t, alice) // rendered by the server with 26 online
+	mustDial(t, base, zz)
+	waitFor(t, alice, "27 by the count event", counts(27), 5*time.Second)
+	held.release(t)
+	total, err := chromedp.Run(alice, chromedp.Evaluate[string](`document.querySelector('[data-testid=online-users-widget] [data-testid=widget-count]').dataset.presenceTotal`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != "27" {
+		t.Fatalf("after a list rendered before the count event answered, the widget counts %s: want 27", total)
+	}
+}
+
+// heldList is a widget list fetch whose answer the browser holds.
+type heldList struct {
+	tab    context.Context
+	id     fetch.RequestID
+	paused chan fetch.RequestID
+}
+
+// holdListFetch waits until the page's own list fetches (on load, on the
+// stream's open) are done, then makes the widget fetch its list and holds
+// the server's answer in the browser (CDP Fetch domain) until release.
+func holdListFetch(t *testing.T, tab context.Context) *heldList {
+	t.Helper()
+	waitFor(t, tab, "the page's own fetches", `performance.getEntriesByType('resource').filter(e => /\/widgets\/online-users\/list/.test(e.name)).length >= 2 && !document.querySelector('[data-presence-list]').__presenceInflight`, 5*time.Second)
+	h := &heldList{tab: tab, paused: make(chan fetch.RequestID, 8)}
+	if err := chromedp.Listen(tab, func(ev any) {
+		if e, ok := ev.(*fetch.EventRequestPaused); ok {
+			h.paused <- e.RequestID
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(tab, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+		{URLPattern: "*/widgets/online-users/list*", RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, tab, chromedp.Evaluate[chromedp.Void](`
+		window.listAnswers = 0;
+		document.addEventListener('htmx:afterRequest', e => { if (/\/list/.test(e.detail.pathInfo.requestPath)) window.listAnswers++ });
+		htmx.trigger(document.querySelector('[data-presence-list]'), 'presence:refresh');`))
+	select {
+	case h.id = <-h.paused:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the list fetch never reached the browser")
+	}
+	return h
+}
+
+// release lets the held answer through and waits until the widget has
+// handled it. It fails t if the widget fetched its list again meanwhile:
+// an event it should have applied made it resync instead.
+func (h *heldList) release(t *testing.T) {
+	t.Helper()
+	if _, err := chromedp.Call(h.tab, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: h.id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(h.tab, fetch.Disable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.paused) > 0 {
+		t.Fatal("the widget fetched its list again while the first fetch was held: an event was not applied")
+	}
+	waitFor(t, h.tab, "the held list answered", `window.listAnswers === 1`, 5*time.Second)
 }
