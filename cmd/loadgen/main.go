@@ -68,6 +68,7 @@ type config struct {
 	nodes               int    // -nodes N: N servers sharing presence through Redis (nodes.go)
 	databaseURL         string // -nodes: the shared PostgreSQL database (default: a fresh one)
 	redisURL            string // -nodes: the shared Redis
+	centrifugo          string // -centrifugo BIN: measure Centrifugo instead (centrifugo.go)
 }
 
 func run(args []string) error {
@@ -101,8 +102,12 @@ func run(args []string) error {
 	fs.IntVar(&c.nodes, "nodes", 1, "server processes sharing presence through Redis on one PostgreSQL database (nodes.go); tabs go round-robin to them")
 	fs.StringVar(&c.databaseURL, "database-url", "", "with -nodes above 1: the PostgreSQL database the nodes share (default: a fresh loadgen_<pid> on postgres://postgres@127.0.0.1:5432, dropped after)")
 	fs.StringVar(&c.redisURL, "redis", "redis://127.0.0.1:6379", "with -nodes above 1: the Redis the nodes share (under a --redis-prefix of the run's own)")
+	fs.StringVar(&c.centrifugo, "centrifugo", "", "measure this Centrifugo binary instead of presence, for issue 16's comparison (centrifugo.go): -tabs sockets on one channel, -rounds joins to all, -conc dials in flight")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.centrifugo != "" {
+		return runCentrifugo(c)
 	}
 	if c.friends {
 		return runFriends(c)
@@ -752,9 +757,12 @@ func addrFree(addr string) error {
 	return l.Close()
 }
 
-func waitHealthy(base string) error {
+func waitHealthy(base string) error { return waitFor200(base + "/healthz") }
+
+// waitFor200 polls url until it answers 200, for up to 10 s.
+func waitFor200(url string) error {
 	for range 200 {
-		if resp, err := http.Get(base + "/healthz"); err == nil {
+		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return nil
@@ -762,7 +770,7 @@ func waitHealthy(base string) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("server did not become healthy")
+	return fmt.Errorf("%s did not answer 200 within 10 s", url)
 }
 
 // register creates n users and returns an API token for each.

@@ -278,7 +278,7 @@ func (w *worker) openWS(t *tab) error {
 	t.pmu.Lock()
 	t.pending = nil // pings to a lost connection get no pong
 	t.pmu.Unlock()
-	conn, err := dialWS(context.Background(), w.dialer, u, 30*time.Second, []byte("connection.ack"),
+	conn, err := dialWS(context.Background(), w.dialer, u, 30*time.Second, nil, []byte("connection.ack"),
 		func(c *wsConn, msg []byte, now int64) { w.onWSMessage(t, c, msg, now) },
 		func() { t.wsUp.Store(false); w.dropped(t, 0) })
 	if err != nil {

@@ -71,12 +71,14 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
-// dialWS opens a WebSocket to rawURL (ws://), reads the server's first
-// message and checks it contains want; every later message goes to
-// onMessage, from the reader that start starts. Messages that came with
-// the first one are handed on before dialWS returns. timeout bounds the
-// handshake and the first message. Caller must call start (or Close).
-func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Duration, want []byte, onMessage func(*wsConn, []byte, int64), onEnd func()) (*wsConn, error) {
+// dialWS opens a WebSocket to rawURL (ws://), sends hello as a text
+// message unless it is empty (for protocols where the client speaks
+// first), reads the server's first message and checks it contains want;
+// every later message goes to onMessage, from the reader that start
+// starts. Messages that came with the first one are handed on before
+// dialWS returns. timeout bounds the handshake and the first message.
+// Caller must call start (or Close).
+func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Duration, hello, want []byte, onMessage func(*wsConn, []byte, int64), onEnd func()) (*wsConn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "ws" {
 		return nil, fmt.Errorf("ws dial: bad url %q", rawURL)
@@ -98,6 +100,12 @@ func dialWS(ctx context.Context, d *net.Dialer, rawURL string, timeout time.Dura
 	enableRxStamps(rc.raw)
 	rc.onEnd = onEnd
 	c := &wsConn{readConn: rc}
+	if len(hello) > 0 {
+		if err := c.WriteText(hello); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("ws dial: hello: %w", err)
+		}
+	}
 
 	// The first message, then onMessage for the rest (which may have
 	// come in the same read).

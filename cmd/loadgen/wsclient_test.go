@@ -72,7 +72,7 @@ func TestWSClient(t *testing.T) {
 	dial := func(t *testing.T) (*wsConn, *websocket.Conn, *messages, chan struct{}) {
 		t.Helper()
 		m, ended := newMessages(), make(chan struct{})
-		c, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, []byte("connection.ack"), m.add, func() { close(ended) })
+		c, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, nil, []byte("connection.ack"), m.add, func() { close(ended) })
 		if err == nil {
 			err = c.start()
 		}
@@ -163,11 +163,38 @@ func TestWSClient(t *testing.T) {
 	})
 
 	t.Run("ErrNoAck", func(t *testing.T) {
-		if _, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, []byte("something else"), newMessages().add, nil); err == nil {
+		if _, err := dialWS(context.Background(), &net.Dialer{}, url, 5*time.Second, nil, []byte("something else"), newMessages().add, nil); err == nil {
 			t.Fatal("dialled without the first message wanted")
 		}
 		(<-serverConns).Close()
 	})
+}
+
+// TestWSClient_Hello: for a protocol where the client speaks first (as
+// Centrifugo's, centrifugo.go), dialWS sends hello after the handshake and
+// before it waits for the server's first message.
+func TestWSClient_Hello(t *testing.T) {
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		c.WriteMessage(websocket.TextMessage, append([]byte("reply to "), msg...))
+		c.ReadMessage() // until the client closes
+	}))
+	defer srv.Close()
+	c, err := dialWS(context.Background(), &net.Dialer{}, "ws"+strings.TrimPrefix(srv.URL, "http")+"/", 5*time.Second,
+		[]byte(`{"id":1,"connect":{}}`), []byte(`reply to {"id":1,"connect":{}}`), newMessages().add, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
 }
 
 // TestParseFrame feeds a stream of frames split at every point into two
