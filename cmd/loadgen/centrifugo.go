@@ -70,8 +70,12 @@ func runCentrifugo(c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	client := map[string]any{"insecure": true, "allowed_origins": []string{"*"}}
+	if c.centrifugoQueue > 0 {
+		client["queue_max_size"] = c.centrifugoQueue
+	}
 	conf, _ := json.Marshal(map[string]any{
-		"client":      map[string]any{"insecure": true, "allowed_origins": []string{"*"}},
+		"client":      client,
 		"channel":     map[string]any{"without_namespace": map[string]any{"presence": true, "join_leave": true, "force_push_join_leave": true}},
 		"http_server": map[string]any{"address": host, "port": json.Number(port)},
 		"log":         map[string]any{"level": "error"},
@@ -100,10 +104,10 @@ func runCentrifugo(c config) error {
 
 	wsURL := "ws://" + c.addr + "/connection/websocket"
 	hello := []byte(`{"id":1,"connect":{}}`)
-	var lastRead atomic.Int64
+	var lastRead, cut atomic.Int64
 	d := &net.Dialer{}
 	dial := func(cl *cfClient, onMessage func(*wsConn, []byte, int64)) error {
-		conn, err := dialWS(context.Background(), d, wsURL, 30*time.Second, hello, []byte(`"client"`), onMessage, nil)
+		conn, err := dialWS(context.Background(), d, wsURL, 30*time.Second, hello, []byte(`"client"`), onMessage, func() { cut.Add(1) })
 		if err != nil {
 			return err
 		}
@@ -174,7 +178,7 @@ func runCentrifugo(c config) error {
 	if err := await(30*time.Second, "subscribed", func() int {
 		return countIf(clients, func(cl *cfClient) bool { return !cl.subscribed.Load() })
 	}); err != nil {
-		return err
+		return fmt.Errorf("%w (the server closed %d sockets)", err, cut.Load())
 	}
 	r.WSConnectPerSec = float64(c.tabs) / last.Sub(start).Seconds()
 	for time.Since(time.Unix(0, lastRead.Load())) < time.Second {
@@ -184,6 +188,9 @@ func runCentrifugo(c config) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.RampQuietAfterMS = float64(lastRead.Load()-last.UnixNano()) / 1e6
+	if n := cut.Load(); n > 0 {
+		return fmt.Errorf("the server closed %d sockets during the ramp (-centrifugo-queue raises its limit)", n)
+	}
 	time.Sleep(time.Second)
 	r.WSPerConnKiB = float64(rssKiB(srv.Process.Pid)-r.ServerRSSBaseKiB) / float64(c.tabs)
 	logf("centrifugo: %d sockets subscribed at %.0f/s; measuring %d rounds", c.tabs, r.WSConnectPerSec, c.rounds)
@@ -225,6 +232,9 @@ func runCentrifugo(c config) error {
 		}
 	}
 	r.FanoutWS, r.FanoutWSArrival = summarize(lat), summarize(rx)
+	if n := cut.Load(); n > 0 {
+		return fmt.Errorf("the server closed %d sockets during the rounds", n)
+	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }

@@ -69,6 +69,7 @@ type config struct {
 	databaseURL         string // -nodes: the shared PostgreSQL database (default: a fresh one)
 	redisURL            string // -nodes: the shared Redis
 	centrifugo          string // -centrifugo BIN: measure Centrifugo instead (centrifugo.go)
+	centrifugoQueue     int    // -centrifugo-queue: its client.queue_max_size (0: its default)
 }
 
 func run(args []string) error {
@@ -103,6 +104,7 @@ func run(args []string) error {
 	fs.StringVar(&c.databaseURL, "database-url", "", "with -nodes above 1: the PostgreSQL database the nodes share (default: a fresh loadgen_<pid> on postgres://postgres@127.0.0.1:5432, dropped after)")
 	fs.StringVar(&c.redisURL, "redis", "redis://127.0.0.1:6379", "with -nodes above 1: the Redis the nodes share (under a --redis-prefix of the run's own)")
 	fs.StringVar(&c.centrifugo, "centrifugo", "", "measure this Centrifugo binary instead of presence, for issue 16's comparison (centrifugo.go): -tabs sockets on one channel, -rounds joins to all, -conc dials in flight")
+	fs.IntVar(&c.centrifugoQueue, "centrifugo-queue", 0, "with -centrifugo: its client.queue_max_size in bytes (0: its default, 1 MiB, which cuts sockets that lag that far; the ramp's N²/2 joins do at several thousand)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -380,8 +382,6 @@ func coordinate(c config) error {
 		}
 	}
 
-	// Phase 4: one change, many watchers. A probe user comes online; time
-	// until every widget (and, with --events, every socket) knows.
 	// Phase 4: one change, many watchers. A probe user comes online; time
 	// until every widget (and, with --events, every socket) knows.
 	logf("phase 4: %d fan-out rounds", c.rounds)
