@@ -103,11 +103,36 @@ func runCentrifugo(c config) error {
 	r.ServerRSSBaseKiB = rssKiB(srv.Process.Pid)
 
 	wsURL := "ws://" + c.addr + "/connection/websocket"
-	hello := []byte(`{"id":1,"connect":{}}`)
-	var lastRead, cut atomic.Int64
+	connect := []byte(`{"id":1,"connect":{}}`)
+	subscribe := []byte(`{"id":2,"subscribe":{"channel":"` + cfChannel + `"}}`)
+	// lastJoin is when a join push was last read, for the ramp's end.
+	var lastJoin atomic.Int64
+	// The sockets the server closed, by close code (0: none given).
+	var cutMu sync.Mutex
+	cutCodes := map[uint32]int{}
+	cut := func() (n int, codes string) {
+		cutMu.Lock()
+		defer cutMu.Unlock()
+		for code, k := range cutCodes {
+			n += k
+			codes += fmt.Sprintf(" %d×%d", k, code)
+		}
+		return n, codes
+	}
 	d := &net.Dialer{}
-	dial := func(cl *cfClient, onMessage func(*wsConn, []byte, int64)) error {
-		conn, err := dialWS(context.Background(), d, wsURL, 30*time.Second, hello, []byte(`"client"`), onMessage, func() { cut.Add(1) })
+	// dial connects cl. A subscriber subscribes once connected, so that
+	// its reader sees the reply; the probe sends both commands at once
+	// (as the presence probe's dial alone makes it online).
+	dial := func(cl *cfClient, probe bool, onMessage func(*wsConn, []byte, int64)) error {
+		hello := connect
+		if probe {
+			hello = slices.Concat(connect, []byte("\n"), subscribe)
+		}
+		conn, err := dialWS(context.Background(), d, wsURL, 30*time.Second, hello, []byte(`"client"`), onMessage, func() {
+			cutMu.Lock()
+			cutCodes[cl.conn.closeCode.Load()]++
+			cutMu.Unlock()
+		})
 		if err != nil {
 			return err
 		}
@@ -115,7 +140,10 @@ func runCentrifugo(c config) error {
 		if err := conn.start(); err != nil {
 			return err
 		}
-		return conn.WriteText([]byte(`{"id":2,"subscribe":{"channel":"` + cfChannel + `"}}`))
+		if probe {
+			return nil
+		}
+		return conn.WriteText(subscribe)
 	}
 
 	// Phase 1: every socket connects and subscribes.
@@ -125,15 +153,15 @@ func runCentrifugo(c config) error {
 	}
 	onMessage := func(cl *cfClient) func(*wsConn, []byte, int64) {
 		return func(conn *wsConn, msg []byte, now int64) {
-			lastRead.Store(now)
 			// Replies and pushes come newline-separated, several per message.
 			for line := range bytes.SplitSeq(msg, []byte("\n")) {
 				switch {
 				case string(line) == "{}": // the server's ping
-					conn.WriteText([]byte("{}"))
-				case bytes.HasPrefix(line, []byte(`{"id":2,`)):
+					go conn.WriteText([]byte("{}")) // never wait in the reader, which serves every socket
+				case bytes.HasPrefix(line, []byte(`{"id":2,"subscribe":`)):
 					cl.subscribed.Store(true)
 				case bytes.Contains(line, []byte(`"join":`)):
+					lastJoin.Store(now)
 					if cl.joinAt.Load() == 0 {
 						cl.joinRx.Store(conn.rx.Load())
 						cl.joinAt.Store(now)
@@ -157,8 +185,9 @@ func runCentrifugo(c config) error {
 				if i >= len(clients) {
 					return
 				}
-				if err := dial(clients[i], onMessage(clients[i])); err != nil {
+				if err := dial(clients[i], false, onMessage(clients[i])); err != nil {
 					errs <- fmt.Errorf("socket %d: %w", i, err)
+					next.Store(int64(len(clients))) // the other dialers stop too
 					return
 				}
 			}
@@ -172,24 +201,27 @@ func runCentrifugo(c config) error {
 	}
 	defer func() {
 		for _, cl := range clients {
-			cl.conn.Close()
+			if cl.conn != nil {
+				cl.conn.Close()
+			}
 		}
 	}()
 	if err := await(30*time.Second, "subscribed", func() int {
 		return countIf(clients, func(cl *cfClient) bool { return !cl.subscribed.Load() })
 	}); err != nil {
-		return fmt.Errorf("%w (the server closed %d sockets)", err, cut.Load())
+		n, codes := cut()
+		return fmt.Errorf("%w (the server closed %d sockets, by close code:%s)", err, n, codes)
 	}
 	r.WSConnectPerSec = float64(c.tabs) / last.Sub(start).Seconds()
-	for time.Since(time.Unix(0, lastRead.Load())) < time.Second {
+	for time.Since(time.Unix(0, lastJoin.Load())) < time.Second {
 		if time.Since(last) > 2*time.Minute {
 			return fmt.Errorf("the ramp's join pushes still coming after 2 min")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r.RampQuietAfterMS = float64(lastRead.Load()-last.UnixNano()) / 1e6
-	if n := cut.Load(); n > 0 {
-		return fmt.Errorf("the server closed %d sockets during the ramp (-centrifugo-queue raises its limit)", n)
+	r.RampQuietAfterMS = max(0, float64(lastJoin.Load()-last.UnixNano())/1e6)
+	if n, codes := cut(); n > 0 {
+		return fmt.Errorf("the server closed %d sockets during the ramp (by close code:%s)", n, codes)
 	}
 	time.Sleep(time.Second)
 	r.WSPerConnKiB = float64(rssKiB(srv.Process.Pid)-r.ServerRSSBaseKiB) / float64(c.tabs)
@@ -206,13 +238,15 @@ func runCentrifugo(c config) error {
 		}
 		begin := time.Now().UnixNano()
 		probe := &cfClient{}
-		if err := dial(probe, func(*wsConn, []byte, int64) {}); err != nil {
+		if err := dial(probe, true, func(*wsConn, []byte, int64) {}); err != nil {
 			return fmt.Errorf("round %d: probe: %w", i, err)
 		}
 		if err := await(10*time.Second, "the probe's join", func() int {
 			return countIf(clients, func(cl *cfClient) bool { return cl.joinAt.Load() == 0 })
 		}); err != nil {
-			return fmt.Errorf("round %d: %w", i, err)
+			probe.conn.Close()
+			n, codes := cut()
+			return fmt.Errorf("round %d: %w (the server closed %d sockets, by close code:%s)", i, err, n, codes)
 		}
 		var round []float64
 		for _, cl := range clients {
@@ -232,8 +266,8 @@ func runCentrifugo(c config) error {
 		}
 	}
 	r.FanoutWS, r.FanoutWSArrival = summarize(lat), summarize(rx)
-	if n := cut.Load(); n > 0 {
-		return fmt.Errorf("the server closed %d sockets during the rounds", n)
+	if n, codes := cut(); n > 0 {
+		return fmt.Errorf("the server closed %d sockets during the rounds (by close code:%s)", n, codes)
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

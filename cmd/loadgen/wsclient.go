@@ -50,6 +50,9 @@ type wsConn struct {
 	part []byte // the bytes of a frame not yet complete
 	frag []byte // the payloads of a fragmented message so far
 	rx   atomic.Int64
+	// closeCode is the status code of the server's close frame (0: none
+	// came, or it had no code).
+	closeCode atomic.Uint32
 
 	wmu sync.Mutex
 }
@@ -227,6 +230,9 @@ func (c *wsConn) feed(data []byte, now int64) error {
 			go c.writeFrame(opPong, p)
 		case opPong:
 		case opClose:
+			if len(payload) >= 2 {
+				c.closeCode.Store(uint32(binary.BigEndian.Uint16(payload)))
+			}
 			c.replyClose()
 			return errServerClosed
 		default:
