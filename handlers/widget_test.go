@@ -314,6 +314,9 @@ func TestWidgetStream(t *testing.T) {
 		if ev.name != "presence-count" || !strings.Contains(ev.data, `data-presence-total="28"`) || len(ev.data) > 250 {
 			t.Fatalf("got %s event of %d bytes: %s", ev.name, len(ev.data), ev.data)
 		}
+		if op := mustDoc(t, ev.data).Find(`[hx-swap-oob]`).AttrOr("hx-swap-oob", ""); op != "innerHTML:[data-presence-shared-count]" {
+			t.Fatalf("count event swaps %q, want the shared counts: %s", op, ev.data)
+		}
 		// The count moved its own version and not the grid's, so a widget
 		// can drop a list fetched before it (presence.js).
 		evCount := mustDoc(t, ev.data).Find(`[data-testid="widget-count"]`).AttrOr("data-presence-count-version", "")

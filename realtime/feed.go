@@ -237,7 +237,7 @@ func (f *Feed) refresh() {
 	case first:
 	case sameUsers:
 		var count bytes.Buffer
-		views.WidgetCount(views.Count{Total: len(online), Version: counted}).Render(context.Background(), &count)
+		views.WidgetCountPush(views.Count{Total: len(online), Version: counted}).Render(context.Background(), &count)
 		f.setPushed(count.Len())
 		f.broker.PublishLatest("presence-count", count.Bytes())
 	default:

@@ -818,13 +818,14 @@
     if (m && olderThan(have, m[1])) e.detail.shouldSwap = false;
     else if (m && c && have === m[1] && olderThan(countVersionOf(root), c[1])) e.detail.shouldSwap = false;
   });
-  // The same for a count event that another widget's stream already
-  // overtook on this page (a delta's count goes to every shared count).
-  document.addEventListener("htmx:sseBeforeMessage", function (e) {
-    var msg = e.detail;
-    if (!msg || msg.type !== "presence-count") return;
-    var c = COUNTED.exec(msg.data || "");
-    if (c && olderThan(countVersionOf(widgetOf(e.target)), c[1])) e.preventDefault();
+  // The same for a count event or a delta's count: out-of-band swaps into
+  // every shared count on the page, which another widget's stream or a
+  // fetch may already have overtaken.
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var d = e.detail, t = d && d.target;
+    if (!t || !t.hasAttribute || !t.hasAttribute("data-presence-shared-count") || !d.fragment || !d.fragment.querySelector) return;
+    var got = d.fragment.querySelector("[data-presence-count-version]"), have = t.querySelector("[data-presence-count-version]");
+    if (got && have && olderThan(have.getAttribute("data-presence-count-version"), got.getAttribute("data-presence-count-version"))) d.shouldSwap = false;
   });
 
   document.addEventListener("htmx:afterSwap", onSwap);

@@ -64,6 +64,11 @@ func TestOnlineUsersWidget(t *testing.T) {
 	if body.AttrOr("sse-swap", "") != "presence" {
 		t.Error("list does not swap the presence event")
 	}
+	// The count's and the deltas' events reach an element no list fetch
+	// replaces (one that is replaced misses events until htmx settles it).
+	if got := w.Find("[data-presence-delta]").AttrOr("sse-swap", ""); got != "presence-delta,presence-count" {
+		t.Errorf("data-presence-delta sse-swap = %q", got)
+	}
 	if byTestID(doc, "widget-skeleton").Find("li").Length() != views.WidgetSkeletonCards {
 		t.Error("no loading skeleton")
 	}
@@ -89,6 +94,11 @@ func TestWidgetList(t *testing.T) {
 	}
 	if v := byTestID(doc, "widget-count").AttrOr("data-presence-count-version", ""); v != "v1-9" {
 		t.Errorf("count version = %q", v)
+	}
+	// Every list fetch replaces these elements: none may listen to the
+	// stream (until htmx settles a new one, its events would be lost).
+	if n := doc.Find("[sse-swap]").Length(); n != 0 {
+		t.Errorf("%d elements of the list listen to the stream", n)
 	}
 	users := byTestID(doc, "widget-user")
 	if users.Length() != 3 {

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -168,7 +171,7 @@ func TestBrowser_StaleListDropped(t *testing.T) {
 func TestBrowser_StaleCountDropped(t *testing.T) {
 	browser := newBrowser(t)
 	base, _ := inProcess(t, browserArgs(dataDir(t), "--register-limit", "0"))
-	mustToken(t, base, "alice")
+	aliceTok := mustToken(t, base, "alice")
 	// The shared list carries 25 users; these sort before everyone else,
 	// so alice's arrival and zzz's change only the count.
 	for i := range 25 {
@@ -182,9 +185,22 @@ func TestBrowser_StaleCountDropped(t *testing.T) {
 			return !!c && c.dataset.presenceTotal === '%d' })()`, n)
 	}
 	waitFor(t, alice, "26 online, alice among them", counts(26), 5*time.Second)
+	must(t, alice, chromedp.Evaluate[chromedp.Void](traceJS+`
+		document.addEventListener('htmx:sseBeforeMessage', e => log(e.detail.type + ' ' + (/data-presence-count-version="([^"]*)"/.exec(e.detail.data || '') || [])[1] + ' shown ' + document.querySelector('[data-testid=online-users-widget] [data-testid=widget-count]').dataset.presenceCountVersion));`))
 	held := holdListFetch(t, alice) // rendered by the server with 26 online
 	mustDial(t, base, zz)
-	waitFor(t, alice, "27 by the count event", counts(27), 5*time.Second)
+	if _, err := chromedp.Run(alice, chromedp.Poll[bool](counts(27), chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		trace, _ := chromedp.Run(alice, chromedp.Evaluate[string](`window.trace.join("\n") + "\nstreams: " + JSON.stringify(window.__presenceStreams()) `))
+		req, _ := http.NewRequest("GET", base+"/widgets/online-users/list", nil)
+		req.Header.Set("Authorization", "Bearer "+aliceTok)
+		var server string
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			server = regexp.MustCompile(`data-presence-total="\d+" data-presence-count-version="[^"]*"`).FindString(string(b))
+		}
+		t.Fatalf("27 by the count event: not within 5 s (%v); the server's list: %s; the page saw:\n%s", err, server, trace)
+	}
 	held.release(t)
 	total, err := chromedp.Run(alice, chromedp.Evaluate[string](`document.querySelector('[data-testid=online-users-widget] [data-testid=widget-count]').dataset.presenceTotal`))
 	if err != nil {
@@ -192,6 +208,29 @@ func TestBrowser_StaleCountDropped(t *testing.T) {
 	}
 	if total != "27" {
 		t.Fatalf("after a list rendered before the count event answered, the widget counts %s: want 27", total)
+	}
+
+	// A delta's count goes to every shared count on the page: one from a
+	// stream that lags another widget's (here swapped in by hand) must not
+	// put an older total back, and a newer one must go in.
+	swapCount := func(version, total string) string {
+		js := `(() => { const shown = document.querySelector('[data-testid=online-users-widget] [data-testid=widget-count]').dataset.presenceCountVersion;
+			const [epoch, n] = shown.split('-'), v = epoch + '-' + (parseInt(n, 10) + %s);
+			const sink = document.createElement('div'); document.body.appendChild(sink);
+			htmx.swap(sink, '<p hx-swap-oob="innerHTML:[data-presence-shared-count]"><span data-testid="widget-count" data-presence-total="%s" data-presence-count-version="' + v + '">%s online</span></p>', {swapStyle: 'innerHTML'});
+			sink.remove();
+			return document.querySelector('[data-testid=online-users-widget] [data-testid=widget-count]').dataset.presenceTotal })()`
+		got, err := chromedp.Run(alice, chromedp.Evaluate[string](fmt.Sprintf(js, version, total, total)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := swapCount("-1", "5"); got != "27" {
+		t.Fatalf("an older delta count was swapped in: the widget counts %s, want 27", got)
+	}
+	if got := swapCount("1", "99"); got != "99" {
+		t.Fatalf("a newer delta count was not swapped in: the widget counts %s, want 99", got)
 	}
 }
 
