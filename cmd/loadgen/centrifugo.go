@@ -275,10 +275,10 @@ func runCentrifugo(c config) error {
 	row("server", r.Server)
 	row("sockets", fmt.Sprintf("%d, subscribed to one channel at %.0f/s; joins of the ramp quiet %.1f s after the last", r.Tabs, r.WSConnectPerSec, r.RampQuietAfterMS/1e3))
 	row("RSS per subscribed WebSocket", fmt.Sprintf("%.1f KiB", r.WSPerConnKiB))
-	row("one join → all sockets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWS.P50MS, r.FanoutWS.P99MS, r.FanoutWS.MaxMS, r.FanoutWS.N))
-	row("  arrived at the sockets (kernel stamp)", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWSArrival.P50MS, r.FanoutWSArrival.P99MS, r.FanoutWSArrival.MaxMS, r.FanoutWSArrival.N))
-	if rs := slices.Sorted(slices.Values(r.FanoutWSRoundP99MS)); len(rs) > 0 {
-		row("  each round's own p99", fmt.Sprintf("median %.1f ms, min %.1f ms, max %.1f ms (%d rounds)", rs[len(rs)/2], rs[0], rs[len(rs)-1], len(rs)))
+	row("one join → all sockets", r.FanoutWS.String())
+	row("  arrived at the sockets (kernel stamp)", r.FanoutWSArrival.String())
+	if line := roundsLine(r.FanoutWSRoundP99MS); line != "" {
+		row("  each round's own p99", line)
 	}
 	tw.Flush()
 	out, _ := json.MarshalIndent(r, "", "  ")

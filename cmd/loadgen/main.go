@@ -188,6 +188,20 @@ type stats struct {
 	P50MS, P99MS, MaxMS float64
 }
 
+// String is how the reports print a distribution.
+func (s stats) String() string {
+	return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", s.P50MS, s.P99MS, s.MaxMS, s.N)
+}
+
+// roundsLine summarizes each round's own p99 for the reports ("" for none).
+func roundsLine(p99s []float64) string {
+	rs := slices.Sorted(slices.Values(p99s))
+	if len(rs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("median %.1f ms, min %.1f ms, max %.1f ms (%d rounds)", rs[len(rs)/2], rs[0], rs[len(rs)-1], len(rs))
+}
+
 func summarize(ms []float64) stats {
 	if len(ms) == 0 {
 		return stats{}
@@ -712,16 +726,16 @@ func print(r report) {
 		row("storm: status events to sockets", fmt.Sprintf("%d, quiet %.1f s after the last connect, %.0f sockets cut", r.StormEvents, r.StormEventsQuietAfterMS/1e3, r.StormSocketsCut))
 	}
 	row("storm: DB tx/s, rows/s", fmt.Sprintf("%.1f, %.0f", r.StormDBTxPerSec, r.StormRowsPerSec))
-	row("one change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutSSE.P50MS, r.FanoutSSE.P99MS, r.FanoutSSE.MaxMS, r.FanoutSSE.N))
+	row("one change → all widgets", r.FanoutSSE.String())
 	row("bytes per viewer per change", fmt.Sprintf("count only %.0f B, users shown %.0f B", r.CountChangeBytesPerViewer, r.ListChangeBytesPerViewer))
-	row("list change → all widgets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.SlowControl.P50MS, r.SlowControl.P99MS, r.SlowControl.MaxMS, r.SlowControl.N))
+	row("list change → all widgets", r.SlowControl.String())
 	if r.FanoutWS != nil {
-		row("one change → all sockets", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", r.FanoutWS.P50MS, r.FanoutWS.P99MS, r.FanoutWS.MaxMS, r.FanoutWS.N))
+		row("one change → all sockets", r.FanoutWS.String())
 		if a := r.FanoutWSArrival; a != nil {
-			row("  arrived at the sockets (kernel stamp)", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", a.P50MS, a.P99MS, a.MaxMS, a.N))
+			row("  arrived at the sockets (kernel stamp)", a.String())
 		}
-		if rs := slices.Sorted(slices.Values(r.FanoutWSRoundP99MS)); len(rs) > 0 {
-			row("  each round's own p99", fmt.Sprintf("median %.1f ms, min %.1f ms, max %.1f ms (%d rounds)", rs[len(rs)/2], rs[0], rs[len(rs)-1], len(rs)))
+		if line := roundsLine(r.FanoutWSRoundP99MS); line != "" {
+			row("  each round's own p99", line)
 		}
 	}
 	row("pings handled", fmt.Sprintf("%.0f/s", r.PingsPerSec))

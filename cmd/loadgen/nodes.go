@@ -720,30 +720,27 @@ func deletePrefix(rdb *redis.Client, prefix string) {
 func printNodes(r nodesReport) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	st := func(s stats) string {
-		return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)", s.P50MS, s.P99MS, s.MaxMS, s.N)
-	}
 	row("nodes, tabs", fmt.Sprintf("%d nodes, %d tabs in %d workers (%d streams), load average %s → %s", r.Nodes, r.Tabs, r.Workers, r.Streams, r.LoadAverage, r.LoadAverageEnd))
 	for _, f := range r.PerNode {
 		row("  node "+f.ID, fmt.Sprintf("%d tabs, RSS %d MiB (%.1f KiB per tab), storm: %d edge changes in %d round trips, %d received, %.0f deliveries/s; total %d edge changes in %d round trips, reaped %d",
 			f.Tabs, f.RSSKiB/1024, f.PerTabKiB, f.StormEdgeChanges, f.StormRoundTrips, f.StormReceived, f.StormDeliveriesPerSec, f.EdgeChangesTotal, f.RoundTripsTotal, f.ReapedEdges))
 	}
-	row("one change on n1 → all widgets", st(r.Fanout))
-	row("  widgets on n1", st(r.FanoutLocal))
-	row("  widgets on other nodes", st(r.FanoutRemote))
+	row("one change on n1 → all widgets", r.Fanout.String())
+	row("  widgets on n1", r.FanoutLocal.String())
+	row("  widgets on other nodes", r.FanoutRemote.String())
 	row("bytes per widget per change", fmt.Sprintf("%.0f B; %.1f PUBLISH per change", r.BytesPerWidgetPerChange, r.PublishesPerChange))
 	row("first connect: failed dials (redialled)", fmt.Sprintf("%d WebSockets, %d streams", r.ConnectFailedWS, r.ConnectFailedSSE))
 	row("storm: all WS connected in", fmt.Sprintf("%.2f s (%d failed dials redialled)", r.StormConnectSeconds, r.StormFailedDials))
 	row("storm: converged after last connect", fmt.Sprintf("%.0f ms (per node %.0f ms)", r.StormConvergedAfterLastMS, r.StormConvergedPerNodeMS))
 	row("storm: Redis", fmt.Sprintf("%d PUBLISH, %.0f PUBLISH/s, %.0f commands/s over %.2f s; widgets read %.1f MB/s", r.StormPublishes, r.StormPublishesPerSec, r.StormRedisCmdsPerSec, r.StormSeconds, r.StormStreamBytesPerSec/1e6))
-	row("pings handled", fmt.Sprintf("%.0f/s (%d), pong %s", r.PingsPerSec, r.Pings, st(r.Pong)))
+	row("pings handled", fmt.Sprintf("%.0f/s (%d), pong %s", r.PingsPerSec, r.Pings, r.Pong.String()))
 	row("Redis commands per ping", fmt.Sprintf("%.4f (%d in %.1f s of pings %v, of them %d heartbeats'; %d in %.1f s idle %v); edge changes during pings: %d",
 		r.RedisCmdsPerPing, r.RedisCmdsPings, r.RedisCmdsPingSecs, r.RedisPingsByCommand, r.RedisHeartbeatCmds, r.RedisCmdsIdle, r.RedisCmdsIdleSecs, r.RedisIdleByCommand, r.EdgeChangesInPings))
 	if r.DeathError != "" {
 		row("node death: NOT CONVERGED", r.DeathError)
 	} else if r.DeathUsers > 0 {
 		row("node death: widgets show its users gone", fmt.Sprintf("%.2f s after SIGKILL (%d users; per widget %s); %d edges reaped",
-			r.DeathConvergedSecs, r.DeathUsers, st(r.DeathConverged), r.DeathReapedEdges))
+			r.DeathConvergedSecs, r.DeathUsers, r.DeathConverged.String(), r.DeathReapedEdges))
 	}
 	row("unexpected drops (surviving nodes)", strconv.FormatInt(r.UnexpectedDrops, 10))
 	row("graceful shutdown of the survivors", fmt.Sprintf("%.2f s", r.ShutdownSeconds))
