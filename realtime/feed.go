@@ -59,8 +59,7 @@ type Feed struct {
 	current   []byte // the whole list fragment, for (re)connecting widgets
 	shown     []views.WidgetUser
 	version   string // of current's grid: moves when the users shown change
-	counted   string // of current's count: moves with every push
-	seq       int64  // numbers both versions
+	seq       int64  // numbers the grid's and the count's versions
 	lastTotal int
 	pushed    int // bytes of the last push, for windowFor
 
@@ -215,18 +214,19 @@ func (f *Feed) refresh() {
 	// widget tell a list fetched before that push (same grid version, older
 	// count) from one fetched after.
 	f.seq++
-	version, counted := prevVersion, fmt.Sprintf("%s-%d", f.epoch, f.seq)
+	count := views.Count{Total: len(online), Version: fmt.Sprintf("%s-%d", f.epoch, f.seq)}
+	version := prevVersion
 	if !sameUsers {
-		version = counted
+		version = count.Version
 	}
 	var full bytes.Buffer
-	if err := views.WidgetList(users, views.Count{Total: len(online), Version: counted}, version).Render(context.Background(), &full); err != nil {
+	if err := views.WidgetList(users, count, version).Render(context.Background(), &full); err != nil {
 		f.log.Error("widget feed: render", "err", err)
 		return
 	}
 	f.renders.Add(1)
 	f.mu.Lock()
-	f.current, f.shown, f.version, f.counted, f.lastTotal = full.Bytes(), users, version, counted, len(online)
+	f.current, f.shown, f.version, f.lastTotal = full.Bytes(), users, version, len(online)
 	f.mu.Unlock()
 	f.broker.SetSnapshot("presence", full.Bytes())
 	if !first && f.ahead != nil {
@@ -236,13 +236,13 @@ func (f *Feed) refresh() {
 	switch {
 	case first:
 	case sameUsers:
-		var count bytes.Buffer
-		views.WidgetCountPush(views.Count{Total: len(online), Version: counted}).Render(context.Background(), &count)
-		f.setPushed(count.Len())
-		f.broker.PublishLatest("presence-count", count.Bytes())
+		var push bytes.Buffer
+		views.WidgetCountPush(count).Render(context.Background(), &push)
+		f.setPushed(push.Len())
+		f.broker.PublishLatest("presence-count", push.Bytes())
 	default:
 		if d, ok := diff(prev, users); ok {
-			d.From, d.To, d.Count = prevVersion, version, views.Count{Total: len(online), Version: counted}
+			d.From, d.To, d.Count = prevVersion, version, count
 			var delta bytes.Buffer
 			views.WidgetDelta(d).Render(context.Background(), &delta)
 			if delta.Len() < full.Len()/2 {
