@@ -804,8 +804,8 @@
   // A count pushed alone moves only the count's version
   // (data-presence-count-version): an answer at the grid's version with an
   // older count is dropped too, or it would put the older total back.
-  function countVersionOf(root) {
-    var c = root && root.querySelector("[data-presence-shared-count] [data-presence-count-version]");
+  function countVersionIn(el) { // el: a widget, a count, or a fragment
+    var c = el && el.querySelector && el.querySelector("[data-presence-count-version]");
     return c ? c.getAttribute("data-presence-count-version") : "";
   }
   function olderThan(have, got) { return !!(got && have && have !== got && includes(have, got)); }
@@ -816,16 +816,14 @@
     var text = xhr.responseText || "", root = widgetOf(el), have = versionOf(root);
     var m = /data-presence-version="([^"]*)"/.exec(text), c = COUNTED.exec(text);
     if (m && olderThan(have, m[1])) e.detail.shouldSwap = false;
-    else if (m && c && have === m[1] && olderThan(countVersionOf(root), c[1])) e.detail.shouldSwap = false;
+    else if (m && c && have === m[1] && olderThan(countVersionIn(root && root.querySelector("[data-presence-shared-count]")), c[1])) e.detail.shouldSwap = false;
   });
   // The same for a count event or a delta's count: out-of-band swaps into
   // every shared count on the page, which another widget's stream or a
   // fetch may already have overtaken.
   document.addEventListener("htmx:oobBeforeSwap", function (e) {
     var d = e.detail, t = d && d.target;
-    if (!t || !t.hasAttribute || !t.hasAttribute("data-presence-shared-count") || !d.fragment || !d.fragment.querySelector) return;
-    var got = d.fragment.querySelector("[data-presence-count-version]"), have = t.querySelector("[data-presence-count-version]");
-    if (got && have && olderThan(have.getAttribute("data-presence-count-version"), got.getAttribute("data-presence-count-version"))) d.shouldSwap = false;
+    if (t && t.hasAttribute && t.hasAttribute("data-presence-shared-count") && olderThan(countVersionIn(t), countVersionIn(d.fragment))) d.shouldSwap = false;
   });
 
   document.addEventListener("htmx:afterSwap", onSwap);
