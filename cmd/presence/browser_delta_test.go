@@ -83,6 +83,10 @@ func TestBrowser_DeltasInOrder(t *testing.T) {
 	login(t, alice, base, "alice")
 	must(t, alice, chromedp.Evaluate[chromedp.Void](traceJS))
 	waitFor(t, alice, "the first three", showsExactly("bob1", "dan1", "fay1"), 5*time.Second)
+	// The fetch the first widget makes when its stream opens (the shared
+	// stream opens once its lease is claimed, ~150 ms after load) is not
+	// one of the fetches counted below.
+	waitOwnFetches(t, alice)
 	// A second widget on the same page, as a host page may embed several:
 	// every change must reach both, once.
 	must(t, alice, chromedp.Evaluate[chromedp.Void](`
@@ -246,7 +250,7 @@ type heldList struct {
 // the server's answer in the browser (CDP Fetch domain) until release.
 func holdListFetch(t *testing.T, tab context.Context) *heldList {
 	t.Helper()
-	waitFor(t, tab, "the page's own fetches", `performance.getEntriesByType('resource').filter(e => /\/widgets\/online-users\/list/.test(e.name)).length >= 2 && !document.querySelector('[data-presence-list]').__presenceInflight`, 5*time.Second)
+	waitOwnFetches(t, tab)
 	h := &heldList{tab: tab, paused: make(chan fetch.RequestID, 8)}
 	if err := chromedp.Listen(tab, func(ev any) {
 		if e, ok := ev.(*fetch.EventRequestPaused); ok {
@@ -286,4 +290,12 @@ func (h *heldList) release(t *testing.T) {
 		t.Fatal("the widget fetched its list again while the first fetch was held: an event was not applied")
 	}
 	waitFor(t, h.tab, "the held list answered", `window.listAnswers === 1`, 5*time.Second)
+}
+
+// waitOwnFetches waits until the page's widget has made the list fetches
+// it makes by itself, on load and when its stream opens, and has their
+// answers.
+func waitOwnFetches(t *testing.T, tab context.Context) {
+	t.Helper()
+	waitFor(t, tab, "the page's own fetches", `performance.getEntriesByType('resource').filter(e => /\/widgets\/online-users\/list/.test(e.name)).length >= 2 && !document.querySelector('[data-presence-list]').__presenceInflight`, 5*time.Second)
 }
