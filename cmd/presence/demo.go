@@ -212,7 +212,10 @@ func (d *demoDriver) run(ctx context.Context, p demoPerson, startOnline bool) {
 	for {
 		stay := between(d.pace.onlineMin, d.pace.onlineMax)
 		if first {
-			stay = between(d.pace.onlineMin/2, d.pace.onlineMax) // not all leave at once
+			// Already part-way through a visit when the demo starts, as
+			// in its steady state: people leave from the first seconds
+			// on, not only after the shortest stay, and not all at once.
+			stay = between(0, stay)
 			first = false
 		}
 		if !d.visit(ctx, p, stay) {
