@@ -1,9 +1,9 @@
 package presence
 
 import (
+	"cmp"
 	"errors"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,6 +171,7 @@ type Engine struct {
 
 type userState struct {
 	user         User
+	key          string // user.Username in lower case: the order of Online
 	conns        map[*Conn]struct{}
 	since        time.Time
 	lastActivity atomic.Int64 // unix nanoseconds
@@ -276,7 +277,7 @@ func (e *Engine) Connect(u User, p Peer) (*Conn, error) {
 	c := &Conn{e: e, peer: p}
 	c.lastAlive.Store(now.UnixNano())
 	if us == nil {
-		us = &userState{user: u, conns: make(map[*Conn]struct{}), since: now, pub: offlineView, self: offlineView, device: deviceOf(p)}
+		us = &userState{user: u, key: strings.ToLower(u.Username), conns: make(map[*Conn]struct{}), since: now, pub: offlineView, self: offlineView, device: deviceOf(p)}
 		us.lastActivity.Store(now.UnixNano())
 		e.users[u.ID] = us
 		if e.settingsFor(u.ID).Mode == ModeInvisible {
@@ -515,14 +516,85 @@ func (e *Engine) snapshot(hidden bool) []Status {
 		}
 		e.mu.Unlock()
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := strings.ToLower(out[i].Username), strings.ToLower(out[j].Username)
-		if a != b {
-			return a < b
-		}
-		return out[i].UserID < out[j].UserID
+	slices.SortFunc(out, func(a, b Status) int {
+		return byName(strings.ToLower(a.Username), a.UserID, strings.ToLower(b.Username), b.UserID)
 	})
 	return out
+}
+
+// byName is the order of Online: by lower-case name (key), then by id.
+func byName(keyA string, idA int64, keyB string, idB int64) int {
+	if c := strings.Compare(keyA, keyB); c != 0 {
+		return c
+	}
+	return cmp.Compare(idA, idB)
+}
+
+// OnlineFirst returns the first n users of Online, and how many Online
+// would return, without building a Status for the others: the widget's
+// feed shows a page of the list and the count after every change, and
+// with thousands online the whole snapshot was most of what a change
+// allocated (docs/PERFORMANCE.md, issue 16).
+func (e *Engine) OnlineFirst(n int) ([]Status, int) {
+	if e.dir != nil {
+		all := e.Online()
+		return all[:min(n, len(all))], len(all)
+	}
+	first, total := e.firstVisible(max(n, 0))
+	slices.SortFunc(first, func(a, b Status) int {
+		return byName(strings.ToLower(a.Username), a.UserID, strings.ToLower(b.Username), b.UserID)
+	})
+	return first, total
+}
+
+// firstVisible returns, in no order, the statuses of the n users first in
+// Online's order among those not hidden, and how many are not hidden. It
+// keeps the n in a max-heap by that order, so that one pass over the
+// users suffices.
+func (e *Engine) firstVisible(n int) ([]Status, int) {
+	after := func(a, b *userState) bool { return byName(a.key, a.user.ID, b.key, b.user.ID) > 0 }
+	heap := make([]*userState, 0, n)
+	down := func(i int) {
+		for {
+			l, big := 2*i+1, i
+			if l < len(heap) && after(heap[l], heap[big]) {
+				big = l
+			}
+			if r := l + 1; r < len(heap) && after(heap[r], heap[big]) {
+				big = r
+			}
+			if big == i {
+				return
+			}
+			heap[i], heap[big] = heap[big], heap[i]
+			i = big
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	total := 0
+	for _, us := range e.users {
+		s := e.settingsFor(us.user.ID)
+		if (Status{Mode: e.effectiveMode(us, s), Visibility: s.Visibility}).Hidden() {
+			continue
+		}
+		total++
+		switch {
+		case len(heap) < n:
+			heap = append(heap, us)
+			for i := len(heap) - 1; i > 0 && after(heap[i], heap[(i-1)/2]); i = (i - 1) / 2 {
+				heap[i], heap[(i-1)/2] = heap[(i-1)/2], heap[i]
+			}
+		case n > 0 && after(heap[0], us):
+			heap[0] = us
+			down(0)
+		}
+	}
+	out := make([]Status, len(heap))
+	for i, us := range heap {
+		out[i] = e.status(us)
+	}
+	return out, total
 }
 
 // Counts returns the number of online users (on any node when a Directory

@@ -260,3 +260,39 @@ func (r *memRecorder) RecordActivity(id int64, at time.Time) {
 	}
 	r.activity[id] = at
 }
+
+// TestEngine_OnlineFirst checks that OnlineFirst is the head of Online and
+// its length, for every n, whatever the order users came in, with hidden
+// users left out of both.
+func TestEngine_OnlineFirst(t *testing.T) {
+	f := newFixture(t, presence.Config{})
+	names := []string{"mallory", "Bob", "alice", "bob", "Zed", "carol", "dave", "Alice", "erin", "frank", "ghost", "hidden"}
+	for i, name := range names {
+		f.mustConnect(t, presence.User{ID: int64(100 - i), Username: name}, &peer{})
+	}
+	f.engine.SetSettings(100-10, presence.Settings{Mode: presence.ModeInvisible})
+	f.engine.SetSettings(100-11, presence.Settings{Mode: presence.ModeOnline, Visibility: presence.VisibleFriends})
+	all := f.engine.Online()
+	if len(all) != len(names)-2 {
+		t.Fatalf("Online() has %d users, want %d", len(all), len(names)-2)
+	}
+	for n := 0; n <= len(names)+1; n++ {
+		first, total := f.engine.OnlineFirst(n)
+		if total != len(all) {
+			t.Fatalf("OnlineFirst(%d) total = %d, want %d", n, total, len(all))
+		}
+		want := all[:min(n, len(all))]
+		if len(first) != len(want) {
+			t.Fatalf("OnlineFirst(%d) returned %d users, want %d", n, len(first), len(want))
+		}
+		for i := range want {
+			if first[i] != want[i] {
+				t.Fatalf("OnlineFirst(%d)[%d] = %+v, want %+v", n, i, first[i], want[i])
+			}
+		}
+	}
+	// Case-insensitive by name, then by id: Alice (93) before alice (98).
+	if got := all[0]; got.Username != "Alice" || all[1].Username != "alice" {
+		t.Fatalf("Online() starts %q, %q; want Alice, alice", all[0].Username, all[1].Username)
+	}
+}

@@ -184,8 +184,7 @@ func (f *Feed) windowFor() time.Duration {
 // changed. Only the feed's goroutine (and NewFeed, before it starts) calls
 // it.
 func (f *Feed) refresh() {
-	online := f.engine.Online()
-	shown := online[:min(len(online), f.maxShown)]
+	shown, total := f.engine.OnlineFirst(f.maxShown)
 	ids := make([]int64, len(shown))
 	for i, st := range shown {
 		ids[i] = st.UserID
@@ -203,7 +202,7 @@ func (f *Feed) refresh() {
 
 	f.mu.RLock()
 	prev, prevVersion, first := f.shown, f.version, f.current == nil
-	sameTotal := len(online) == f.lastTotal
+	sameTotal := total == f.lastTotal
 	f.mu.RUnlock()
 	sameUsers := !first && slices.Equal(prev, users)
 	if sameUsers && sameTotal {
@@ -214,7 +213,7 @@ func (f *Feed) refresh() {
 	// widget tell a list fetched before that push (same grid version, older
 	// count) from one fetched after.
 	f.seq++
-	count := views.Count{Total: len(online), Version: fmt.Sprintf("%s-%d", f.epoch, f.seq)}
+	count := views.Count{Total: total, Version: fmt.Sprintf("%s-%d", f.epoch, f.seq)}
 	version := prevVersion
 	if !sameUsers {
 		version = count.Version
@@ -226,7 +225,7 @@ func (f *Feed) refresh() {
 	}
 	f.renders.Add(1)
 	f.mu.Lock()
-	f.current, f.shown, f.version, f.lastTotal = full.Bytes(), users, version, len(online)
+	f.current, f.shown, f.version, f.lastTotal = full.Bytes(), users, version, total
 	f.mu.Unlock()
 	f.broker.SetSnapshot("presence", full.Bytes())
 	if !first && f.ahead != nil {
