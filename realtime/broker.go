@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/presencehq/presence/presence"
@@ -404,12 +405,11 @@ func (s *subscriber) push(f *frame, limit int, resyncs *atomic.Int64) {
 	}
 }
 
-// take returns what to write next: the snapshot first if events were
-// dropped, then whatever is queued.
-func (s *subscriber) take(snap *frame) net.Buffers {
+// take appends to out what to write next, the snapshot first if events
+// were dropped, then whatever is queued, and returns it.
+func (s *subscriber) take(snap *frame, out net.Buffers) net.Buffers {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out net.Buffers
 	if s.resync {
 		s.resync = false
 		if s.scoped {
@@ -577,8 +577,10 @@ func (b *Broker) ServeViewer(ctx context.Context, w http.ResponseWriter, r *http
 		// with it its buffers.
 		_ = brw
 		conn.SetDeadline(time.Time{})
+		out := &connOut{conn: conn}
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetWriteBuffer(sseSendBuffer)
+			out.raw, _ = tc.SyscallConn()
 		}
 		var head strings.Builder
 		head.WriteString("HTTP/1.1 200 OK\r\n")
@@ -586,7 +588,6 @@ func (b *Broker) ServeViewer(ctx context.Context, w http.ResponseWriter, r *http
 		h.Write(&head)
 		head.WriteString("\r\n")
 		head.Write(retry)
-		out := &connOut{conn: conn}
 		go func() {
 			defer b.unregister(s)
 			defer conn.Close()
@@ -612,15 +613,29 @@ func (b *Broker) ServeViewer(ctx context.Context, w http.ResponseWriter, r *http
 // out is where a stream's bytes go.
 type out interface {
 	write(bufs net.Buffers) error
+	// tryWrite writes what the connection takes of bufs at once, without
+	// waiting, and returns the rest (nil: all of it was written).
+	tryWrite(bufs net.Buffers) (net.Buffers, error)
 	// abort makes a blocked or future write fail at once.
 	abort()
 }
 
-type connOut struct{ conn net.Conn }
+type connOut struct {
+	conn net.Conn
+	raw  syscall.RawConn // conn's descriptor, for writes that do not wait; nil for TLS
+}
 
 func (o *connOut) write(bufs net.Buffers) error {
 	_, err := bufs.WriteTo(o.conn) // one writev, no copy
 	return err
+}
+
+func (o *connOut) tryWrite(bufs net.Buffers) (net.Buffers, error) {
+	n, err := tryWrite(o.raw, bufs)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		return bufs, err
+	}
+	return consumed(bufs, n), nil
 }
 func (o *connOut) abort() { o.conn.SetWriteDeadline(time.Unix(1, 0)) }
 
@@ -640,6 +655,11 @@ func (o *handlerOut) write(bufs net.Buffers) error {
 	}
 	return o.rc.Flush()
 }
+
+// tryWrite writes nothing: a handler's writer has no write that cannot
+// wait, so every push takes write's path.
+func (o *handlerOut) tryWrite(bufs net.Buffers) (net.Buffers, error) { return bufs, nil }
+
 func (o *handlerOut) abort() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -664,17 +684,20 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, o out, first []byte)
 		return
 	}
 	s.wrote.Store(b.cfg.Clock.Now().UnixNano())
+	var bufs net.Buffers // reused: a push allocates nothing for its batch
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
 		}
-		bufs := s.take(b.snapshot.Load())
+		bufs = s.take(b.snapshot.Load(), bufs[:0])
 		if len(bufs) == 0 {
 			continue
 		}
-		if !b.write(ctx, o, bufs) {
+		ok := b.write(ctx, o, bufs)
+		clear(bufs) // hold no frame until the next push
+		if !ok {
 			return
 		}
 		s.wrote.Store(b.cfg.Clock.Now().UnixNano())
@@ -682,10 +705,20 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, o out, first []byte)
 }
 
 // write writes bufs within the write timeout and reports whether the
-// stream may go on.
+// stream may go on. What the kernel takes at once, as it does for nearly
+// every push to a stream that keeps up, is written with no timer: a push
+// to thousands of streams then costs one system call each, and no
+// allocation to collect later (docs/PERFORMANCE.md, issue 16).
 func (b *Broker) write(ctx context.Context, o out, bufs net.Buffers) bool {
+	bufs, err := o.tryWrite(bufs)
+	if err != nil {
+		return false // gone (reset, closed): not a slow reader
+	}
+	if len(bufs) == 0 {
+		return true
+	}
 	t := b.cfg.Clock.AfterFunc(b.cfg.WriteTimeout, o.abort)
-	err := o.write(bufs)
+	err = o.write(bufs)
 	inTime := t.Stop() // false: the timeout fired, so the write took at least that long
 	if inTime && err == nil {
 		return true

@@ -463,3 +463,35 @@ func TestBroker_KeepAliveIdleOnly(t *testing.T) {
 		t.Fatalf("idle got %+v", ev)
 	}
 }
+
+// countingClock is a FakeClock that counts the timers armed on it.
+type countingClock struct {
+	*presence.FakeClock
+	armed atomic.Int64
+}
+
+func (c *countingClock) AfterFunc(d time.Duration, f func()) presence.Timer {
+	c.armed.Add(1)
+	return c.FakeClock.AfterFunc(d, f)
+}
+
+// TestBroker_PushArmsNoTimer: a push the kernel takes at once is written
+// without arming the write timeout, so that a push to thousands of streams
+// is one system call each and leaves nothing to collect; a stream that
+// stops reading still gets its timeout (TestBroker_StoppedReader).
+func TestBroker_PushArmsNoTimer(t *testing.T) {
+	clock := &countingClock{FakeClock: presence.NewFakeClock(time.Unix(0, 0))}
+	b, srv := startBroker(t, BrokerConfig{KeepAlive: time.Hour, WriteTimeout: 10 * time.Second, Conns: &ConnCap{}, Clock: clock})
+	events, _ := open(t, srv.URL)
+	waitFor(t, "the subscriber", 5*time.Second, func() bool { return b.Subscribers() == 1 })
+	publishState(b, "presence", []byte("0 first"))
+	awaitState(t, "the subscriber", events, 0, 3*time.Second)
+	before := clock.armed.Load()
+	for i := 1; i <= 50; i++ {
+		publishState(b, "presence", fmt.Appendf(nil, "%d small", i))
+		awaitState(t, "the subscriber", events, i, 3*time.Second)
+	}
+	if n := clock.armed.Load() - before; n != 0 {
+		t.Fatalf("50 pushes to a stream that keeps up armed %d timers, want 0", n)
+	}
+}

@@ -61,7 +61,7 @@ func TestFriendsFeed_OnlyFriendsStreams(t *testing.T) {
 
 	f.route(50, "50", presence.Status{UserID: 50, Username: "user", Since: time.Unix(1, 0)}, true)
 	for i, s := range scoped {
-		got := len(s.take(nil))
+		got := len(s.take(nil, nil))
 		want := 0
 		if d := i + 1 - 50; d != 0 && d >= -5 && d <= 5 {
 			want = 1
@@ -70,7 +70,7 @@ func TestFriendsFeed_OnlyFriendsStreams(t *testing.T) {
 			t.Fatalf("viewer %d got %d events, want %d", i+1, got, want)
 		}
 	}
-	if len(shared.take(nil)) != 0 {
+	if len(shared.take(nil, nil)) != 0 {
 		t.Fatal("a shared-list stream got a friends event")
 	}
 	if st := f.Stats(); st.Renders != 1 || st.Routed != 10 {
@@ -95,7 +95,7 @@ func BenchmarkFriendsFeed_Change(b *testing.B) {
 		if i%32 == 31 {
 			b.StopTimer()
 			for _, s := range subs {
-				s.take(nil)
+				s.take(nil, nil)
 			}
 			b.StartTimer()
 		}
@@ -114,13 +114,13 @@ func TestBroker_ScopedStreams(t *testing.T) {
 	b.SetSnapshot("presence", []byte("whole list"))
 
 	b.Publish("presence-delta", []byte("d"))
-	if len(scoped[0].take(nil)) != 0 || len(shared.take(nil)) != 1 {
+	if len(scoped[0].take(nil, nil)) != 0 || len(shared.take(nil, nil)) != 1 {
 		t.Fatal("the shared event reached a scoped stream, or missed the shared one")
 	}
 	if n := b.PublishTo([]int64{2, 99}, "friends-delta", []byte("x"), false); n != 1 {
 		t.Fatalf("reached %d streams, want 1", n)
 	}
-	if len(scoped[0].take(nil)) != 0 || len(scoped[1].take(nil)) != 1 || len(shared.take(nil)) != 0 {
+	if len(scoped[0].take(nil, nil)) != 0 || len(scoped[1].take(nil, nil)) != 1 || len(shared.take(nil, nil)) != 0 {
 		t.Fatal("PublishTo reached the wrong streams")
 	}
 	if n := b.PublishTo([]int64{2}, "friend-online", []byte("t"), true); n != 2 {
@@ -132,7 +132,7 @@ func TestBroker_ScopedStreams(t *testing.T) {
 	for range maxQueued + 1 {
 		b.PublishTo([]int64{3}, "friends-delta", []byte("x"), false)
 	}
-	out := scoped[2].take(b.snapshot.Load())
+	out := scoped[2].take(b.snapshot.Load(), nil)
 	if len(out) != 1 || string(out[0]) != "event: friends-refresh\ndata: refresh\n\n" {
 		t.Fatalf("lagging scoped stream got %q", out)
 	}
