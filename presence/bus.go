@@ -2,6 +2,7 @@ package presence
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,10 +49,17 @@ type Subscription struct {
 	C <-chan Event
 
 	ch      chan Event
+	sent    atomic.Uint64
 	once    sync.Once
 	dropped bool
 	cancel  func(*Subscription)
 }
+
+// Sent returns how many events the bus has put on C (or is putting on
+// it, at this instant). Sent minus the events a receiver has taken is how
+// many it has yet to handle, including one handed over to a receiver
+// that has not run since, which len(C) does not count.
+func (s *Subscription) Sent() uint64 { return s.sent.Load() }
 
 // Close unsubscribes and closes C. It is safe to call more than once.
 func (s *Subscription) Close() { s.cancel(s) }
@@ -89,9 +97,13 @@ func (b *LocalBus) Publish(e Event) {
 	var slow []*Subscription
 	b.mu.RLock()
 	for s := range b.subs {
+		// Counted before it is sent, so that Sent never trails what a
+		// receiver has already taken.
+		s.sent.Add(1)
 		select {
 		case s.ch <- e:
 		default:
+			s.sent.Add(^uint64(0))
 			slow = append(slow, s)
 		}
 	}

@@ -7,6 +7,24 @@ import (
 )
 
 func TestLocalBus(t *testing.T) {
+	t.Run("Sent", func(t *testing.T) {
+		// Sent counts what was put on C, taken or not; not what the bus
+		// could not deliver to a subscriber that fell behind.
+		b := presence.NewLocalBus()
+		s := b.Subscribe(2)
+		defer s.Close()
+		b.Publish(presence.Event{UserID: 1})
+		<-s.C
+		b.Publish(presence.Event{UserID: 2})
+		b.Publish(presence.Event{UserID: 3})
+		if got := s.Sent(); got != 3 {
+			t.Fatalf("Sent() = %d after 3 events, one taken; want 3", got)
+		}
+		b.Publish(presence.Event{UserID: 4}) // the buffer is full: dropped
+		if got := s.Sent(); got != 3 || !s.Dropped() {
+			t.Fatalf("Sent() = %d, Dropped() = %v after an overflow; want 3, true", got, s.Dropped())
+		}
+	})
 	t.Run("OK", func(t *testing.T) {
 		b := presence.NewLocalBus()
 		s1, s2 := b.Subscribe(1), b.Subscribe(1)

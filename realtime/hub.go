@@ -93,7 +93,7 @@ type Hub struct {
 	// fan-out reads, the log's head when the last finished pass began,
 	// and a channel closed when the running (or next) pass ends.
 	nEventSockets atomic.Int64
-	sub           atomic.Pointer[presence.Subscription]
+	sub           atomic.Pointer[busSub]
 	through       atomic.Uint64
 	passMu        sync.Mutex
 	passEnd       chan struct{}
@@ -108,6 +108,10 @@ type Hub struct {
 	events, closedByRequest atomic.Int64
 
 	devices devices // parsed User-Agents, shared by sockets (connections.go)
+
+	// beforeLog, when set (by tests), runs in the fan-out after it has
+	// taken an event and before the event is in the log.
+	beforeLog atomic.Pointer[func()]
 }
 
 // NewHub returns a hub whose sockets register with e. Each socket may send
@@ -121,10 +125,19 @@ func NewHub(e *presence.Engine, log *slog.Logger, rate float64, burst int, conns
 	go h.writer()
 	// Subscribed before any socket can be accepted, so none misses the
 	// events of its own arrival.
-	sub := e.Bus().Subscribe(busBuffer)
+	sub := &busSub{Subscription: e.Bus().Subscribe(busBuffer)}
 	h.sub.Store(sub)
 	go h.fanOut(sub)
 	return h
+}
+
+// busSub is the hub's subscription to the engine's bus, with how many of
+// its events the fan-out has put in the log: Sent minus logged is what
+// Settle must still wait for, whether queued on the subscription or
+// handed to the fan-out's goroutine before it ran.
+type busSub struct {
+	*presence.Subscription
+	logged atomic.Uint64
 }
 
 // SetWriteWait sets how long a write to a peer may block before the
@@ -148,7 +161,7 @@ const busBuffer = 4096
 
 // fanOut frames each status event once, adds it to the log and wakes the
 // writers. It never waits for a socket.
-func (h *Hub) fanOut(sub *presence.Subscription) {
+func (h *Hub) fanOut(sub *busSub) {
 	defer close(h.done)
 	defer func() { <-h.writerDone }()
 	for {
@@ -158,12 +171,20 @@ func (h *Hub) fanOut(sub *presence.Subscription) {
 				// Subscribe again first, then cut: a socket still open
 				// after the cut was registered after the new subscription
 				// and misses nothing.
-				sub = h.engine.Bus().Subscribe(busBuffer)
+				sub = &busSub{Subscription: h.engine.Bus().Subscribe(busBuffer)}
 				h.sub.Store(sub)
 				h.gap()
 				continue
 			}
-			h.log.add(ev.UserID, ev.Scope, wsFrame(opText, statusMessage(ev)))
+			f := wsFrame(opText, statusMessage(ev))
+			if hook := h.beforeLog.Load(); hook != nil {
+				(*hook)()
+			}
+			// Counted before the log's head moves: Settle, which reads the
+			// head first, may then miss the event for an instant, never
+			// count it twice (and wait for an event that is not coming).
+			sub.logged.Add(1)
+			h.log.add(ev.UserID, ev.Scope, f)
 			h.events.Add(1)
 			select {
 			case h.wake <- struct{}{}:

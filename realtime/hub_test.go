@@ -399,6 +399,36 @@ func TestHub_Settle(t *testing.T) {
 			t.Fatalf("status %v", st)
 		}
 	})
+	t.Run("Taken", func(t *testing.T) {
+		// An event the bus has handed to the fan-out, which has not put it
+		// in the log yet (its goroutine not yet run, held here), is waited
+		// for: the widget feed, woken by the same event, may run first.
+		s := startHub(t, 64)
+		c := s.dial(t, "id=1")
+		taken, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		hold := func() {
+			once.Do(func() {
+				close(taken)
+				<-release
+			})
+		}
+		s.hub.beforeLog.Store(&hold)
+		s.bus.Publish(presence.Event{UserID: 9, Username: "u9", Online: true, Mode: presence.ModeOnline})
+		<-taken
+		done := settle(s.hub, nil, time.Hour)
+		select {
+		case <-done:
+			close(release)
+			t.Fatal("Settle returned while the fan-out held an event it had taken")
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(release)
+		within(t, done, 5*time.Second)
+		if st := c.statusOf(9); st["is_online"] != true {
+			t.Fatalf("status %v", st)
+		}
+	})
 	t.Run("Queued", func(t *testing.T) {
 		// Events still on the hub's bus subscription are waited for too.
 		s := startHub(t, 1<<16)

@@ -463,9 +463,8 @@ func (h *Hub) passed(head uint64) {
 // once. It also returns when stop is closed, when the hub is shut down,
 // or after about max (the caller's goroutine must then be scheduled). It
 // returns at once when no socket wants events. Events that come later are
-// not waited for. Neither is one the hub is framing at that instant,
-// taken from the bus but not yet in the log: the caller loses only the
-// head start.
+// not waited for. The events the hub holds include one the bus has
+// handed to the hub's fan-out goroutine before that goroutine ran.
 //
 // The widget feed calls it before each push. Both follow the same
 // change, and on a box with few CPUs the two fan-outs, run together, each
@@ -477,12 +476,19 @@ func (h *Hub) Settle(stop <-chan struct{}, max time.Duration) {
 	if h.nEventSockets.Load() == 0 {
 		return
 	}
-	// The head first: an event taken from the queue between the two reads
-	// is then counted at most once (undercounting it only loses its head
-	// start; counting it twice would wait for an event that may not come).
+	// The head first, then what the fan-out has logged, then what the bus
+	// has sent it: an event logged between the reads is then counted at
+	// most once (undercounting it only loses its head start; counting it
+	// twice would wait for an event that may not come). Sent, not len(C):
+	// an event the bus has handed to the fan-out's goroutine, which has
+	// not run yet, is in neither the log nor the channel's queue, and the
+	// widget feed, woken by the same event, often runs first.
 	target := h.log.head.Load()
 	if sub := h.sub.Load(); sub != nil {
-		target += uint64(len(sub.C)) // each is one entry of the log
+		logged := sub.logged.Load()
+		if d := int64(sub.Sent() - logged); d > 0 {
+			target += uint64(d) // each is one entry of the log
+		}
 	}
 	var timer *time.Timer
 	for {
