@@ -45,6 +45,8 @@ type cfReport struct {
 	FanoutWSArrival  stats
 	// FanoutWSRoundP99MS is each round's own p99 to all sockets.
 	FanoutWSRoundP99MS []float64
+	// FanoutRoundStartUnixNano is when each round began, as in report.
+	FanoutRoundStartUnixNano []int64
 }
 
 // cfClient is one subscriber.
@@ -237,6 +239,7 @@ func runCentrifugo(c config) error {
 			cl.left.Store(0)
 		}
 		begin := time.Now().UnixNano()
+		r.FanoutRoundStartUnixNano = append(r.FanoutRoundStartUnixNano, begin)
 		probe := &cfClient{}
 		if err := dial(probe, true, func(*wsConn, []byte, int64) {}); err != nil {
 			return fmt.Errorf("round %d: probe: %w", i, err)

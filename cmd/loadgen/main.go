@@ -161,7 +161,11 @@ type report struct {
 	// round is 1/rounds of the samples, so the p99 over all of them is
 	// set by the slowest round or two; this says whether one round was
 	// slow or all were.
-	FanoutWSRoundP99MS         []float64 `json:",omitempty"`
+	FanoutWSRoundP99MS []float64 `json:",omitempty"`
+	// FanoutRoundStartUnixNano is when each one-change round began (the
+	// probe's dial), on the wall clock: to line rounds up with a
+	// system-wide profile (perf record -k realtime) of the same run.
+	FanoutRoundStartUnixNano   []int64 `json:",omitempty"`
 	PingsPerSec                float64
 	Pong                       stats
 	PingPhaseDBTxPerSec        float64
@@ -410,6 +414,7 @@ func coordinate(c config) error {
 		}
 		time.Sleep(c.roundGap)
 		start := time.Now().UnixNano()
+		r.FanoutRoundStartUnixNano = append(r.FanoutRoundStartUnixNano, start)
 		probe, err := dialProbe(base, probeTok)
 		if err != nil {
 			return err

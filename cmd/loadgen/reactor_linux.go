@@ -33,10 +33,14 @@ type reactor struct {
 	conns map[uint64]source
 }
 
-// The worker has one reactor per CPU it may use, and gives connections
+// The worker has four reactors per CPU it may use, and gives connections
 // to them in turn: one reader alone reads serially, and on a box where the
 // server takes the other CPU the last socket of a round waits for all the
-// others' reads.
+// others' reads. With only one per CPU, a reactor whose thread the kernel
+// had put behind the server's work kept its sockets unread while the
+// other CPU sat idle (perf timelines, docs/PERFORMANCE.md, issue 16); with
+// several, Go's scheduler hands a waiting reactor to whichever CPU is
+// free.
 var reactors struct {
 	once sync.Once
 	all  []*reactor
@@ -48,7 +52,7 @@ var reactors struct {
 // them on first use.
 func pickReactor() (*reactor, error) {
 	reactors.once.Do(func() {
-		for i := range min(runtime.GOMAXPROCS(0), 256) { // a key's low byte says which
+		for i := range min(4*runtime.GOMAXPROCS(0), 256) { // a key's low byte says which
 			r, err := newReactor(i)
 			if err != nil {
 				reactors.err = err
