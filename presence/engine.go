@@ -536,11 +536,12 @@ func byName(keyA string, idA int64, keyB string, idB int64) int {
 // with thousands online the whole snapshot was most of what a change
 // allocated (docs/PERFORMANCE.md, issue 16).
 func (e *Engine) OnlineFirst(n int) ([]Status, int) {
+	n = max(n, 0)
 	if e.dir != nil {
 		all := e.Online()
 		return all[:min(n, len(all))], len(all)
 	}
-	first, total := e.firstVisible(max(n, 0))
+	first, total := e.firstVisible(n)
 	slices.SortFunc(first, func(a, b Status) int {
 		return byName(strings.ToLower(a.Username), a.UserID, strings.ToLower(b.Username), b.UserID)
 	})

@@ -276,6 +276,9 @@ func TestEngine_OnlineFirst(t *testing.T) {
 	if len(all) != len(names)-2 {
 		t.Fatalf("Online() has %d users, want %d", len(all), len(names)-2)
 	}
+	if first, total := f.engine.OnlineFirst(-1); len(first) != 0 || total != len(all) {
+		t.Fatalf("OnlineFirst(-1) = %d users, total %d; want none, %d", len(first), total, len(all))
+	}
 	for n := 0; n <= len(names)+1; n++ {
 		first, total := f.engine.OnlineFirst(n)
 		if total != len(all) {

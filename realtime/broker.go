@@ -632,8 +632,11 @@ func (o *connOut) write(bufs net.Buffers) error {
 
 func (o *connOut) tryWrite(bufs net.Buffers) (net.Buffers, error) {
 	n, err := tryWrite(o.raw, bufs)
-	if err != nil && !errors.Is(err, errWouldBlock) {
+	switch {
+	case err != nil && !errors.Is(err, errWouldBlock):
 		return bufs, err
+	case n == 0:
+		return bufs, nil // no copy: write takes it as is
 	}
 	return consumed(bufs, n), nil
 }

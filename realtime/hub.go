@@ -173,6 +173,7 @@ func (h *Hub) fanOut(sub *busSub) {
 				// and misses nothing.
 				sub = &busSub{Subscription: h.engine.Bus().Subscribe(busBuffer)}
 				h.sub.Store(sub)
+				h.wakeSettle() // it may be waiting for an event the old one never sent
 				h.gap()
 				continue
 			}

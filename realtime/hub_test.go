@@ -429,6 +429,30 @@ func TestHub_Settle(t *testing.T) {
 			t.Fatalf("status %v", st)
 		}
 	})
+	t.Run("Resubscribed", func(t *testing.T) {
+		// Events the bus counted on a subscription it then dropped will not
+		// all reach the log: once the hub has a new subscription, Settle
+		// stops waiting for them instead of running to its max.
+		s := startHub(t, 64)
+		s.dial(t, "id=1")
+		old := s.hub.sub.Load()
+		bus := presence.NewLocalBus()
+		stale := &busSub{Subscription: bus.Subscribe(8)}
+		defer stale.Close()
+		for i := range 3 {
+			bus.Publish(presence.Event{UserID: int64(20 + i), Username: "x", Online: true})
+		}
+		s.hub.sub.Store(stale) // 3 sent, none logged: Settle waits for them
+		done := settle(s.hub, nil, time.Hour)
+		select {
+		case <-done:
+			t.Fatal("Settle returned with events counted and none logged")
+		case <-time.After(100 * time.Millisecond):
+		}
+		s.hub.sub.Store(old)
+		s.hub.wakeSettle()
+		within(t, done, 5*time.Second)
+	})
 	t.Run("Queued", func(t *testing.T) {
 		// Events still on the hub's bus subscription are waited for too.
 		s := startHub(t, 1<<16)

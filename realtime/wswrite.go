@@ -450,6 +450,11 @@ func (h *Hub) writer() {
 // head, and wakes whoever Settle has waiting.
 func (h *Hub) passed(head uint64) {
 	h.through.Store(head)
+	h.wakeSettle()
+}
+
+// wakeSettle makes whoever Settle has waiting check again.
+func (h *Hub) wakeSettle() {
 	h.passMu.Lock()
 	close(h.passEnd)
 	h.passEnd = make(chan struct{})
@@ -484,7 +489,8 @@ func (h *Hub) Settle(stop <-chan struct{}, max time.Duration) {
 	// not run yet, is in neither the log nor the channel's queue, and the
 	// widget feed, woken by the same event, often runs first.
 	target := h.log.head.Load()
-	if sub := h.sub.Load(); sub != nil {
+	sub := h.sub.Load()
+	if sub != nil {
 		logged := sub.logged.Load()
 		if d := int64(sub.Sent() - logged); d > 0 {
 			target += uint64(d) // each is one entry of the log
@@ -495,7 +501,10 @@ func (h *Hub) Settle(stop <-chan struct{}, max time.Duration) {
 		h.passMu.Lock()
 		end := h.passEnd // taken before the check: a pass ending after it closes this one
 		h.passMu.Unlock()
-		if h.through.Load() >= target || h.nEventSockets.Load() == 0 {
+		// A new subscription means the bus dropped the old one (gap): its
+		// events will not all reach the log, and the sockets that wanted
+		// them are being cut.
+		if h.through.Load() >= target || h.nEventSockets.Load() == 0 || h.sub.Load() != sub {
 			return
 		}
 		if timer == nil {

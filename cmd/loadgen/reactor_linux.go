@@ -13,15 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reactor is the worker's one reader of every tab's connections (its
-// WebSocket and its widget stream): an epoll set, level-triggered, waited
-// on through Go's poller (the set is itself a readable descriptor), and
-// one goroutine that reads each ready socket once per report into one
-// buffer and parses it in place. A socket that still holds bytes after
-// the read is reported again. One goroutine for all, rather than one per
-// connection, also keeps the arrival order: a goroutine per connection
-// would queue the sockets' readers behind thousands of streams' readers
-// in Go's run queue.
+// reactor is one of the worker's readers of its tabs' connections (each
+// tab's WebSocket and widget stream): an epoll set, level-triggered,
+// waited on through Go's poller (the set is itself a readable
+// descriptor), and one goroutine that reads each ready socket once per
+// report into one buffer and parses it in place. A socket that still
+// holds bytes after the read is reported again. A few goroutines for
+// thousands of connections, rather than one per connection, which would
+// queue the sockets' readers behind thousands of streams' readers in Go's
+// run queue; within a reactor, sockets are read in the order they became
+// ready.
 type reactor struct {
 	epfd   int
 	waiter syscall.RawConn
