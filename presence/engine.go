@@ -516,9 +516,7 @@ func (e *Engine) snapshot(hidden bool) []Status {
 		}
 		e.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b Status) int {
-		return byName(strings.ToLower(a.Username), a.UserID, strings.ToLower(b.Username), b.UserID)
-	})
+	sortStatuses(out)
 	return out
 }
 
@@ -542,9 +540,7 @@ func (e *Engine) OnlineFirst(n int) ([]Status, int) {
 		return all[:min(n, len(all))], len(all)
 	}
 	first, total := e.firstVisible(n)
-	slices.SortFunc(first, func(a, b Status) int {
-		return byName(strings.ToLower(a.Username), a.UserID, strings.ToLower(b.Username), b.UserID)
-	})
+	sortStatuses(first)
 	return first, total
 }
 

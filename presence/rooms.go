@@ -3,6 +3,7 @@ package presence
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -399,13 +400,10 @@ func (e *Engine) LocalRoomMembers() []RoomEvent {
 	return out
 }
 
-// sortStatuses orders by username (case-insensitive), then id.
+// sortStatuses orders by username (case-insensitive), then id: the
+// order of Online.
 func sortStatuses(out []Status) {
-	sort.Slice(out, func(i, j int) bool {
-		a, b := strings.ToLower(out[i].Username), strings.ToLower(out[j].Username)
-		if a != b {
-			return a < b
-		}
-		return out[i].UserID < out[j].UserID
+	slices.SortFunc(out, func(a, b Status) int {
+		return byName(strings.ToLower(a.Username), a.UserID, strings.ToLower(b.Username), b.UserID)
 	})
 }
