@@ -159,7 +159,10 @@ type subscriber struct {
 	queued int  // bytes in queue
 	resync bool // dropped events: send the snapshot next
 
-	wrote atomic.Int64 // the broker's clock (unix ns) at its last write that went through
+	// wrote is the broker's clock (unix ns) when the stream's last write
+	// began. It is stamped before the write, so that a keep-alive round
+	// never sees a stream whose bytes a client already holds as idle.
+	wrote atomic.Int64
 }
 
 // NewBroker returns a broker. Caller must call Shutdown.
@@ -205,8 +208,10 @@ func (b *Broker) armKeepAlive() {
 	})
 }
 
-// keepAlive queues a keep-alive for every stream whose last write went
-// through before idleSince (unix ns on the broker's clock).
+// keepAlive queues a keep-alive for every stream whose last write began
+// before idleSince (unix ns on the broker's clock). A write that began
+// since is done by now or ends the stream at its write timeout, which is
+// (2 s in the server) far shorter than KeepAlive (15 s).
 func (b *Broker) keepAlive(idleSince int64) {
 	limit := b.sharedLimit()
 	b.mu.Lock()
@@ -683,10 +688,10 @@ func (o *handlerOut) finish() {
 func (b *Broker) stream(ctx context.Context, s *subscriber, o out, first []byte) {
 	stop := context.AfterFunc(ctx, o.abort) // a blocked write ends with the stream
 	defer stop()
+	s.wrote.Store(b.cfg.Clock.Now().UnixNano())
 	if !b.write(ctx, o, net.Buffers{first}) {
 		return
 	}
-	s.wrote.Store(b.cfg.Clock.Now().UnixNano())
 	var bufs net.Buffers // reused: a push allocates nothing for its batch
 	for {
 		select {
@@ -698,12 +703,12 @@ func (b *Broker) stream(ctx context.Context, s *subscriber, o out, first []byte)
 		if len(bufs) == 0 {
 			continue
 		}
+		s.wrote.Store(b.cfg.Clock.Now().UnixNano())
 		ok := b.write(ctx, o, bufs)
 		clear(bufs) // hold no frame until the next push
 		if !ok {
 			return
 		}
-		s.wrote.Store(b.cfg.Clock.Now().UnixNano())
 	}
 }
 
