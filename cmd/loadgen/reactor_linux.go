@@ -129,20 +129,29 @@ func stopReading(key *atomic.Uint64, raw syscall.RawConn) {
 
 func (r *reactor) run() {
 	events := make([]unix.EpollEvent, 512)
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, 128)
+	rd := newStampedReader(64 << 10)
 	ready := make([]source, 0, len(events))
+	// The wait and the read are closures made once: made per call, each
+	// would allocate with the variables it sets.
+	var (
+		n, got     int
+		stamp      int64
+		werr, rerr error
+	)
+	wait := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		if werr == unix.EINTR {
+			n, werr = 0, nil
+			return true
+		}
+		return n > 0 || werr != nil
+	}
+	read := func(fd uintptr) bool {
+		got, stamp, rerr = rd.recv(int(fd))
+		return true // never wait here: the epoll set says when
+	}
 	for {
-		var n int
-		var werr error
-		err := r.waiter.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			if werr == unix.EINTR {
-				n, werr = 0, nil
-				return true
-			}
-			return n > 0 || werr != nil
-		})
+		err := r.waiter.Read(wait)
 		if err == nil {
 			err = werr
 		}
@@ -158,13 +167,7 @@ func (r *reactor) run() {
 		}
 		r.mu.Unlock()
 		for _, s := range ready {
-			var got int
-			var stamp int64
-			var rerr error
-			err := s.rawConn().Read(func(fd uintptr) bool {
-				got, stamp, rerr = recvStamped(int(fd), buf, oob)
-				return true // never wait here: the epoll set says when
-			})
+			err := s.rawConn().Read(read)
 			if err == nil && rerr == unix.EAGAIN {
 				continue // taken already
 			}
@@ -177,7 +180,7 @@ func (r *reactor) run() {
 			if err == nil {
 				// Stamped per read, never per batch: a batch of 512
 				// reads takes a millisecond or more.
-				err = s.ingest(buf[:got], time.Now().UnixNano(), stamp)
+				err = s.ingest(rd.buf[:got], time.Now().UnixNano(), stamp)
 			}
 			if err != nil {
 				s.end()
