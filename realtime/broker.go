@@ -210,8 +210,9 @@ func (b *Broker) armKeepAlive() {
 
 // keepAlive queues a keep-alive for every stream whose last write began
 // before idleSince (unix ns on the broker's clock). A write that began
-// since is done by now or ends the stream at its write timeout, which is
-// (2 s in the server) far shorter than KeepAlive (15 s).
+// since has not been late for a keep-alive yet; if it is still blocked at
+// a round more than half an interval after it began, that round queues one
+// behind it.
 func (b *Broker) keepAlive(idleSince int64) {
 	limit := b.sharedLimit()
 	b.mu.Lock()
