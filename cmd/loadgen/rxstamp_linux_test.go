@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection; the
-// receiving end is stamped and its raw connection returned.
-func tcpPair(t *testing.T) (send net.Conn, recv *net.TCPConn, raw syscall.RawConn) {
+// tcpPair returns the sending end of a loopback TCP connection and the
+// raw connection of its receiving end, which asks for receive stamps.
+func tcpPair(t *testing.T) (send net.Conn, raw syscall.RawConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,19 +36,18 @@ func tcpPair(t *testing.T) (send net.Conn, recv *net.TCPConn, raw syscall.RawCon
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { c.Close(); send.Close() })
-	recv = c.(*net.TCPConn)
-	raw, err = recv.SyscallConn()
+	raw, err = c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
 	enableRxStamps(raw)
-	return send, recv, raw
+	return send, raw
 }
 
 // TestStampedReader: a read returns the bytes and the kernel's receive
 // stamp, says EAGAIN when nothing waits, and allocates nothing.
 func TestStampedReader(t *testing.T) {
-	send, _, raw := tcpPair(t)
+	send, raw := tcpPair(t)
 	rd := newStampedReader(4096)
 	recv := func() (n int, stamp int64, err error) {
 		raw.Read(func(fd uintptr) bool {
